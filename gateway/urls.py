@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from .demo import api, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("profile/", views.profile, name="profile"),
+    path("files/", views.files, name="files"),
+    path("files/<uuid:file_id>/delete/", views.delete_file, name="delete-file"),
+    path("api/files/", api.files, name="api-files"),
+    path("api/files/<uuid:file_id>/", api.file_detail, name="api-file"),
+    path("admin/", admin.site.urls),
+    # Must match PROTECTED_MEDIA_URL (system check protected_media.E008).
+    path("media/", include("protected_media.urls")),
+]

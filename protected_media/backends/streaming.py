@@ -1,0 +1,121 @@
+"""The Python fallback: streams the file with aiofiles, for development and for
+sites without nginx. Answers HEAD, one byte range (206/416) and conditional
+requests (304) the way nginx does, so both paths look alike to a client.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
+from django.utils.http import http_date, parse_http_date_safe
+
+from ..headers import CACHE_CONTROL
+
+CHUNK_SIZE = 512 * 1024
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+async def asendfile(
+    request: HttpRequest, path: Path, *, headers: dict[str, str]
+) -> HttpResponse | StreamingHttpResponse | None:
+    """The response for ``path``, or None when there is no such regular file."""
+    try:
+        info = await aiofiles.os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    size = info.st_size
+    # nginx's own validators, so a client that switches path keeps its cache.
+    etag = f'"{int(info.st_mtime):x}-{size:x}"'
+    last_modified = http_date(info.st_mtime)
+    validators = {"ETag": etag, "Last-Modified": last_modified}
+
+    if not_modified(request, etag=etag, mtime=int(info.st_mtime)):
+        return HttpResponseNotModified(
+            headers={**validators, CACHE_CONTROL: headers[CACHE_CONTROL]}
+        )
+
+    span = None
+    if _range_applies(request, etag, last_modified):
+        span = byte_range(request.headers.get("Range"), size)
+    if span == "unsatisfiable":
+        return HttpResponse(
+            status=416,
+            headers={"Content-Range": f"bytes */{size}", CACHE_CONTROL: headers[CACHE_CONTROL]},
+        )
+
+    start, length = span if isinstance(span, tuple) else (0, size)
+    response_headers = {
+        **headers,
+        **validators,
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(length),
+    }
+    if span:
+        response_headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
+    body = _aread(path, start, length) if request.method != "HEAD" else _empty()
+    return StreamingHttpResponse(body, status=206 if span else 200, headers=response_headers)
+
+
+def not_modified(request: HttpRequest, *, etag: str, mtime: int) -> bool:
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+        return "*" in tags or etag in tags
+    since = parse_http_date_safe(request.headers.get("If-Modified-Since") or "")
+    # nginx's default (if_modified_since exact): only an equal date matches.
+    return since is not None and since == mtime
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """(start, length) for one satisfiable range, "unsatisfiable", or None for
+    the whole file. Several ranges are answered with the whole file, as nginx
+    does with ``max_ranges 1``."""
+    if not header or "," in header:
+        return None
+    match = _RANGE_RE.fullmatch(header.strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return None
+    else:
+        suffix = int(last)
+        if suffix == 0:
+            return "unsatisfiable"
+        start, end = max(size - suffix, 0), size - 1
+    if start >= size:
+        return "unsatisfiable"
+    return start, end - start + 1
+
+
+def _range_applies(request: HttpRequest, etag: str, last_modified: str) -> bool:
+    if_range = request.headers.get("If-Range")
+    return if_range is None or if_range.strip() in (etag, last_modified)
+
+
+async def _aread(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    async with aiofiles.open(path, "rb") as handle:
+        await handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = await handle.read(min(CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator

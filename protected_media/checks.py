@@ -1,0 +1,169 @@
+"""System checks: misconfigurations caught before a request finds them.
+
+Each id is stable and documented in the README; each has a test.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register as register_check
+from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
+
+from .conf import NGINX_BACKEND, STREAMING_BACKEND, SUPPORTED_BACKENDS, conf
+
+# A URL prefix that is safe to paste into an nginx location: slashes at both
+# ends, nothing nginx would read as syntax.
+_PREFIX_RE = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
+_CONFIG_UNSAFE = re.compile(r"[\s;{}\"'$\\#]")
+
+
+def register() -> None:
+    for check in (check_storage, check_urls, check_access, check_fallback):
+        register_check(check, Tags.security)
+
+
+def check_storage(**kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    root = conf.root
+    if root is None:
+        return [
+            Error(
+                "SENDFILE_ROOT is not set.",
+                hint="Set SENDFILE_ROOT to a folder outside STATIC_ROOT and MEDIA_ROOT "
+                "that only the app and nginx can read.",
+                id="protected_media.E001",
+            )
+        ]
+    if not root.is_absolute() or _CONFIG_UNSAFE.search(str(root)):
+        errors.append(
+            Error(
+                "SENDFILE_ROOT must be an absolute path without spaces or quotes.",
+                hint="It is written into the nginx config as an alias.",
+                id="protected_media.E002",
+            )
+        )
+    for setting in ("STATIC_ROOT", "MEDIA_ROOT"):
+        public = getattr(settings, setting, None)
+        if public and _overlaps(root, Path(public)):
+            errors.append(
+                Error(
+                    f"SENDFILE_ROOT and {setting} overlap: private files would be public.",
+                    hint=f"Move SENDFILE_ROOT out of {setting} (and {setting} out of it).",
+                    id="protected_media.E003",
+                )
+            )
+    return errors
+
+
+def check_urls(**kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    media_url, internal_url = conf.url, conf.internal_url
+    if not _PREFIX_RE.fullmatch(media_url) or media_url == "/":
+        errors.append(
+            Error(
+                f"PROTECTED_MEDIA_URL {media_url!r} must be a path with a slash at both ends.",
+                id="protected_media.E004",
+            )
+        )
+    if internal_url is None or not _PREFIX_RE.fullmatch(internal_url) or internal_url == "/":
+        errors.append(
+            Error(
+                "SENDFILE_URL must be the internal nginx prefix, with a slash at both ends.",
+                hint="For example '/_protected/'. A missing trailing slash lets "
+                "'/_protected../' escape the alias in nginx.",
+                id="protected_media.E005",
+            )
+        )
+    else:
+        public_prefixes = {"PROTECTED_MEDIA_URL": media_url}
+        if getattr(settings, "STATIC_URL", None):
+            public_prefixes["STATIC_URL"] = str(settings.STATIC_URL)
+        for setting, prefix in public_prefixes.items():
+            if prefix.startswith(internal_url) or internal_url.startswith(prefix):
+                errors.append(
+                    Error(
+                        f"SENDFILE_URL and {setting} overlap.",
+                        hint="The internal prefix must be a location of its own.",
+                        id="protected_media.E006",
+                    )
+                )
+    try:
+        mounted = reverse("protected_media:serve", kwargs={"key": "k"})
+    except NoReverseMatch:
+        errors.append(
+            Error(
+                "The gateway view is not in the URLconf.",
+                hint=f"Add path({media_url.lstrip('/')!r}, include('protected_media.urls')).",
+                id="protected_media.E007",
+            )
+        )
+    else:
+        if mounted != f"{media_url}k":
+            errors.append(
+                Error(
+                    f"protected_media.urls is mounted at {mounted[:-1]!r}, "
+                    f"not at PROTECTED_MEDIA_URL {media_url!r}.",
+                    hint="File URLs and the nginx config use PROTECTED_MEDIA_URL.",
+                    id="protected_media.E008",
+                )
+            )
+    return errors
+
+
+def check_access(**kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    if conf.anonymous not in ("login", "not_found"):
+        errors.append(
+            Error(
+                "PROTECTED_MEDIA_ANONYMOUS must be 'login' or 'not_found'.",
+                id="protected_media.E009",
+            )
+        )
+    if conf.policy:
+        try:
+            policy = import_string(conf.policy)
+        except ImportError:
+            policy = None
+        if policy is None or not inspect.iscoroutinefunction(policy):
+            errors.append(
+                Error(
+                    f"PROTECTED_MEDIA_POLICY {conf.policy!r} is not an importable async function.",
+                    hint="It is called as `await policy(user, obj, record)` and returns a bool.",
+                    id="protected_media.E011",
+                )
+            )
+    return errors
+
+
+def check_fallback(**kwargs: Any) -> list[CheckMessage]:
+    backend = conf.backend
+    if backend not in SUPPORTED_BACKENDS:
+        return [
+            Error(
+                f"SENDFILE_BACKEND {backend!r} is not supported by protected_media.",
+                hint=f"Use {NGINX_BACKEND!r} in production or {STREAMING_BACKEND!r} "
+                "without nginx. sendfile2's simple and development backends read the "
+                "whole file into memory under ASGI.",
+                id="protected_media.E012",
+            )
+        ]
+    if backend == STREAMING_BACKEND and not settings.DEBUG:
+        return [
+            Warning(
+                "Private files are streamed by Python with DEBUG off.",
+                hint=f"Put nginx in front and set SENDFILE_BACKEND = {NGINX_BACKEND!r}.",
+                id="protected_media.W001",
+            )
+        ]
+    return []
+
+
+def _overlaps(first: Path, second: Path) -> bool:
+    first, second = first.resolve(), second.resolve()
+    return first == second or first.is_relative_to(second) or second.is_relative_to(first)

@@ -1,0 +1,78 @@
+"""Lazy, typed settings: every property reads django.conf.settings on access.
+
+Nothing is read at import time, so ``override_settings`` works everywhere.
+The private root and the internal prefix are django-sendfile2's own settings
+(``SENDFILE_ROOT``, ``SENDFILE_URL``), so the two libraries cannot disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from django.conf import settings as django_settings
+
+NGINX_BACKEND = "django_sendfile.backends.nginx"
+STREAMING_BACKEND = "protected_media.backends.streaming"
+SUPPORTED_BACKENDS = (NGINX_BACKEND, STREAMING_BACKEND)
+
+# Raster images and plain text are the only types a browser may render inline
+# in our origin; everything else is an attachment (security rule 5).
+DEFAULT_INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "text/plain")
+DEFAULT_ALLOWED_TYPES = (*DEFAULT_INLINE_TYPES, "application/pdf")
+
+AnonymousAnswer = Literal["login", "not_found"]
+
+
+class Settings:
+    @property
+    def root(self) -> Path | None:
+        value = getattr(django_settings, "SENDFILE_ROOT", None)
+        return Path(value) if value else None
+
+    @property
+    def internal_url(self) -> str | None:
+        return getattr(django_settings, "SENDFILE_URL", None)
+
+    @property
+    def backend(self) -> str:
+        return getattr(django_settings, "SENDFILE_BACKEND", None) or NGINX_BACKEND
+
+    @property
+    def url(self) -> str:
+        return getattr(django_settings, "PROTECTED_MEDIA_URL", "/media/")
+
+    @property
+    def anonymous(self) -> AnonymousAnswer:
+        return getattr(django_settings, "PROTECTED_MEDIA_ANONYMOUS", "login")
+
+    @property
+    def allow_staff(self) -> bool:
+        return bool(getattr(django_settings, "PROTECTED_MEDIA_ALLOW_STAFF", False))
+
+    @property
+    def policy(self) -> str | None:
+        return getattr(django_settings, "PROTECTED_MEDIA_POLICY", None)
+
+    @property
+    def max_upload_size(self) -> int:
+        return int(getattr(django_settings, "PROTECTED_MEDIA_MAX_UPLOAD_SIZE", 10 * 1024 * 1024))
+
+    @property
+    def max_image_pixels(self) -> int:
+        return int(getattr(django_settings, "PROTECTED_MEDIA_MAX_IMAGE_PIXELS", 40_000_000))
+
+    @property
+    def allowed_types(self) -> tuple[str, ...]:
+        return tuple(getattr(django_settings, "PROTECTED_MEDIA_ALLOWED_TYPES", DEFAULT_ALLOWED_TYPES))
+
+    @property
+    def inline_types(self) -> tuple[str, ...]:
+        return tuple(getattr(django_settings, "PROTECTED_MEDIA_INLINE_TYPES", DEFAULT_INLINE_TYPES))
+
+    @property
+    def cache_control(self) -> str:
+        return getattr(django_settings, "PROTECTED_MEDIA_CACHE_CONTROL", "private, no-store")
+
+
+conf = Settings()

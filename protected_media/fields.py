@@ -1,0 +1,256 @@
+"""Model fields whose files live in the private store and are served by the gateway.
+
+Saving a file inspects its bytes, stores it under a server-generated name
+(``<upload_to>/<128-bit key><extension>``) and writes a ``StoredFile`` record
+with the original name, size and detected type. The record is what the
+gateway looks up; the owning row (found through ``source``) is what the
+policy judges.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.core import checks
+from django.core.files.base import ContentFile
+from django.db import models, router, transaction
+from django.db.models.fields.files import FieldFile, ImageFieldFile
+from django.db.models.signals import post_delete, post_init
+
+from .conf import conf
+from .inspection import IMAGE_FORMATS, Inspected, UploadRefused, inspect_upload
+from .keys import new_key
+from .names import sanitize_original_name, stored_name
+from .storage import protected_storage
+
+if TYPE_CHECKING:
+    from .models import StoredFile
+
+_INITIAL_NAMES = "_protected_media_initial_names"
+_INSPECTION = "_protected_media_inspection"
+
+
+class ProtectedFieldFileMixin:
+    field: ProtectedFileField
+    instance: models.Model
+    name: str | None
+    storage: Any
+    _committed: bool
+
+    def save(self, name: str, content: Any, save: bool = True) -> None:
+        from .models import StoredFile
+
+        inspected = inspect_for_field(content, self.field)
+        key = new_key()
+        folder = posixpath.dirname(self.field.generate_filename(self.instance, key))
+        target = stored_name(folder=folder, key=key, extension=inspected.extension)
+        data = ContentFile(inspected.replacement) if inspected.replacement is not None else content
+        self.name = self.storage.save(target, data, max_length=self.field.max_length)
+        try:
+            StoredFile.objects.using(self._db).create(
+                key=key,
+                name=self.name,
+                source=self.field.source_label,
+                original_name=sanitize_original_name(name or ""),
+                size=inspected.size,
+                content_type=inspected.content_type,
+            )
+        except BaseException:
+            self.storage.delete(self.name)
+            raise
+        setattr(self.instance, self.field.attname, self.name)
+        self._committed = True
+        self.__dict__.pop("record", None)
+        if save:
+            self.instance.save()
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    @property
+    def _db(self) -> str:
+        return router.db_for_write(type(self.instance), instance=self.instance)
+
+    @property
+    def record(self) -> StoredFile | None:
+        """The metadata row of this file (cached on the FieldFile)."""
+        from .models import StoredFile
+
+        if "record" not in self.__dict__:
+            self.__dict__["record"] = (
+                StoredFile.objects.filter(name=self.name).first() if self.name else None
+            )
+        return self.__dict__["record"]  # type: ignore[no-any-return]
+
+
+class ProtectedFieldFile(ProtectedFieldFileMixin, FieldFile):
+    pass
+
+
+class ProtectedImageFieldFile(ProtectedFieldFileMixin, ImageFieldFile):
+    pass
+
+
+class ProtectedFieldMixin:
+    """Shared by both fields: owner, storage, record bookkeeping and deletion."""
+
+    name: str
+    model: type[models.Model]
+    attname: str
+    allowed_types: tuple[str, ...] | None
+    form_class: type[forms.FileField]
+
+    def _init_protected(self, kwargs: dict[str, Any], owner_field: str | None) -> None:
+        self.owner_field = owner_field
+        kwargs.setdefault("storage", protected_storage)
+        kwargs.setdefault("max_length", 255)
+        kwargs.setdefault("db_index", True)
+
+    @property
+    def source_label(self) -> str:
+        return f"{self.model._meta.label_lower}.{self.name}"
+
+    @property
+    def owner_attname(self) -> str | None:
+        if self.owner_field is None:
+            return None
+        return self.model._meta.get_field(self.owner_field).attname  # type: ignore[union-attr]
+
+    def _remember_name(self, instance: models.Model, **kwargs: Any) -> None:
+        value = instance.__dict__.get(self.attname)
+        # Only a name loaded from the database counts; a File handed to the
+        # constructor is a new upload, not a file to replace.
+        names = instance.__dict__.setdefault(_INITIAL_NAMES, {})
+        names[self.attname] = value if isinstance(value, str) else None
+
+    def _delete_after_row(self, instance: models.Model, using: str, **kwargs: Any) -> None:
+        name = getattr(instance, self.attname).name
+        if name:
+            forget_file(name, using=using)
+
+    def _replace_old_file(self, instance: models.Model, new_name: str | None) -> None:
+        old_name = instance.__dict__.get(_INITIAL_NAMES, {}).get(self.attname)
+        if old_name and old_name != new_name:
+            forget_file(old_name, using=router.db_for_write(type(instance), instance=instance))
+        instance.__dict__.setdefault(_INITIAL_NAMES, {})[self.attname] = new_name
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()  # type: ignore[misc]
+        if kwargs.get("storage") is protected_storage:
+            del kwargs["storage"]
+        if self.owner_field is not None:
+            kwargs["owner_field"] = self.owner_field
+        if self.allowed_types:
+            kwargs["allowed_types"] = self.allowed_types
+        return name, path, args, kwargs
+
+    def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:
+        super().contribute_to_class(cls, name, **kwargs)  # type: ignore[misc]
+        if cls._meta.abstract:
+            return
+        post_init.connect(self._remember_name, sender=cls, weak=False)
+        post_delete.connect(self._delete_after_row, sender=cls, weak=False)
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        file = super().pre_save(model_instance, add)  # type: ignore[misc]
+        self._replace_old_file(model_instance, file.name if file else None)
+        return file
+
+    def formfield(self, **kwargs: Any) -> Any:
+        # Refusals surface as form errors instead of failing inside model.save().
+        return super().formfield(  # type: ignore[misc]
+            **{"form_class": _inspecting_form_field(self.form_class, self), **kwargs}
+        )
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        return [*super().check(**kwargs), *self._check_owner_field()]  # type: ignore[misc]
+
+    def _check_owner_field(self) -> list[checks.CheckMessage]:
+        if self.owner_field is None:
+            return []
+        try:
+            target = self.model._meta.get_field(self.owner_field)
+        except Exception:
+            target = None
+        if target is None or not getattr(target, "many_to_one", False) and not getattr(
+            target, "one_to_one", False
+        ):
+            return [
+                checks.Error(
+                    f"owner_field={self.owner_field!r} must name a ForeignKey or OneToOneField "
+                    f"of {self.model._meta.label} pointing at the user model.",
+                    obj=self,
+                    id="protected_media.E010",
+                )
+            ]
+        return []
+
+
+def inspect_for_field(upload: Any, field: ProtectedFieldMixin) -> Inspected:
+    """Inspect once: a form's clean() and the later save share the result."""
+    cached = getattr(upload, _INSPECTION, None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    inspected = inspect_upload(
+        upload,
+        allowed_types=field.allowed_types or conf.allowed_types,
+        max_size=conf.max_upload_size,
+        max_image_pixels=conf.max_image_pixels,
+    )
+    setattr(upload, _INSPECTION, inspected)
+    return inspected
+
+
+def _inspecting_form_field(base: type[forms.FileField], field: ProtectedFieldMixin) -> type:
+    class InspectingFileField(base):  # type: ignore[valid-type,misc]
+        def clean(self, data: Any, initial: Any = None) -> Any:
+            value = super().clean(data, initial)
+            if value and value is not initial and not getattr(value, "_committed", False):
+                try:
+                    inspect_for_field(value, field)
+                except UploadRefused as refusal:
+                    raise forms.ValidationError(refusal.message, code=refusal.reason) from None
+            return value
+
+    return InspectingFileField
+
+
+def forget_file(name: str, *, using: str) -> None:
+    """Drop the record now and the file once the transaction commits (rule 9)."""
+    from .models import StoredFile
+
+    StoredFile.objects.using(using).filter(name=name).delete()
+    transaction.on_commit(lambda: protected_storage.delete(name), using=using)
+
+
+class ProtectedFileField(ProtectedFieldMixin, models.FileField):
+    attr_class = ProtectedFieldFile
+    form_class = forms.FileField
+
+    def __init__(
+        self,
+        *args: Any,
+        owner_field: str | None = None,
+        allowed_types: tuple[str, ...] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.allowed_types = tuple(allowed_types) if allowed_types else None
+        self._init_protected(kwargs, owner_field)
+        super().__init__(*args, **kwargs)
+
+
+class ProtectedImageField(ProtectedFieldMixin, models.ImageField):
+    attr_class = ProtectedImageFieldFile
+    form_class = forms.ImageField
+
+    def __init__(self, *args: Any, owner_field: str | None = None, **kwargs: Any) -> None:
+        # An image field takes images only, whatever else the site allows.
+        self.allowed_types = tuple(IMAGE_FORMATS)
+        self._init_protected(kwargs, owner_field)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("allowed_types", None)
+        return name, path, args, kwargs

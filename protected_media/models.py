@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .fields import ProtectedFileField
+from .keys import KEY_LENGTH
+
+
+class StoredFile(models.Model):
+    """The record of one private file: what the gateway looks up by key.
+
+    ``source`` names the model field that holds the file
+    (``app_label.model_name.field_name``); the row of that model holding
+    ``name`` is the object the access policy judges.
+    """
+
+    key = models.CharField(primary_key=True, max_length=KEY_LENGTH, editable=False)
+    name = models.CharField(max_length=255, unique=True)
+    source = models.CharField(max_length=255)
+    original_name = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    content_type = models.CharField(max_length=100)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("stored file")
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class ProtectedFile(models.Model):
+    """A ready-made private upload for sites that need no model of their own."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="protected_files"
+    )
+    file = ProtectedFileField(upload_to="files/", owner_field="owner")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = _("protected file")
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    @property
+    def record(self) -> StoredFile | None:
+        return self.file.record  # type: ignore[no-any-return]
+
+    @property
+    def original_name(self) -> str:
+        return self.record.original_name if self.record else ""
+
+    @property
+    def size(self) -> int:
+        return self.record.size if self.record else 0
+
+    @property
+    def content_type(self) -> str:
+        return self.record.content_type if self.record else ""
+
+
+def prefetch_records(instances: list[Any], field_name: str = "file") -> list[Any]:
+    """Load the records of many rows' files in one query (for listings)."""
+    files = [getattr(instance, field_name) for instance in instances]
+    records = StoredFile.objects.in_bulk([f.name for f in files if f.name], field_name="name")
+    for file in files:
+        file.__dict__["record"] = records.get(file.name)
+    return instances

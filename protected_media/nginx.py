@@ -1,0 +1,150 @@
+"""Render the nginx config from Django's settings: one source of truth (pure).
+
+``render_site`` gives the part that goes in ``/etc/nginx/sites-enabled/``
+(http context); ``render_standalone`` wraps it in a complete nginx.conf that
+keeps every file it writes under one folder, for a local stack.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Hashed names written by ManifestStaticFilesStorage: "app.3f2a9c1b7e4d.css".
+HASHED_STATIC_RE = r"\.[0-9a-f]{12}\.[^/.]+$"
+# Headers nginx adds to every private file (security rule 5). nginx keeps only
+# six upstream headers on the redirect, so these must come from nginx itself.
+MEDIA_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", "default-src 'none'; sandbox"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+)
+# What an upstream other than the gateway location may not make nginx do.
+ACCEL_HEADERS = (
+    "X-Accel-Redirect",
+    "X-Accel-Expires",
+    "X-Accel-Limit-Rate",
+    "X-Accel-Buffering",
+    "X-Accel-Charset",
+)
+_UNSAFE = re.compile(r"[\s;{}\"'$\\#]")
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    listen: str
+    upstream: str
+    server_name: str
+    static_url: str
+    static_root: str
+    media_url: str
+    internal_url: str
+    private_root: str
+    max_body_size: int
+
+
+def render_site(site: SiteConfig) -> str:
+    for name, value in vars(site).items():
+        if isinstance(value, str) and (not value or _UNSAFE.search(value)):
+            raise ValueError(f"{name} {value!r} cannot be written into an nginx config")
+    # Trailing slash on both the location and the alias: "/_protected" with
+    # "/srv/private/" would let "/_protected../x" read the folder above.
+    static_root = site.static_root.rstrip("/") + "/"
+    private_root = site.private_root.rstrip("/") + "/"
+    media_headers = "\n".join(
+        f'        add_header {name} "{value}" always;' for name, value in MEDIA_SECURITY_HEADERS
+    )
+    ignore_accel = " ".join(ACCEL_HEADERS)
+    return f"""\
+# Rendered by `manage.py render_nginx` from the Django settings; do not edit.
+upstream protected_media_app {{
+    server {site.upstream};
+    keepalive 32;
+}}
+
+map $uri $protected_media_static_cache {{
+    "~{HASHED_STATIC_RE}" "public, max-age=31536000, immutable";
+    default "public, max-age=3600";
+}}
+
+server {{
+    listen {site.listen};
+    server_name {site.server_name};
+    server_tokens off;
+
+    # The upload limit (PROTECTED_MEDIA_MAX_UPLOAD_SIZE) plus room for the
+    # multipart framing; Django checks the exact limit again.
+    client_max_body_size {site.max_body_size + 64 * 1024};
+    client_body_timeout 15s;
+    client_header_timeout 15s;
+
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Forwarded-For $remote_addr;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_redirect off;
+
+    # Static files: straight from disk, no Python.
+    location ^~ {site.static_url} {{
+        alias {static_root};
+        add_header Cache-Control $protected_media_static_cache always;
+        add_header X-Content-Type-Options "nosniff" always;
+    }}
+
+    # Every media request goes through the permission check; only this
+    # location may answer with X-Accel-Redirect.
+    location ^~ {site.media_url} {{
+        client_max_body_size 1k;
+        proxy_pass http://protected_media_app;
+    }}
+
+    # The private files. `internal`: a client asking for it directly gets 404.
+    location ^~ {site.internal_url} {{
+        internal;
+        alias {private_root};
+        disable_symlinks on from={site.private_root.rstrip("/")};
+        max_ranges 1;
+{media_headers}
+    }}
+
+    location / {{
+        proxy_ignore_headers {ignore_accel};
+        proxy_pass http://protected_media_app;
+    }}
+}}
+"""
+
+
+def render_standalone(site_config: str, *, state_dir: str, user: str | None) -> str:
+    """A complete nginx.conf for a stack that keeps its files under ``state_dir``."""
+    if _UNSAFE.search(state_dir):
+        raise ValueError(f"state_dir {state_dir!r} cannot be written into an nginx config")
+    user_line = f"user {user};\n" if user else ""
+    temp = "\n".join(
+        f"    {kind}_temp_path {state_dir}/tmp/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""\
+# Rendered by `manage.py render_nginx --standalone`; do not edit.
+{user_line}worker_processes auto;
+daemon off;
+pid {state_dir}/nginx.pid;
+error_log {state_dir}/error.log warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {state_dir}/access.log;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+{temp}
+
+{site_config}}}
+"""

@@ -1,0 +1,66 @@
+"""The private file store: outside every public root, atomic writes, gateway URLs."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import FileSystemStorage
+from django.utils.deconstruct import deconstructible
+
+from .conf import conf
+from .keys import is_key
+
+
+@deconstructible(path="protected_media.storage.ProtectedStorage")
+class ProtectedStorage(FileSystemStorage):
+    """Files under ``SENDFILE_ROOT``, whose URLs go through the gateway view.
+
+    The location is read on every access (not cached as in FileSystemStorage),
+    so a settings change is seen at once.
+    """
+
+    @property  # type: ignore[override]
+    def base_location(self) -> str:
+        root = conf.root
+        if root is None:
+            raise ImproperlyConfigured("SENDFILE_ROOT must name the private media folder.")
+        return str(root)
+
+    @property  # type: ignore[override]
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+    def url(self, name: str | None) -> str:
+        if not name:
+            raise ValueError("This file has no name.")
+        key = posixpath.splitext(posixpath.basename(name))[0]
+        if not is_key(key):
+            raise ValueError("Only files stored by protected_media have a gateway URL.")
+        return f"{conf.url}{key}"
+
+    def _save(self, name: str, content: Any) -> str:
+        # A partial file must never be visible under its final name (security
+        # rule 9): write a temporary file beside it, then link it into place.
+        # os.link fails instead of overwriting if the name is somehow taken.
+        full_path = self.path(name)
+        directory = os.path.dirname(full_path)
+        os.makedirs(directory, mode=self.directory_permissions_mode or 0o777, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".upload-")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                for chunk in content.chunks():
+                    handle.write(chunk if isinstance(chunk, bytes) else chunk.encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, self.file_permissions_mode or 0o644)
+            os.link(temporary, full_path)
+        finally:
+            os.unlink(temporary)
+        return name.replace("\\", "/")
+
+
+protected_storage = ProtectedStorage()

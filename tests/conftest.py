@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from protected_media.models import ProtectedFile
+
+
+def png_bytes(size: tuple[int, int] = (8, 6), color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def private_root(settings, tmp_path: Path) -> Path:
+    root = tmp_path / "private"
+    settings.SENDFILE_ROOT = str(root)
+    return root
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password")
+
+
+@pytest.fixture
+def make_file() -> Callable[..., ProtectedFile]:
+    def make(owner, name: str = "notes.txt", data: bytes = b"hello\n") -> ProtectedFile:
+        item = ProtectedFile(owner=owner)
+        item.file.save(name, SimpleUploadedFile(name, data), save=True)
+        return item
+
+    return make

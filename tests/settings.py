@@ -1,0 +1,57 @@
+"""Settings for the test suite; tests change them only through override_settings."""
+
+import tempfile
+from pathlib import Path
+
+_SCRATCH = Path(tempfile.mkdtemp(prefix="protected-media-tests-"))
+
+SECRET_KEY = "tests-only-secret-key-with-enough-length-to-be-valid-0123456789"  # noqa: S105
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "protected_media",
+    "gateway.demo",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "gateway.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGIN_URL = "/accounts/login/"
+STATIC_URL = "/static/"
+STATIC_ROOT = _SCRATCH / "static"
+MEDIA_ROOT = _SCRATCH / "public-media"
+SENDFILE_ROOT = str(_SCRATCH / "private")
+SENDFILE_URL = "/_protected/"
+SENDFILE_BACKEND = "django_sendfile.backends.nginx"
+PROTECTED_MEDIA_URL = "/media/"
+CSRF_FAILURE_VIEW = "gateway.demo.api.csrf_failure"
