@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .harness import Stack
+
+USERS = {"alice": "alice-pass-4821", "bob": "bob-pass-9377"}
+CREATE_USERS = (
+    "from django.contrib.auth.models import User\n"
+    + "".join(f"User.objects.create_user({name!r}, password={password!r})\n" for name, password in USERS.items())
+)
+# Small enough that the tests can cross it cheaply.
+MAX_UPLOAD = 1024 * 1024
+
+
+def start_stack(tmp_path_factory, name: str, **env: str) -> Stack:
+    stack = Stack(
+        tmp_path_factory.mktemp(name),
+        {"GATEWAY_MAX_UPLOAD_SIZE": str(MAX_UPLOAD), **env},
+    ).start()
+    stack.shell(CREATE_USERS)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    running = start_stack(tmp_path_factory, "stack")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def fallback_stack(tmp_path_factory) -> Iterator[Stack]:
+    running = start_stack(
+        tmp_path_factory, "fallback", GATEWAY_SENDFILE_BACKEND="protected_media.backends.streaming"
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def alice(stack):
+    client = stack.login("alice", USERS["alice"])
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def bob(stack):
+    client = stack.login("bob", USERS["bob"])
+    yield client
+    client.close()

@@ -1,0 +1,209 @@
+"""Start the real stack (the run command: nginx in front of uvicorn) for tests,
+and speak HTTP to it, raw when a test needs bytes no client library would send."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+    header_list: list[tuple[str, str]] = field(default_factory=list)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=10)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self.socket_path)
+
+
+def _exchange(
+    connection: http.client.HTTPConnection,
+    method: str,
+    target: str,
+    headers: dict[str, str] | None,
+    body: bytes | None,
+) -> RawResponse:
+    try:
+        # skip_accept_encoding and a verbatim target: the path goes out as written.
+        connection.putrequest(method, target, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        data = response.read()
+        header_list = [(name.lower(), value) for name, value in response.getheaders()]
+        return RawResponse(response.status, dict(header_list), data, header_list)
+    finally:
+        connection.close()
+
+
+class Stack:
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "stack.log"
+        self.env = {
+            key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"
+        }
+        self.env.update(
+            GATEWAY_DATA_DIR=str(data_dir),
+            GATEWAY_PORT=str(self.port),
+            GATEWAY_WORKERS="1",
+            **(extra_env or {}),
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: BinaryIO | None = None
+
+    # lifecycle
+
+    def start(self) -> Stack:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log_file = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.stack"],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the run command exited:\n{self.log()}")
+            if b"running at" in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the stack did not start in {START_TIMEOUT:.0f}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # the app's side
+
+    @property
+    def private_root(self) -> Path:
+        return self.data_dir / "private"
+
+    @property
+    def uvicorn_socket(self) -> Path:
+        return self.data_dir / "run" / "uvicorn.sock"
+
+    def manage(self, *args: str) -> str:
+        env = {**self.env, "GATEWAY_SECRET_KEY": (self.data_dir / "secret_key").read_text()}
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def shell(self, code: str) -> str:
+        return self.manage("shell", "--no-imports", "-c", code)
+
+    def uvicorn_pids(self) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    command = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"uvicorn" in command and str(self.uvicorn_socket).encode() in command:
+                    pids.append(int(entry.name))
+        return pids
+
+    # HTTP
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=30)
+
+    def login(self, username: str, password: str) -> httpx.Client:
+        client = self.client()
+        client.get("/accounts/login/")
+        response = client.post(
+            "/accounts/login/",
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": client.cookies["csrftoken"],
+            },
+        )
+        assert response.status_code == 302, response.text
+        return client
+
+    def raw(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> RawResponse:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        return _exchange(connection, method, target, headers, body)
+
+    def raw_uvicorn(
+        self, method: str, target: str, headers: dict[str, str] | None = None
+    ) -> RawResponse:
+        """Straight to uvicorn's socket, skipping nginx."""
+        return _exchange(UnixHTTPConnection(str(self.uvicorn_socket)), method, target, headers, None)
+
+
+def upload(client: httpx.Client, name: str, data: bytes, content_type: str = "application/octet-stream") -> httpx.Response:
+    return client.post(
+        "/api/files/",
+        files={"file": (name, data, content_type)},
+        headers={"X-CSRFToken": client.cookies["csrftoken"]},
+    )
+
+
+def cookie_header(client: httpx.Client) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{name}={value}" for name, value in client.cookies.items())}
