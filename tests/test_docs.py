@@ -1,0 +1,36 @@
+"""The README documents every setting the app reads."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_setting_read_by_the_app_is_documented() -> None:
+    source = (ROOT / "protected_media" / "conf.py").read_text()
+    read = set(re.findall(r'"((?:PROTECTED_MEDIA|SENDFILE)_[A-Z_]+)"', source))
+    assert len(read) >= 10
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(name for name in read if f"`{name}`" not in readme) == []
+
+
+def test_every_setting_the_readme_names_exists() -> None:
+    source = (ROOT / "protected_media" / "conf.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`((?:PROTECTED_MEDIA|SENDFILE)_[A-Z_]+)`", readme))
+    assert sorted(name for name in named if f'"{name}"' not in source) == []
+
+
+def test_every_gateway_variable_is_documented() -> None:
+    code = (ROOT / "gateway" / "settings.py").read_text() + (ROOT / "gateway" / "stack.py").read_text()
+    read = set(re.findall(r'"(GATEWAY_[A-Z_]+)"', code))
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(name for name in read if f"`{name}`" not in readme) == []
+
+
+def test_every_check_id_is_documented() -> None:
+    code = "".join(path.read_text() for path in (ROOT / "protected_media").glob("*.py"))
+    ids = set(re.findall(r'"(protected_media\.[EW]\d{3})"', code))
+    assert len(ids) >= 10
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(check for check in ids if f"`{check}`" not in readme) == []
