@@ -3,6 +3,8 @@ from django.urls import include, path
 
 from .demo import api, views
 
+handler400 = "gateway.demo.api.bad_request"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),

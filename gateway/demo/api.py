@@ -8,10 +8,14 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooMa
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.csrf import csrf_failure as django_csrf_failure
+from django.views.defaults import bad_request as django_bad_request
 
 from protected_media.conf import conf
 from protected_media.inspection import UploadRefused
 from protected_media.models import ProtectedFile, prefetch_records
+
+
+UNREADABLE_UPLOAD = "The request could not be read as a file upload."
 
 
 def error(message: str, status: int) -> JsonResponse:
@@ -48,13 +52,14 @@ def upload(request: HttpRequest) -> HttpResponse:
     except ValueError:
         return error("Bad Content-Length.", 400)
     # Multipart framing adds a few hundred bytes; anything far past the limit
-    # is refused before the body is parsed.
+    # is refused without reading the file. (nginx refuses it first in a
+    # deployment; CsrfViewMiddleware has already parsed the form by now.)
     if declared > limit + 64 * 1024:
         return error(f"The file is larger than the limit of {limit} bytes.", 413)
     try:
         sent = request.FILES.getlist("file")
     except (RequestDataTooBig, TooManyFilesSent, MultiPartParserError, SuspiciousOperation):
-        return error("The request could not be read as a file upload.", 400)
+        return error(UNREADABLE_UPLOAD, 400)
     if len(sent) != 1:
         return error("Send exactly one file in the multipart field 'file'.", 400)
     item = ProtectedFile(owner=request.user)
@@ -80,6 +85,14 @@ def file_detail(request: HttpRequest, file_id: UUID) -> HttpResponse:
     response = error("Method not allowed.", 405)
     response["Allow"] = "GET, HEAD, DELETE"
     return response
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    # CsrfViewMiddleware reads request.POST on every POST, so a malformed or
+    # oversized form fails there, before the view: answer the API in JSON.
+    if request.path.startswith("/api/"):
+        return error(UNREADABLE_UPLOAD, 400)
+    return django_bad_request(request, exception)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
