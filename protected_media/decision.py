@@ -75,7 +75,7 @@ async def adecide(*, key: str, user: Any) -> Grant | Refusal:
 
 
 async def _aowner_object(record: StoredFile) -> Model | None:
-    app_label, model_name, field_name = (record.source.split(".") + ["", "", ""])[:3]
+    app_label, model_name, field_name = [*record.source.split("."), "", "", ""][:3]
     try:
         model = apps.get_model(app_label, model_name)
         field = model._meta.get_field(field_name)
@@ -84,4 +84,11 @@ async def _aowner_object(record: StoredFile) -> Model | None:
         return None
     if not isinstance(field, ProtectedFieldMixin):
         return None
-    return await model._default_manager.filter(**{field.name: record.name}).afirst()
+    # Exactly one row may hold a file: if a name were ever copied onto a
+    # second row, whose owner decides would be a guess.
+    rows = [row async for row in model._default_manager.filter(**{field.name: record.name})[:2]]
+    if len(rows) != 1:
+        if rows:
+            logger.error("protected_media record %s is held by several rows; refused", record.pk)
+        return None
+    return rows[0]

@@ -13,7 +13,9 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core import checks
+from django.core.exceptions import FieldDoesNotExist
 from django.core.files.base import ContentFile
 from django.db import models, router, transaction
 from django.db.models.fields.files import FieldFile, ImageFieldFile
@@ -171,20 +173,19 @@ class ProtectedFieldMixin:
             return []
         try:
             target = self.model._meta.get_field(self.owner_field)
-        except Exception:
+        except FieldDoesNotExist:
             target = None
-        if target is None or not getattr(target, "many_to_one", False) and not getattr(
-            target, "one_to_one", False
-        ):
-            return [
-                checks.Error(
-                    f"owner_field={self.owner_field!r} must name a ForeignKey or OneToOneField "
-                    f"of {self.model._meta.label} pointing at the user model.",
-                    obj=self,
-                    id="protected_media.E010",
-                )
-            ]
-        return []
+        is_relation = target is not None and (target.many_to_one or target.one_to_one)
+        if is_relation and target.related_model is get_user_model():  # type: ignore[union-attr]
+            return []
+        return [
+            checks.Error(
+                f"owner_field={self.owner_field!r} must name a ForeignKey or OneToOneField "
+                f"of {self.model._meta.label} to the user model.",
+                obj=self,
+                id="protected_media.E010",
+            )
+        ]
 
 
 def inspect_for_field(upload: Any, field: ProtectedFieldMixin) -> Inspected:

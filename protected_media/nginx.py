@@ -119,8 +119,9 @@ server {{
 
 def render_standalone(site_config: str, *, state_dir: str, user: str | None) -> str:
     """A complete nginx.conf for a stack that keeps its files under ``state_dir``."""
-    if _UNSAFE.search(state_dir):
-        raise ValueError(f"state_dir {state_dir!r} cannot be written into an nginx config")
+    for name, value in (("state_dir", state_dir), ("user", user or "nobody")):
+        if not value or _UNSAFE.search(value):
+            raise ValueError(f"{name} {value!r} cannot be written into an nginx config")
     user_line = f"user {user};\n" if user else ""
     temp = "\n".join(
         f"    {kind}_temp_path {state_dir}/tmp/{kind};"

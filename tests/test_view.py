@@ -283,3 +283,13 @@ async def _astore_under(owner, private_root, name: str) -> str:
     )
     await ProtectedFile.objects.acreate(owner=owner, file=name)
     return f"/media/{ODD_KEY}"
+
+
+async def test_a_name_held_by_two_rows_is_refused(alice, bob, make_file) -> None:
+    # If code ever copied alice's stored name onto bob's row, neither owner
+    # may be guessed: the file is refused to both.
+    item = await _amake(make_file, alice)
+    await ProtectedFile.objects.acreate(owner=bob, file=item.file.name)
+    for user in (alice, bob):
+        response = await (await client_for(user)).get(item.file.url)
+        assert snapshot(response)[::2] == NOT_FOUND

@@ -1,0 +1,455 @@
+"""System checks: one test per id, each provoked by one settings override.
+
+The first test proves the test settings alone are clean, so every id the
+others see comes from their override and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.checks import CheckMessage, run_checks
+from django.db import models
+from django.http import HttpResponse
+from django.test.utils import isolate_apps
+from django.urls import include, path
+
+from protected_media.fields import ProtectedFileField, ProtectedImageField
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PREFIX = "protected_media."
+
+
+def healthz(request):
+    return HttpResponse("ok")
+
+
+# This module doubles as a URLconf (ROOT_URLCONF=__name__): the gateway is
+# mounted, but not at PROTECTED_MEDIA_URL ("/media/"), which is what E008 is for.
+urlpatterns = [
+    path("healthz", healthz),
+    path("files/", include("protected_media.urls")),
+]
+
+
+def messages(*, tags: list[str] | None = None) -> list[CheckMessage]:
+    return [m for m in run_checks(tags=tags) if (m.id or "").startswith(PREFIX)]
+
+
+def security_ids() -> set[str]:
+    return {m.id for m in messages(tags=["security"])}
+
+
+# -- the baseline ---------------------------------------------------------------------
+
+
+def test_test_settings_produce_no_protected_media_message() -> None:
+    # Every tag, model checks included (the real fields have owner_field set).
+    assert messages() == []
+
+
+def test_checks_are_registered_under_the_security_tag(settings) -> None:
+    settings.SENDFILE_ROOT = None
+    assert "protected_media.E001" in security_ids()
+    # ...and not only under some other tag.
+    assert messages(tags=["models"]) == []
+
+
+# -- E001: no private root ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_e001_private_root_not_set(settings, value) -> None:
+    settings.SENDFILE_ROOT = value
+    found = messages(tags=["security"])
+    assert {m.id for m in found} == {"protected_media.E001"}
+    assert all(m.is_serious() for m in found)
+
+
+def test_e001_private_root_missing_from_settings(settings) -> None:
+    del settings.SENDFILE_ROOT
+    assert security_ids() == {"protected_media.E001"}
+
+
+# -- E002: a root nginx cannot take as an alias ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make_root",
+    [
+        pytest.param(lambda tmp: "private", id="relative"),
+        pytest.param(lambda tmp: "var/private", id="relative-nested"),
+        pytest.param(lambda tmp: "./private", id="dot-relative"),
+        pytest.param(lambda tmp: str(tmp / "my files"), id="space"),
+        pytest.param(lambda tmp: str(tmp / "tab\there"), id="tab"),
+        pytest.param(lambda tmp: str(tmp / "it's"), id="single-quote"),
+        pytest.param(lambda tmp: str(tmp / 'say"hi'), id="double-quote"),
+        pytest.param(lambda tmp: str(tmp / "a;autoindex on"), id="semicolon"),
+        pytest.param(lambda tmp: str(tmp / "$document_root"), id="nginx-variable"),
+        pytest.param(lambda tmp: str(tmp / "a{b}"), id="braces"),
+        pytest.param(lambda tmp: str(tmp / "line\nbreak"), id="newline"),
+    ],
+)
+def test_e002_root_not_writable_into_nginx(settings, tmp_path, make_root) -> None:
+    settings.SENDFILE_ROOT = make_root(tmp_path)
+    assert security_ids() == {"protected_media.E002"}
+
+
+# -- E003: private root overlapping a public one --------------------------------------
+
+
+def _root_inside_static(settings, tmp_path: Path) -> None:
+    settings.SENDFILE_ROOT = str(Path(settings.STATIC_ROOT) / "private")
+
+
+def _static_inside_root(settings, tmp_path: Path) -> None:
+    settings.STATIC_ROOT = Path(settings.SENDFILE_ROOT) / "static"
+
+
+def _root_is_static(settings, tmp_path: Path) -> None:
+    settings.STATIC_ROOT = str(settings.SENDFILE_ROOT) + "/"
+
+
+def _root_is_media(settings, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = settings.SENDFILE_ROOT
+
+
+def _root_inside_media(settings, tmp_path: Path) -> None:
+    settings.SENDFILE_ROOT = str(Path(settings.MEDIA_ROOT) / "private")
+
+
+def _media_inside_root(settings, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = str(Path(settings.SENDFILE_ROOT) / "public")
+
+
+def _media_is_root_through_symlink(settings, tmp_path: Path) -> None:
+    Path(settings.SENDFILE_ROOT).mkdir(parents=True)
+    link = tmp_path / "media-link"
+    link.symlink_to(settings.SENDFILE_ROOT, target_is_directory=True)
+    settings.MEDIA_ROOT = str(link)
+
+
+def _root_is_media_with_dotdot(settings, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "elsewhere" / ".." / "private")
+
+
+@pytest.mark.parametrize(
+    ("misconfigure", "setting"),
+    [
+        (_root_inside_static, "STATIC_ROOT"),
+        (_static_inside_root, "STATIC_ROOT"),
+        (_root_is_static, "STATIC_ROOT"),
+        (_root_is_media, "MEDIA_ROOT"),
+        (_root_inside_media, "MEDIA_ROOT"),
+        (_media_inside_root, "MEDIA_ROOT"),
+        (_media_is_root_through_symlink, "MEDIA_ROOT"),
+        (_root_is_media_with_dotdot, "MEDIA_ROOT"),
+    ],
+)
+def test_e003_private_root_overlaps_a_public_root(
+    settings, tmp_path, misconfigure, setting
+) -> None:
+    misconfigure(settings, tmp_path)
+    found = messages(tags=["security"])
+    assert [m.id for m in found] == ["protected_media.E003"]
+    assert setting in found[0].msg
+
+
+def test_e003_not_raised_for_a_sibling_sharing_a_name_prefix(settings, tmp_path) -> None:
+    # "/x/static-private" is not inside "/x/static": a path test, not a string one.
+    settings.STATIC_ROOT = tmp_path / "static"
+    settings.MEDIA_ROOT = tmp_path / "priv"
+    settings.SENDFILE_ROOT = str(tmp_path / "static-private")
+    assert security_ids() == set()
+    # The control: the same folders, truly nested, are refused.
+    settings.SENDFILE_ROOT = str(tmp_path / "static" / "private")
+    assert security_ids() == {"protected_media.E003"}
+
+
+# -- E004: PROTECTED_MEDIA_URL --------------------------------------------------------
+
+# The gateway stays mounted at "/media/", so E008 may come along; "/" also
+# contains SENDFILE_URL, so E006 may too.
+ALONG = {"protected_media.E008"}
+
+
+@pytest.mark.parametrize(
+    ("value", "along"),
+    [
+        ("media/", ALONG),  # no leading slash
+        ("/media", ALONG),  # no trailing slash: "/media../x" style escapes in nginx
+        ("/", {*ALONG, "protected_media.E006"}),  # the whole site through the gateway
+        ("/me dia/", ALONG),  # a space breaks the nginx location
+        ("/media;/", ALONG),  # nginx syntax
+        ("//", ALONG),  # an empty segment
+    ],
+)
+def test_e004_media_url_without_slashes_at_both_ends(settings, value, along) -> None:
+    settings.PROTECTED_MEDIA_URL = value
+    ids = security_ids()
+    assert "protected_media.E004" in ids
+    assert ids - {"protected_media.E004"} <= along
+
+
+# -- E005: SENDFILE_URL ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/_protected",  # no trailing slash: "/_protected../" escapes the alias
+        "_protected/",  # no leading slash
+        "/",  # every URL would be internal
+        None,  # not set: no internal prefix at all
+        "",
+        "/_pro tected/",  # a space breaks the nginx location
+        "/_protected/;",  # nginx syntax
+    ],
+)
+def test_e005_internal_url_without_slashes_at_both_ends(settings, value) -> None:
+    settings.SENDFILE_URL = value
+    assert security_ids() == {"protected_media.E005"}
+
+
+def test_e005_internal_url_missing_from_settings(settings) -> None:
+    del settings.SENDFILE_URL
+    assert security_ids() == {"protected_media.E005"}
+
+
+# -- E006: SENDFILE_URL shares a location with a public prefix ------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"SENDFILE_URL": "/static/"}, "STATIC_URL"),
+        ({"SENDFILE_URL": "/static/private/"}, "STATIC_URL"),
+        ({"STATIC_URL": "/_protected/static/"}, "STATIC_URL"),
+        ({"SENDFILE_URL": "/media/"}, "PROTECTED_MEDIA_URL"),
+        ({"SENDFILE_URL": "/media/_protected/"}, "PROTECTED_MEDIA_URL"),
+    ],
+)
+def test_e006_internal_url_overlaps_a_public_prefix(settings, overrides, setting) -> None:
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    found = messages(tags=["security"])
+    assert [m.id for m in found] == ["protected_media.E006"]
+    assert setting in found[0].msg
+
+
+def test_e006_not_raised_for_a_prefix_sharing_only_characters(settings) -> None:
+    # "/media-private/" does not start with "/media/": separate nginx locations.
+    settings.SENDFILE_URL = "/media-private/"
+    assert security_ids() == set()
+
+
+# -- E007 / E008: the URLconf ---------------------------------------------------------
+
+
+def test_e007_gateway_not_in_the_urlconf(settings, monkeypatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "urlpatterns", [path("healthz", healthz)])
+    settings.ROOT_URLCONF = __name__
+    assert security_ids() == {"protected_media.E007"}
+
+
+def test_e007_gateway_view_mounted_without_its_namespace(settings, monkeypatch) -> None:
+    from protected_media import views
+
+    monkeypatch.setattr(
+        sys.modules[__name__], "urlpatterns", [path("media/<path:key>", views.serve)]
+    )
+    settings.ROOT_URLCONF = __name__
+    assert security_ids() == {"protected_media.E007"}
+
+
+def test_e008_gateway_mounted_away_from_media_url(settings) -> None:
+    settings.ROOT_URLCONF = __name__
+    found = messages(tags=["security"])
+    assert [m.id for m in found] == ["protected_media.E008"]
+    assert "/files" in found[0].msg
+
+
+def test_e008_not_raised_when_media_url_follows_the_mount(settings) -> None:
+    settings.ROOT_URLCONF = __name__
+    settings.PROTECTED_MEDIA_URL = "/files/"
+    assert security_ids() == set()
+
+
+# -- E009: PROTECTED_MEDIA_ANONYMOUS --------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["redirect", "Login", "", None, "403"])
+def test_e009_anonymous_answer_invalid(settings, value) -> None:
+    settings.PROTECTED_MEDIA_ANONYMOUS = value
+    assert security_ids() == {"protected_media.E009"}
+
+
+@pytest.mark.parametrize("value", ["login", "not_found"])
+def test_e009_not_raised_for_valid_answers(settings, value) -> None:
+    settings.PROTECTED_MEDIA_ANONYMOUS = value
+    assert security_ids() == set()
+
+
+# -- E010: owner_field ----------------------------------------------------------------
+
+
+def _owner_check(field_class, owner_field: str, **extra_fields: models.Field) -> list[str]:
+    with isolate_apps("tests.testapp"):
+        attrs = {
+            "__module__": __name__,
+            "Meta": type("Meta", (), {"app_label": "testapp"}),
+            "public": models.BooleanField(default=False),
+            "upload": field_class(upload_to="notes/", owner_field=owner_field),
+            **extra_fields,
+        }
+        model = type("Note", (models.Model,), attrs)
+        return [m.id for m in model._meta.get_field("upload").check()]
+
+
+@pytest.mark.parametrize("field_class", [ProtectedFileField, ProtectedImageField])
+@pytest.mark.parametrize(
+    ("owner_field", "extra_fields"),
+    [
+        ("public", dict),  # a BooleanField: not a relation at all
+        ("missing", dict),  # no such field
+        (
+            "readers",  # a relation, but to many users: there is no single owner
+            lambda: {"readers": models.ManyToManyField(get_user_model(), related_name="+")},
+        ),
+    ],
+)
+def test_e010_owner_field_not_a_single_relation(field_class, owner_field, extra_fields) -> None:
+    assert _owner_check(field_class, owner_field, **extra_fields()) == ["protected_media.E010"]
+
+
+@pytest.mark.parametrize(
+    "relation",
+    [
+        lambda: models.ForeignKey(get_user_model(), on_delete=models.CASCADE, related_name="+"),
+        lambda: models.OneToOneField(get_user_model(), on_delete=models.CASCADE, related_name="+"),
+    ],
+)
+def test_e010_not_raised_for_a_relation_to_the_user(relation) -> None:
+    assert "protected_media.E010" not in _owner_check(ProtectedFileField, "owner", owner=relation())
+
+
+def test_e010_owner_field_pointing_at_another_model() -> None:
+    # The default policy compares the owner column with user.pk: a ForeignKey to
+    # Group would hand group 3's files to user 3. The message promises the user model.
+    owner = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="+")
+    assert "protected_media.E010" in _owner_check(ProtectedFileField, "owner", owner=owner)
+
+
+# -- E011: PROTECTED_MEDIA_POLICY -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "tests.testapp.policies.not_async",  # a plain function: `await` would fail per request
+        "tests.testapp.policies.missing",  # the module exists, the name does not
+        "tests.testapp.no_such_module.policy",  # the module does not exist
+        "policy",  # not a dotted path
+        "tests.testapp.policies",  # a module, not a callable
+        "protected_media.policy.get_policy",  # the sync getter, not a policy
+    ],
+)
+def test_e011_policy_not_an_importable_async_function(settings, value) -> None:
+    settings.PROTECTED_MEDIA_POLICY = value
+    assert security_ids() == {"protected_media.E011"}
+
+
+@pytest.mark.parametrize(
+    "value", ["tests.testapp.policies.public_reports", "protected_media.policy.default_policy"]
+)
+def test_e011_not_raised_for_an_async_policy(settings, value) -> None:
+    settings.PROTECTED_MEDIA_POLICY = value
+    assert security_ids() == set()
+
+
+# -- E012 / W001: the backend ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "django_sendfile.backends.simple",  # reads the whole file into memory under ASGI
+        "django_sendfile.backends.development",
+        "django_sendfile.backends.xsendfile",  # Apache's header: nginx would ignore it
+        "django_sendfile.backends.nginx ",  # a typo is not the nginx backend
+        "protected_media.backends.nginx",
+    ],
+)
+@pytest.mark.parametrize("debug", [False, True])
+def test_e012_unsupported_backend(settings, value, debug) -> None:
+    settings.DEBUG = debug
+    settings.SENDFILE_BACKEND = value
+    found = messages(tags=["security"])
+    assert [m.id for m in found] == ["protected_media.E012"]
+    assert found[0].is_serious()
+
+
+def test_w001_streaming_fallback_with_debug_off(settings) -> None:
+    settings.DEBUG = False
+    settings.SENDFILE_BACKEND = "protected_media.backends.streaming"
+    found = messages(tags=["security"])
+    assert [m.id for m in found] == ["protected_media.W001"]
+    # A warning: `manage.py check` still passes, the operator is told.
+    assert not found[0].is_serious()
+
+
+def test_w001_not_raised_for_streaming_with_debug_on(settings) -> None:
+    settings.DEBUG = True
+    settings.SENDFILE_BACKEND = "protected_media.backends.streaming"
+    assert security_ids() == set()
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_unset_backend_means_nginx(settings, value) -> None:
+    settings.SENDFILE_BACKEND = value
+    assert security_ids() == set()
+
+
+# -- the real gateway project ---------------------------------------------------------
+
+
+def _manage_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("GATEWAY_") and name != "DJANGO_SETTINGS_MODULE"
+    }
+    clean.update({"GATEWAY_DATA_DIR": str(tmp_path / "data"), **env})
+    return subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "check"],
+        cwd=BASE_DIR,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_gateway_project_passes_its_checks(tmp_path) -> None:
+    result = _manage_check(tmp_path, GATEWAY_DEBUG="1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_gateway_project_warns_about_the_fallback_in_production(tmp_path) -> None:
+    result = _manage_check(
+        tmp_path,
+        GATEWAY_DEBUG="0",
+        GATEWAY_SECRET_KEY="x" * 60,
+        GATEWAY_SENDFILE_BACKEND="protected_media.backends.streaming",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "protected_media.W001" in output
+    assert "protected_media.E" not in output

@@ -1,0 +1,404 @@
+"""The rendered nginx config: read back block by block, and checked by nginx itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from protected_media.nginx import SiteConfig, render_site, render_standalone
+
+LIMIT = 10 * 1024 * 1024
+SITE = SiteConfig(
+    listen="127.0.0.1:8080",
+    upstream="unix:/run/gateway/uvicorn.sock",
+    server_name="files.example.org",
+    static_url="/static/",
+    static_root="/srv/gateway/static",
+    media_url="/media/",
+    internal_url="/_protected/",
+    private_root="/srv/gateway/private",
+    max_body_size=LIMIT,
+)
+# Written out here, not imported: the test states what nginx must do.
+ACCEL_HEADERS = {
+    "X-Accel-Redirect",
+    "X-Accel-Expires",
+    "X-Accel-Limit-Rate",
+    "X-Accel-Buffering",
+    "X-Accel-Charset",
+}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+# -- a small reader for nginx's config syntax -----------------------------------------
+
+
+@dataclass
+class Directive:
+    name: str
+    args: list[str]
+    block: list[Directive] | None = None
+
+    def all(self, name: str) -> list[Directive]:
+        return [d for d in self.block or [] if d.name == name]
+
+    def one(self, name: str) -> Directive:
+        found = self.all(name)
+        assert len(found) == 1, f"{len(found)} {name!r} directives in {self.name} {self.args}"
+        return found[0]
+
+    def location(self, path: str) -> Directive:
+        found = [d for d in self.all("location") if d.args[-1] == path]
+        assert len(found) == 1, f"{len(found)} locations for {path!r}"
+        return found[0]
+
+
+def tokenize(text: str) -> list[tuple[str, bool]]:
+    """(token, quoted) pairs; '{', '}' and ';' come out unquoted."""
+    out: list[tuple[str, bool]] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char.isspace():
+            i += 1
+        elif char == "#":
+            i = text.find("\n", i)
+            i = len(text) if i < 0 else i
+        elif char in "{};":
+            out.append((char, False))
+            i += 1
+        elif char in "\"'":
+            end = i + 1
+            while text[end] != char:
+                end += 2 if text[end] == "\\" else 1
+            out.append((text[i + 1 : end], True))
+            i = end + 1
+        else:
+            end = i
+            while end < len(text) and not text[end].isspace() and text[end] not in "{};":
+                end += 1
+            out.append((text[i:end], False))
+            i = end
+    return out
+
+
+def parse(text: str) -> Directive:
+    tokens = tokenize(text)
+    position = 0
+
+    def block(closing: bool) -> list[Directive]:
+        nonlocal position
+        directives: list[Directive] = []
+        words: list[str] = []
+        while position < len(tokens):
+            token, quoted = tokens[position]
+            position += 1
+            if quoted:
+                words.append(token)
+            elif token == ";":
+                directives.append(Directive(words[0], words[1:]))
+                words = []
+            elif token == "{":
+                directives.append(Directive(words[0], words[1:], block(closing=True)))
+                words = []
+            elif token == "}":
+                assert closing and not words, "unbalanced '}'"
+                return directives
+            else:
+                words.append(token)
+        assert not closing and not words, "unterminated block or directive"
+        return directives
+
+    return Directive("main", [], block(closing=False))
+
+
+def server_of(text: str) -> Directive:
+    return parse(text).one("server")
+
+
+# -- render_site ----------------------------------------------------------------------
+
+
+def test_reader_reads_what_it_should() -> None:
+    # The reader is the tool of every test below: it must see blocks and quotes.
+    conf = parse('a 1;\nb { c "d; e" f; } # g;\n')
+    assert conf.one("a").args == ["1"]
+    assert conf.one("b").one("c").args == ["d; e", "f"]
+    assert conf.all("g") == []
+
+
+def test_internal_location_is_internal() -> None:
+    location = server_of(render_site(SITE)).location("/_protected/")
+    assert location.args == ["^~", "/_protected/"]
+    assert location.one("internal").args == []
+    assert location.all("proxy_pass") == []
+
+
+@pytest.mark.parametrize("private_root", ["/srv/gateway/private", "/srv/gateway/private/"])
+@pytest.mark.parametrize("internal_url", ["/_protected/", "/internal/files/"])
+def test_internal_location_and_alias_both_end_with_a_slash(private_root, internal_url) -> None:
+    site = dataclasses.replace(SITE, private_root=private_root, internal_url=internal_url)
+    server = server_of(render_site(site))
+    locations = [d for d in server.all("location") if d.all("internal")]
+    assert len(locations) == 1
+    location = locations[0]
+    assert location.args[-1] == internal_url
+    assert location.args[-1].endswith("/")
+    assert location.one("alias").args == ["/srv/gateway/private/"]
+
+
+@pytest.mark.parametrize("private_root", ["/srv/gateway/private", "/srv/gateway/private/"])
+def test_internal_location_refuses_symlinks_from_the_root(private_root) -> None:
+    site = dataclasses.replace(SITE, private_root=private_root)
+    location = server_of(render_site(site)).location("/_protected/")
+    assert location.one("disable_symlinks").args == ["on", "from=/srv/gateway/private"]
+
+
+def test_internal_location_allows_one_range_only() -> None:
+    location = server_of(render_site(SITE)).location("/_protected/")
+    assert location.one("max_ranges").args == ["1"]
+
+
+def test_internal_location_adds_every_security_header_always() -> None:
+    location = server_of(render_site(SITE)).location("/_protected/")
+    added = {d.args[0]: d.args[1:] for d in location.all("add_header")}
+    assert added == {name: [value, "always"] for name, value in SECURITY_HEADERS.items()}
+    assert "sandbox" in added["Content-Security-Policy"][0].split("; ")
+
+
+def test_accel_headers_are_ignored_everywhere_but_the_gateway() -> None:
+    server = server_of(render_site(SITE))
+    ignored = server.location("/").one("proxy_ignore_headers").args
+    assert set(ignored) == ACCEL_HEADERS
+    assert len(ignored) == len(ACCEL_HEADERS)
+    # The gateway location must keep them: that is how the file gets served.
+    # Nor may server level set them: the media location would inherit them.
+    assert server.location("/media/").all("proxy_ignore_headers") == []
+    assert server.all("proxy_ignore_headers") == []
+
+
+def test_only_the_gateway_and_the_rest_proxy_to_the_app() -> None:
+    server = server_of(render_site(SITE))
+    proxied = {d.args[-1] for d in server.all("location") if d.all("proxy_pass")}
+    assert proxied == {"/media/", "/"}
+    assert server.location("/media/").args == ["^~", "/media/"]
+
+
+@pytest.mark.parametrize("limit", [LIMIT, 1, 123_456_789])
+def test_body_size_limits(limit) -> None:
+    server = server_of(render_site(dataclasses.replace(SITE, max_body_size=limit)))
+    assert server.one("client_max_body_size").args == [str(limit + 65536)]
+    # The gateway takes no bodies worth the name.
+    assert server.location("/media/").one("client_max_body_size").args == ["1k"]
+    # Uploads go through "/", which inherits the server's limit.
+    assert server.location("/").all("client_max_body_size") == []
+
+
+@pytest.mark.parametrize("static_root", ["/srv/gateway/static", "/srv/gateway/static/"])
+def test_static_location_aliases_static_root_with_a_slash(static_root) -> None:
+    site = dataclasses.replace(SITE, static_root=static_root, static_url="/assets/")
+    location = server_of(render_site(site)).location("/assets/")
+    assert location.args == ["^~", "/assets/"]
+    assert location.one("alias").args == ["/srv/gateway/static/"]
+    assert location.all("proxy_pass") == []
+
+
+def test_server_takes_listen_and_names_from_the_config() -> None:
+    conf = parse(render_site(SITE))
+    server = conf.one("server")
+    assert server.one("listen").args == ["127.0.0.1:8080"]
+    assert server.one("server_name").args == ["files.example.org"]
+    assert conf.one("upstream").one("server").args == ["unix:/run/gateway/uvicorn.sock"]
+
+
+# Each row: the field, the hostile value, and what it tries.
+HOSTILE = [
+    ("server_name", "example.org; include /etc/shadow", "';' ends the directive, adds another"),
+    ("server_name", "example.org default_server", "a space adds a parameter"),
+    ("server_name", "example.org#", "'#' comments out the rest of the line"),
+    ("listen", "8080;} server { listen 9090", "closes the server block, opens another"),
+    ("listen", '127.0.0.1:8080 "', "an unbalanced double quote"),
+    ("upstream", "127.0.0.1:8000 backup", "a space adds a parameter"),
+    ("upstream", "unix:/run/u.sock;\n    server 203.0.113.9:80", "a newline adds a backend"),
+    ("static_url", "/static/ {} location / {", "'{' opens a block of its own"),
+    ("static_url", "/static/\nlocation /", "a newline starts a directive"),
+    ("static_root", "/srv/static/}", "'}' closes the location early"),
+    ("static_root", "/srv/my static", "a space: two arguments to alias"),
+    ("media_url", "/media/{", "'{' opens the location body early"),
+    ("media_url", "/media/'", "an unbalanced single quote"),
+    ("internal_url", "/_protected/ { } location /x/", "replaces the internal location"),
+    ("internal_url", "/_protected/\t", "a tab is whitespace too"),
+    ("private_root", "/srv/private; autoindex on", "lists the private folder"),
+    ("private_root", "/srv/$host/", "'$' makes the alias a variable"),
+    ("private_root", "/srv/private\r\n", "a CRLF line break"),
+    ("private_root", '/srv/"private"', "quotes change how nginx reads the word"),
+    ("private_root", "/srv/private\\", "a backslash escapes what follows"),
+    ("private_root", "", "an empty alias"),
+    ("server_name", "", "an empty directive"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [row[:2] for row in HOSTILE], ids=[row[2] for row in HOSTILE]
+)
+def test_render_site_refuses_config_injection(name, value) -> None:
+    site = dataclasses.replace(SITE, **{name: value})
+    with pytest.raises(ValueError, match=name):
+        render_site(site)
+
+
+# -- render_standalone ----------------------------------------------------------------
+
+
+def test_standalone_keeps_its_files_in_the_state_dir() -> None:
+    conf = parse(render_standalone(render_site(SITE), state_dir="/var/lib/gw", user=None))
+    assert conf.one("pid").args == ["/var/lib/gw/nginx.pid"]
+    assert conf.one("error_log").args[0] == "/var/lib/gw/error.log"
+    assert conf.one("daemon").args == ["off"]
+    assert conf.all("user") == []
+    http = conf.one("http")
+    assert http.one("access_log").args == ["/var/lib/gw/access.log"]
+    temp = [d for d in http.block or [] if d.name.endswith("_temp_path")]
+    assert {d.name for d in temp} == {
+        f"{kind}_temp_path" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    }
+    assert all(d.args[0].startswith("/var/lib/gw/tmp/") for d in temp)
+    # The site sits inside http, whole.
+    assert http.one("server").location("/_protected/").all("internal")
+
+
+def test_standalone_names_the_worker_user_when_given() -> None:
+    conf = parse(render_standalone(render_site(SITE), state_dir="/var/lib/gw", user="gateway"))
+    assert conf.one("user").args == ["gateway"]
+
+
+HOSTILE_STANDALONE = [
+    ({"state_dir": "/var/lib/gw; include /etc/shadow"}, "';' ends the pid directive"),
+    ({"state_dir": "/var/lib/my gw"}, "a space splits every path in two"),
+    ({"state_dir": "/var/lib/gw\nuser root"}, "a newline starts a directive"),
+    ({"state_dir": "/var/lib/$gw"}, "'$' is a variable"),
+    ({"state_dir": "/var/lib/gw}"}, "'}' closes the http block"),
+    ({"user": "nobody; include /etc/shadow"}, "the user line is config too"),
+    ({"user": "root root"}, "a space gives user a group argument"),
+]
+
+
+@pytest.mark.parametrize(
+    "overrides", [row[0] for row in HOSTILE_STANDALONE], ids=[row[1] for row in HOSTILE_STANDALONE]
+)
+def test_render_standalone_refuses_config_injection(overrides) -> None:
+    arguments = {"state_dir": "/var/lib/gw", "user": None, **overrides}
+    with pytest.raises(ValueError):
+        render_standalone(render_site(SITE), **arguments)
+
+
+# -- the management command and the real nginx ----------------------------------------
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+    )
+    if found is None:
+        pytest.fail("nginx is not installed: run `make nginx` (scripts/ensure-nginx)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def render_command(*args: str) -> str:
+    out = io.StringIO()
+    call_command("render_nginx", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_rendered_standalone_config_passes_nginx_test(settings, tmp_path, private_root) -> None:
+    nginx = nginx_binary()
+    state = tmp_path / "nginx"
+    # The run command creates these before it starts nginx.
+    (state / "tmp").mkdir(parents=True)
+    port = free_port()
+    text = render_command(
+        "--standalone", str(state),
+        "--listen", f"127.0.0.1:{port}",
+        "--upstream", f"unix:{tmp_path}/u.sock",
+    )  # fmt: skip
+    server = parse(text).one("http").one("server")
+    assert server.one("listen").args == [f"127.0.0.1:{port}"]
+    internal = server.location(settings.SENDFILE_URL)
+    assert internal.one("alias").args == [f"{private_root.resolve()}/"]
+    static = server.location(settings.STATIC_URL)
+    assert static.one("alias").args == [f"{Path(settings.STATIC_ROOT).resolve()}/"]
+
+    config = state / "nginx.conf"
+    config.write_text(text)
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(state), "-e", str(state / "error.log"), "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_nginx_test_fails_on_a_broken_config(tmp_path) -> None:
+    # The control for the test above: `nginx -t` does reject what it should.
+    nginx = nginx_binary()
+    (tmp_path / "tmp").mkdir()
+    text = render_standalone(
+        render_site(SITE).replace("internal;", "internal on;"), state_dir=str(tmp_path), user=None
+    )
+    config = tmp_path / "nginx.conf"
+    config.write_text(text)
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "internal" in result.stderr
+
+
+def test_command_writes_the_site_to_a_file(tmp_path) -> None:
+    output = tmp_path / "site.conf"
+    assert render_command("--output", str(output)) == ""
+    server = parse(output.read_text()).one("server")
+    assert server.location("/_protected/").all("internal")
+
+
+@pytest.mark.parametrize("setting", ["SENDFILE_URL", "SENDFILE_ROOT"])
+def test_command_refuses_without_the_sendfile_settings(settings, setting) -> None:
+    setattr(settings, setting, None)
+    with pytest.raises(CommandError, match=setting):
+        render_command()
+
+
+def test_command_refuses_a_root_nginx_cannot_read(settings, tmp_path) -> None:
+    settings.SENDFILE_ROOT = str(tmp_path / "my files")
+    with pytest.raises(CommandError, match="private_root"):
+        render_command()
+
+
+def test_command_refuses_a_hostile_option() -> None:
+    with pytest.raises(CommandError, match="server_name"):
+        render_command("--server-name", "x; include /etc/shadow")
