@@ -9,8 +9,10 @@ UV_VERSION := 0.13.8
 run: venv nginx
 	$(VENV_PYTHON) -m gateway.stack
 
-test: venv nginx
-	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+# Lint, types, then every test (the real-stack ones included) with branch coverage.
+test: venv nginx lint
+	$(VENV)/bin/mypy protected_media
+	$(VENV_PYTHON) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 venv: $(VENV)/.synced
 

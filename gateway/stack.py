@@ -92,33 +92,47 @@ class Stack:
         self.manage("collectstatic", "--noinput", "-v", "0")
         self.manage(
             "render_nginx",
-            "--standalone", str(self.nginx_dir),
-            "--listen", f"{HOST}:{self.port}",
-            "--upstream", f"unix:{self.socket}",
-            "--output", str(self.nginx_conf),
+            "--standalone",
+            str(self.nginx_dir),
+            "--listen",
+            f"{HOST}:{self.port}",
+            "--upstream",
+            f"unix:{self.socket}",
+            "--output",
+            str(self.nginx_conf),
         )
-        subprocess.run(
-            [*self._nginx_command(), "-t", "-q"], check=True, cwd=self.nginx_dir
-        )
+        subprocess.run([*self._nginx_command(), "-t", "-q"], check=True, cwd=self.nginx_dir)
 
     def _nginx_command(self) -> list[str]:
         return [
             self.nginx_binary,
-            "-p", str(self.nginx_dir),
-            "-e", str(self.nginx_dir / "error.log"),
-            "-c", str(self.nginx_conf),
+            "-p",
+            str(self.nginx_dir),
+            "-e",
+            str(self.nginx_dir / "error.log"),
+            "-c",
+            str(self.nginx_conf),
         ]
 
     def _uvicorn_command(self) -> list[str]:
         return [
-            sys.executable, "-m", "uvicorn", "gateway.asgi:application",
-            "--uds", str(self.socket),
-            "--workers", str(self.workers),
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "gateway.asgi:application",
+            "--uds",
+            str(self.socket),
+            "--workers",
+            str(self.workers),
             # Only nginx can reach the socket, so its forwarded headers are trusted.
-            "--proxy-headers", "--forwarded-allow-ips", "*",
+            "--proxy-headers",
+            "--forwarded-allow-ips",
+            "*",
             "--no-server-header",
-            "--timeout-graceful-shutdown", "10",
-            "--log-level", "warning",
+            "--timeout-graceful-shutdown",
+            "10",
+            "--log-level",
+            "warning",
         ]
 
     def start(self, name: str) -> None:
@@ -188,7 +202,7 @@ def main() -> None:
     except RuntimeError as error:
         stack.stop()
         sys.exit(f"[gateway] {error}; see {stack.nginx_dir / 'error.log'}")
-    log(f"running at {stack.url} (nginx on {HOST}:{port}, {workers} uvicorn worker(s)); Ctrl-C stops")
+    log(f"running at {stack.url} ({workers} uvicorn worker(s) behind nginx); Ctrl-C stops")
     stack.supervise()
     log("stopped")
 

@@ -64,7 +64,9 @@ class Settings:
 
     @property
     def allowed_types(self) -> tuple[str, ...]:
-        return tuple(getattr(django_settings, "PROTECTED_MEDIA_ALLOWED_TYPES", DEFAULT_ALLOWED_TYPES))
+        return tuple(
+            getattr(django_settings, "PROTECTED_MEDIA_ALLOWED_TYPES", DEFAULT_ALLOWED_TYPES)
+        )
 
     @property
     def inline_types(self) -> tuple[str, ...]:

@@ -86,7 +86,8 @@ async def _aowner_object(record: StoredFile) -> Model | None:
         return None
     # Exactly one row may hold a file: if a name were ever copied onto a
     # second row, whose owner decides would be a guess.
-    rows = [row async for row in model._default_manager.filter(**{field.name: record.name})[:2]]
+    holders = model._default_manager.filter(**{field.name: record.name})[:2]
+    rows: list[Model] = [row async for row in holders]
     if len(rows) != 1:
         if rows:
             logger.error("protected_media record %s is held by several rows; refused", record.pk)

@@ -35,7 +35,7 @@ _INSPECTION = "_protected_media_inspection"
 
 
 class ProtectedFieldFileMixin:
-    field: ProtectedFileField
+    field: Any  # a ProtectedFileField or ProtectedImageField
     instance: models.Model
     name: str | None
     storage: Any
@@ -225,7 +225,8 @@ def forget_file(name: str, *, using: str) -> None:
     transaction.on_commit(lambda: protected_storage.delete(name), using=using)
 
 
-class ProtectedFileField(ProtectedFieldMixin, models.FileField):
+# The stubs give Field and FileField different contribute_to_class signatures.
+class ProtectedFileField(ProtectedFieldMixin, models.FileField):  # type: ignore[misc]
     attr_class = ProtectedFieldFile
     form_class = forms.FileField
 
@@ -241,7 +242,7 @@ class ProtectedFileField(ProtectedFieldMixin, models.FileField):
         super().__init__(*args, **kwargs)
 
 
-class ProtectedImageField(ProtectedFieldMixin, models.ImageField):
+class ProtectedImageField(ProtectedFieldMixin, models.ImageField):  # type: ignore[misc]
     attr_class = ProtectedImageFieldFile
     form_class = forms.ImageField
 

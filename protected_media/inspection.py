@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import filetype
 from django.core.files import File
@@ -50,7 +51,7 @@ class Inspected:
 
 
 def inspect_upload(
-    upload: File,
+    upload: File[Any],
     *,
     allowed_types: tuple[str, ...],
     max_size: int,
@@ -82,7 +83,7 @@ def inspect_upload(
     )
 
 
-def _reencode_image(upload: File, content_type: str, max_pixels: int) -> Inspected:
+def _reencode_image(upload: File[Any], content_type: str, max_pixels: int) -> Inspected:
     extension, pillow_format = IMAGE_FORMATS[content_type]
     try:
         # Pillow warns (and past twice its limit, raises) on decompression
@@ -104,16 +105,14 @@ def _reencode_image(upload: File, content_type: str, max_pixels: int) -> Inspect
                 )
             animated = bool(getattr(image, "is_animated", False))
             image.load()
-            if not animated:
-                image = ImageOps.exif_transpose(image)
+            decoded = image if animated else ImageOps.exif_transpose(image)
             output = io.BytesIO()
-            save_options: dict[str, object] = {"format": pillow_format}
-            if animated:
-                save_options["save_all"] = True
             if pillow_format == "JPEG":
-                image = image.convert("RGB") if image.mode not in ("RGB", "L") else image
-                save_options["quality"] = 90
-            image.save(output, **save_options)
+                if decoded.mode not in ("RGB", "L"):
+                    decoded = decoded.convert("RGB")
+                decoded.save(output, format="JPEG", quality=90)
+            else:
+                decoded.save(output, format=pillow_format, save_all=animated)
     except UploadRefused:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -128,7 +127,7 @@ def _reencode_image(upload: File, content_type: str, max_pixels: int) -> Inspect
     return Inspected(content_type, extension, len(data), data)
 
 
-def _is_plain_text(upload: File) -> bool:
+def _is_plain_text(upload: File[Any]) -> bool:
     upload.seek(0)
     data = upload.read()
     upload.seek(0)

@@ -7,7 +7,7 @@ import secrets
 
 KEY_BYTES = 16  # 128 bits (security rule 1)
 KEY_LENGTH = 22  # len(base64url(16 bytes)) without padding
-_KEY_RE = re.compile(r"[A-Za-z0-9_-]{%d}" % KEY_LENGTH)
+_KEY_RE = re.compile(rf"[A-Za-z0-9_-]{{{KEY_LENGTH}}}")
 
 
 def new_key() -> str:

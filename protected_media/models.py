@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .fields import ProtectedFileField
+from .fields import ProtectedFieldFile, ProtectedFileField
 from .keys import KEY_LENGTH
 
 
@@ -45,7 +45,7 @@ class ProtectedFile(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-created"]
+        ordering = ("-created",)
         verbose_name = _("protected file")
 
     def __str__(self) -> str:
@@ -53,7 +53,7 @@ class ProtectedFile(models.Model):
 
     @property
     def record(self) -> StoredFile | None:
-        return self.file.record  # type: ignore[no-any-return]
+        return cast(ProtectedFieldFile, self.file).record
 
     @property
     def original_name(self) -> str:

@@ -124,7 +124,7 @@ def render_standalone(site_config: str, *, state_dir: str, user: str | None) -> 
             raise ValueError(f"{name} {value!r} cannot be written into an nginx config")
     user_line = f"user {user};\n" if user else ""
     temp = "\n".join(
-        f"    {kind}_temp_path {state_dir}/tmp/{kind};"
+        f"    {kind}_temp_path {state_dir}/tmp/{kind};"  # noqa: S108 - under state_dir
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     return f"""\

@@ -23,14 +23,14 @@ class ProtectedStorage(FileSystemStorage):
     so a settings change is seen at once.
     """
 
-    @property  # type: ignore[override]
+    @property
     def base_location(self) -> str:
         root = conf.root
         if root is None:
             raise ImproperlyConfigured("SENDFILE_ROOT must name the private media folder.")
         return str(root)
 
-    @property  # type: ignore[override]
+    @property
     def location(self) -> str:
         return os.path.abspath(self.base_location)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 _SCRATCH = Path(tempfile.mkdtemp(prefix="protected-media-tests-"))
 
-SECRET_KEY = "tests-only-secret-key-with-enough-length-to-be-valid-0123456789"  # noqa: S105
+SECRET_KEY = "tests-only-secret-key-with-enough-length-to-be-valid-0123456789"
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 INSTALLED_APPS = [

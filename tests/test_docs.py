@@ -22,7 +22,9 @@ def test_every_setting_the_readme_names_exists() -> None:
 
 
 def test_every_gateway_variable_is_documented() -> None:
-    code = (ROOT / "gateway" / "settings.py").read_text() + (ROOT / "gateway" / "stack.py").read_text()
+    code = (ROOT / "gateway" / "settings.py").read_text() + (
+        ROOT / "gateway" / "stack.py"
+    ).read_text()
     read = set(re.findall(r'"(GATEWAY_[A-Z_]+)"', code))
     readme = (ROOT / "README.md").read_text()
     assert sorted(name for name in read if f"`{name}`" not in readme) == []

@@ -10,6 +10,7 @@ from protected_media.backends.streaming import CHUNK_SIZE, byte_range
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
 @pytest.fixture(autouse=True)
 def streaming(settings) -> None:
     settings.SENDFILE_BACKEND = "protected_media.backends.streaming"
@@ -78,7 +79,9 @@ async def test_conditional_requests(alice, make_file) -> None:
     assert cached.status_code == 304
     assert cached.content == b""
     assert cached["ETag"] == etag
-    assert (await client.get(item.file.url, headers={"If-None-Match": '"other"'})).status_code == 200
+    assert (
+        await client.get(item.file.url, headers={"If-None-Match": '"other"'})
+    ).status_code == 200
     since = await client.get(item.file.url, headers={"If-Modified-Since": last_modified})
     assert since.status_code == 304
     # If-Range with a stale validator: the whole file, not a piece of the new one.

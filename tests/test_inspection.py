@@ -60,8 +60,11 @@ def test_images_are_reencoded_without_trailing_data() -> None:
         # HTML that claims to be a PNG by name
         (b"<html><script>alert(1)</script></html>", "type_not_allowed", 415),
         # SVG with a script: markup is never stored as text
-        (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
-         "type_not_allowed", 415),
+        (
+            b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            "type_not_allowed",
+            415,
+        ),
         (b'<?xml version="1.0"?><a/>', "type_not_allowed", 415),
         (b"  <!DOCTYPE html><p>hi", "type_not_allowed", 415),
         # binary that is no allowed type
@@ -93,11 +96,15 @@ def png_declaring(width: int, height: int) -> bytes:
     """A PNG whose header declares a huge image in a few dozen bytes."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     pixels = zlib.compress(b"\x00" * 16)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize(

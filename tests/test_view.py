@@ -138,9 +138,7 @@ async def test_refusals_are_identical(alice, bob, make_file) -> None:
     assert not [name for name in answers[0][1] if name.lower().startswith("x-accel")]
 
 
-async def test_anonymous_is_sent_to_login_whether_or_not_the_file_exists(
-    alice, make_file
-) -> None:
+async def test_anonymous_is_sent_to_login_whether_or_not_the_file_exists(alice, make_file) -> None:
     item = await _amake(make_file, alice)
     client = await client_for(None)
     key = item.file.url.rsplit("/", 1)[1]

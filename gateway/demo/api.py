@@ -14,7 +14,6 @@ from protected_media.conf import conf
 from protected_media.inspection import UploadRefused
 from protected_media.models import ProtectedFile, prefetch_records
 
-
 UNREADABLE_UPLOAD = "The request could not be read as a file upload."
 
 
@@ -97,6 +96,9 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     if request.path.startswith("/api/"):
-        return error("CSRF verification failed: send the csrftoken cookie's value "
-                     "in the X-CSRFToken header.", 403)
+        return error(
+            "CSRF verification failed: send the csrftoken cookie's value "
+            "in the X-CSRFToken header.",
+            403,
+        )
     return django_csrf_failure(request, reason)

@@ -8,10 +8,10 @@ from .models import Profile
 class UploadForm(forms.ModelForm):
     class Meta:
         model = ProtectedFile
-        fields = ["file"]
+        fields = ("file",)
 
 
 class ProfilePictureForm(forms.ModelForm):
     class Meta:
         model = Profile
-        fields = ["profile_picture"]
+        fields = ("profile_picture",)

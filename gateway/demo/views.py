@@ -48,8 +48,12 @@ def files(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "demo/files.html",
-        {"form": UploadForm(), "files": owned, "max_size": conf.max_upload_size,
-         "allowed_types": conf.allowed_types},
+        {
+            "form": UploadForm(),
+            "files": owned,
+            "max_size": conf.max_upload_size,
+            "allowed_types": conf.allowed_types,
+        },
     )
 
 
@@ -75,4 +79,6 @@ def profile(request: HttpRequest) -> HttpResponse:
             for error in form.errors.get("profile_picture", []):
                 messages.error(request, error)
         return redirect("profile")
-    return render(request, "demo/profile.html", {"form": ProfilePictureForm(), "profile": user_profile})
+    return render(
+        request, "demo/profile.html", {"form": ProfilePictureForm(), "profile": user_profile}
+    )

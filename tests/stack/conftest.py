@@ -7,9 +7,9 @@ import pytest
 from .harness import Stack
 
 USERS = {"alice": "alice-pass-4821", "bob": "bob-pass-9377"}
-CREATE_USERS = (
-    "from django.contrib.auth.models import User\n"
-    + "".join(f"User.objects.create_user({name!r}, password={password!r})\n" for name, password in USERS.items())
+CREATE_USERS = "from django.contrib.auth.models import User\n" + "".join(
+    f"User.objects.create_user({name!r}, password={password!r})\n"
+    for name, password in USERS.items()
 )
 # Small enough that the tests can cross it cheaply.
 MAX_UPLOAD = 1024 * 1024

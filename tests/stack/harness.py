@@ -194,10 +194,14 @@ class Stack:
         self, method: str, target: str, headers: dict[str, str] | None = None
     ) -> RawResponse:
         """Straight to uvicorn's socket, skipping nginx."""
-        return _exchange(UnixHTTPConnection(str(self.uvicorn_socket)), method, target, headers, None)
+        return _exchange(
+            UnixHTTPConnection(str(self.uvicorn_socket)), method, target, headers, None
+        )
 
 
-def upload(client: httpx.Client, name: str, data: bytes, content_type: str = "application/octet-stream") -> httpx.Response:
+def upload(
+    client: httpx.Client, name: str, data: bytes, content_type: str = "application/octet-stream"
+) -> httpx.Response:
     return client.post(
         "/api/files/",
         files={"file": (name, data, content_type)},

@@ -38,12 +38,16 @@ def test_streams_the_whole_file(fallback_stack, owner, big_file) -> None:
 
 def test_range_head_and_304_under_uvicorn(fallback_stack, owner, big_file) -> None:
     headers = cookie_header(owner)
-    partial = fallback_stack.raw_uvicorn("GET", big_file["url"], {**headers, "Range": "bytes=100-199"})
+    partial = fallback_stack.raw_uvicorn(
+        "GET", big_file["url"], {**headers, "Range": "bytes=100-199"}
+    )
     assert (partial.status, partial.body) == (206, BIG[100:200])
     head = fallback_stack.raw_uvicorn("HEAD", big_file["url"], headers)
     assert (head.status, head.body) == (200, b"")
     assert head.headers["content-length"] == str(len(BIG))
-    cached = fallback_stack.raw_uvicorn("GET", big_file["url"], {**headers, "If-None-Match": head.headers["etag"]})
+    cached = fallback_stack.raw_uvicorn(
+        "GET", big_file["url"], {**headers, "If-None-Match": head.headers["etag"]}
+    )
     assert (cached.status, cached.body) == (304, b"")
     assert "Traceback" not in fallback_stack.log()
 

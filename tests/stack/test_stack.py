@@ -101,7 +101,9 @@ def test_owner_gets_exact_bytes_with_type_and_security_headers(stack, alice, tex
 
 def test_images_inline_and_pdfs_as_attachments(stack, alice) -> None:
     image = upload(alice, "photo.png", png(), "image/png").json()
-    pdf = upload(alice, "paper.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n", "application/pdf").json()
+    pdf = upload(
+        alice, "paper.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n", "application/pdf"
+    ).json()
     got_image = stack.raw("GET", image["url"], headers=cookie_header(alice))
     assert got_image.headers["content-type"] == "image/png"
     assert got_image.headers["content-disposition"] == 'inline; filename="photo.png"'
@@ -189,7 +191,9 @@ def test_range_and_conditional_requests(stack, alice, text_file) -> None:
     assert partial.body == TEXT[8:13]
     assert partial.headers["content-range"] == f"bytes 8-12/{len(TEXT)}"
     whole = stack.raw("GET", text_file["url"], headers=headers)
-    cached = stack.raw("GET", text_file["url"], headers={**headers, "If-None-Match": whole.headers["etag"]})
+    cached = stack.raw(
+        "GET", text_file["url"], headers={**headers, "If-None-Match": whole.headers["etag"]}
+    )
     assert (cached.status, cached.body) == (304, b"")
     many = stack.raw("GET", text_file["url"], headers={**headers, "Range": "bytes=0-1,3-4,6-7"})
     assert many.status == 200 and many.body == TEXT  # max_ranges 1
@@ -286,6 +290,11 @@ def test_stored_names_nginx_must_decode_once(stack, alice) -> None:
 
 def test_deleted_file_is_gone(stack, alice) -> None:
     created = upload(alice, "temp.txt", b"temporary\n", "text/plain").json()
-    assert alice.delete(f"/api/files/{created['id']}/", headers={"X-CSRFToken": alice.cookies["csrftoken"]}).status_code == 204
+    assert (
+        alice.delete(
+            f"/api/files/{created['id']}/", headers={"X-CSRFToken": alice.cookies["csrftoken"]}
+        ).status_code
+        == 204
+    )
     response = stack.raw("GET", created["url"], headers=cookie_header(alice))
     assert (response.status, response.body) == (404, b"Not Found\n")

@@ -9,8 +9,4 @@ class ReportGrantBackend:
         return None
 
     def has_perm(self, user_obj, perm, obj=None):
-        return (
-            obj is not None
-            and perm == "testapp.view_report"
-            and (user_obj.pk, obj.pk) in GRANTS
-        )
+        return obj is not None and perm == "testapp.view_report" and (user_obj.pk, obj.pk) in GRANTS

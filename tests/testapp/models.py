@@ -10,3 +10,6 @@ class Report(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     attachment = ProtectedFileField(upload_to="reports/%Y/", owner_field="author")
     public = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"Report {self.pk}"
