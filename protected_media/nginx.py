@@ -81,7 +81,9 @@ server {{
 
     proxy_http_version 1.1;
     proxy_set_header Connection "";
-    proxy_set_header Host $host;
+    # $http_host keeps the port: Django compares a POST's Origin header
+    # ("http://host:8000") with it, and $host would drop ":8000".
+    proxy_set_header Host $http_host;
     proxy_set_header X-Forwarded-For $remote_addr;
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_redirect off;

@@ -176,6 +176,8 @@ class Stack:
                 "password": password,
                 "csrfmiddlewaretoken": client.cookies["csrftoken"],
             },
+            # As a browser sends it: Django's CSRF check compares it with Host.
+            headers={"Origin": self.url},
         )
         assert response.status_code == 302, response.text
         return client
@@ -205,7 +207,10 @@ def upload(
     return client.post(
         "/api/files/",
         files={"file": (name, data, content_type)},
-        headers={"X-CSRFToken": client.cookies["csrftoken"]},
+        headers={
+            "X-CSRFToken": client.cookies["csrftoken"],
+            "Origin": str(client.base_url).rstrip("/"),
+        },
     )
 
 
