@@ -19,7 +19,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.core.files.base import ContentFile
 from django.db import models, router, transaction
 from django.db.models.fields.files import FieldFile, ImageFieldFile
-from django.db.models.signals import post_delete, post_init
+from django.db.models.signals import post_delete, post_init, post_save
 
 from .conf import conf
 from .inspection import IMAGE_FORMATS, Inspected, UploadRefused, inspect_upload
@@ -131,11 +131,15 @@ class ProtectedFieldMixin:
         if name:
             forget_file(name, using=using)
 
-    def _replace_old_file(self, instance: models.Model, new_name: str | None) -> None:
-        old_name = instance.__dict__.get(_INITIAL_NAMES, {}).get(self.attname)
+    def _forget_replaced_file(self, instance: models.Model, using: str, **kwargs: Any) -> None:
+        # After the row is saved, so a save that fails keeps the old file, and
+        # inside the save's transaction, so a rollback keeps it too.
+        names = instance.__dict__.setdefault(_INITIAL_NAMES, {})
+        old_name = names.get(self.attname)
+        new_name = getattr(instance, self.attname).name
         if old_name and old_name != new_name:
-            forget_file(old_name, using=router.db_for_write(type(instance), instance=instance))
-        instance.__dict__.setdefault(_INITIAL_NAMES, {})[self.attname] = new_name
+            forget_file(old_name, using=using)
+        names[self.attname] = new_name
 
     def deconstruct(self) -> Any:
         name, path, args, kwargs = super().deconstruct()  # type: ignore[misc]
@@ -152,12 +156,8 @@ class ProtectedFieldMixin:
         if cls._meta.abstract:
             return
         post_init.connect(self._remember_name, sender=cls, weak=False)
+        post_save.connect(self._forget_replaced_file, sender=cls, weak=False)
         post_delete.connect(self._delete_after_row, sender=cls, weak=False)
-
-    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
-        file = super().pre_save(model_instance, add)  # type: ignore[misc]
-        self._replace_old_file(model_instance, file.name if file else None)
-        return file
 
     def formfield(self, **kwargs: Any) -> Any:
         # Refusals surface as form errors instead of failing inside model.save().
