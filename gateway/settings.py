@@ -130,6 +130,9 @@ PROTECTED_MEDIA_URL = "/media/"
 PROTECTED_MEDIA_MAX_UPLOAD_SIZE = int(
     os.environ.get("GATEWAY_MAX_UPLOAD_SIZE", str(10 * 1024 * 1024))
 )
+# Private files readable by the app's group (nginx's, in deploy/) and nobody else.
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 # Django's own caps, so a request nginx let through still cannot exhaust us.
 DATA_UPLOAD_MAX_NUMBER_FILES = 20
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 100

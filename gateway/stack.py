@@ -129,6 +129,10 @@ class Stack:
             "--forwarded-allow-ips",
             "*",
             "--no-server-header",
+            # Longer than nginx's idle upstream timeout (60s), so nginx always
+            # closes first and never sends a request on a closing connection.
+            "--timeout-keep-alive",
+            "75",
             "--timeout-graceful-shutdown",
             "10",
             "--log-level",
