@@ -7,7 +7,6 @@ from django.utils.http import content_disposition_header
 CONTENT_TYPE = "Content-Type"
 CONTENT_DISPOSITION = "Content-Disposition"
 CACHE_CONTROL = "Cache-Control"
-X_ACCEL_REDIRECT = "X-Accel-Redirect"
 
 
 def media_headers(
