@@ -3,16 +3,32 @@ PYTHON ?= python3
 VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
 UV_VERSION := 0.13.8
+NEXT_VERSION := 3.13
+NEXT_VENV ?= .venv-next
+PYTHON_NEXT ?= $(shell scripts/find-python $(NEXT_VERSION))
 
-.PHONY: run test venv nginx lock lint clean
+.PHONY: run test test-lts test-next venv nginx lock lint clean
 
 run: venv nginx
 	$(VENV_PYTHON) -m gateway.stack
 
-# Lint, types, then every test (the real-stack ones included) with branch coverage.
-test: venv nginx lint
+# Lint, types, then every test (the real-stack ones included) with branch
+# coverage on Python 3.11 and Django 5.2 LTS; then the suite again on Python
+# 3.13 and Django 6.x, the newest pair we support.
+test: test-lts test-next
+
+test-lts: venv nginx lint
 	$(VENV)/bin/mypy protected_media
 	$(VENV_PYTHON) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+test-next: nginx
+	@if [ -z "$(PYTHON_NEXT)" ]; then \
+		echo "[gateway] Python $(NEXT_VERSION) was not found (PATH or pyenv): the Django 6 run cannot happen. Install it, e.g. 'pyenv install $(NEXT_VERSION)'." >&2; \
+		exit 1; \
+	fi
+	@$(MAKE) --no-print-directory venv VENV=$(NEXT_VENV) PYTHON=$(PYTHON_NEXT)
+	$(NEXT_VENV)/bin/python -c "import django, sys; print(f'[gateway] Python {sys.version.split()[0]}, Django {django.get_version()}')"
+	$(NEXT_VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 venv: $(VENV)/.synced
 
@@ -36,4 +52,4 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) $(NEXT_VENV) var .pytest_cache .hypothesis
