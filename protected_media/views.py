@@ -39,16 +39,18 @@ async def ahandoff(request: HttpRequest, grant: Grant) -> HttpResponseBase:
     root = conf.root
     if root is None:
         raise ImproperlyConfigured("SENDFILE_ROOT must name the private media folder.")
-    path = root / grant.record.name
     backend = conf.backend
     if backend == NGINX_BACKEND:
         # nginx serves the bytes: the view touches no file, and a missing one
         # is nginx's 404. The body is empty, so Content-Length must say 0.
-        response: HttpResponse = sendfile_nginx.sendfile(request, path)
+        response: HttpResponse = sendfile_nginx.sendfile(request, root / grant.record.name)
         for name, value in grant.headers.items():
             response[name] = value
         response["Content-Length"] = "0"
         return response
     if backend == STREAMING_BACKEND:
-        return await streaming.asendfile(request, path, headers=grant.headers) or not_found()
+        streamed = await streaming.asendfile(
+            request, root, grant.record.name, headers=grant.headers
+        )
+        return streamed or not_found()
     raise ImproperlyConfigured(f"SENDFILE_BACKEND {backend!r} is not supported.")

@@ -128,3 +128,36 @@ async def test_missing_on_disk_is_the_same_404(alice, bob, make_file, private_ro
 )
 def test_byte_range_parsing(header, size, expected) -> None:
     assert byte_range(header, size) == expected
+
+
+@pytest.mark.parametrize("target", ["outside", "other user's file"])
+async def test_symlinks_under_the_root_are_not_followed(
+    alice, bob, make_file, private_root, tmp_path, target
+) -> None:
+    # As nginx's disable_symlinks: a link planted where alice's file was
+    # serves nothing, whether it points outside the root or at bob's file.
+    mine = await sync_to_async(make_file)(alice, "t.txt", b"mine\n")
+    theirs = await sync_to_async(make_file)(bob, "t.txt", b"bob's secret\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"outside secret\n")
+    path = private_root / mine.file.name
+    path.unlink()
+    path.symlink_to(secret if target == "outside" else private_root / theirs.file.name)
+    client = AsyncClient()
+    await client.aforce_login(alice)
+    response = await client.get(mine.file.url)
+    assert (response.status_code, response.content) == (404, b"Not Found\n")
+
+
+async def test_a_linked_folder_under_the_root_is_not_followed(
+    alice, make_file, private_root, tmp_path
+) -> None:
+    item = await sync_to_async(make_file)(alice, "t.txt", b"mine\n")
+    folder = private_root / "files"
+    moved = tmp_path / "moved-files"
+    folder.rename(moved)
+    folder.symlink_to(moved, target_is_directory=True)
+    client = AsyncClient()
+    await client.aforce_login(alice)
+    response = await client.get(item.file.url)
+    assert response.status_code == 404

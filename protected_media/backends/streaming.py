@@ -5,13 +5,14 @@ requests (304) the way nginx does, so both paths look alike to a client.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiofiles
-import aiofiles.os
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
 from django.utils.http import http_date, parse_http_date_safe
 
@@ -22,14 +23,13 @@ _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 async def asendfile(
-    request: HttpRequest, path: Path, *, headers: dict[str, str]
+    request: HttpRequest, root: Path, name: str, *, headers: dict[str, str]
 ) -> HttpResponse | StreamingHttpResponse | None:
-    """The response for ``path``, or None when there is no such regular file."""
-    try:
-        info = await aiofiles.os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
+    """The response for the file ``name`` under ``root``, or None when there is
+    no such regular file reachable without a symlink."""
+    path = root / name
+    info = await asyncio.get_running_loop().run_in_executor(None, _file_info, root, path)
+    if info is None:
         return None
     size = info.st_size
     # nginx's own validators, so a client that switches path keeps its cache.
@@ -62,6 +62,18 @@ async def asendfile(
         response_headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
     body = _aread(path, start, length) if request.method != "HEAD" else _empty()
     return StreamingHttpResponse(body, status=206 if span else 200, headers=response_headers)
+
+
+def _file_info(root: Path, path: Path) -> os.stat_result | None:
+    # As nginx's `disable_symlinks on from=<root>`: no part of the path below
+    # the root may be a link, so a planted symlink cannot reach another file.
+    if os.path.realpath(path) != os.path.join(os.path.realpath(root), path.relative_to(root)):
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
 
 
 def not_modified(request: HttpRequest, *, etag: str, mtime: int) -> bool:

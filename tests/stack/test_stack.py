@@ -298,3 +298,22 @@ def test_deleted_file_is_gone(stack, alice) -> None:
     )
     response = stack.raw("GET", created["url"], headers=cookie_header(alice))
     assert (response.status, response.body) == (404, b"Not Found\n")
+
+
+@pytest.mark.parametrize("target", ["outside the root", "another user's file"])
+def test_nginx_refuses_a_symlink_planted_under_the_root(stack, alice, bob, target) -> None:
+    mine = upload(alice, "mine.txt", b"mine\n", "text/plain").json()
+    theirs = upload(bob, "theirs.txt", b"bob's secret\n", "text/plain").json()
+    secret = stack.data_dir / "outside-secret.txt"
+    secret.write_bytes(b"outside secret\n")
+
+    def stored(url: str):
+        key = url.rsplit("/", 1)[1]
+        return next((stack.private_root / "files").glob(f"{key}.*"))
+
+    path = stored(mine["url"])
+    path.unlink()
+    path.symlink_to(secret if target == "outside the root" else stored(theirs["url"]))
+    response = stack.raw("GET", mine["url"], headers=cookie_header(alice))
+    assert response.status in (403, 404)
+    assert b"secret" not in response.body
