@@ -8,6 +8,7 @@ refused unless the operator allowlisted its detected type.
 
 from __future__ import annotations
 
+import codecs
 import io
 import warnings
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ IMAGE_FORMATS = {
 }
 # Markers that make a browser (or a careless viewer) treat text as a document.
 _MARKUP_MARKERS = (b"<!doctype", b"<html", b"<script", b"<svg", b"<?xml", b"<body", b"<iframe")
-_TEXT_CONTROLS_ALLOWED = frozenset(b"\t\n\r\f")
+# Every byte that may appear in plain text: all but the C0 controls (and DEL)
+# other than tab, newline, carriage return and form feed.
+_TEXT_BYTES = bytes(b for b in range(256) if (b >= 0x20 and b != 0x7F) or b in b"\t\n\r\f")
 
 
 class UploadRefused(Exception):
@@ -128,18 +131,25 @@ def _reencode_image(upload: File[Any], content_type: str, max_pixels: int) -> In
 
 
 def _is_plain_text(upload: File[Any]) -> bool:
+    # Read in chunks with an incremental decoder: the limit may be large, and
+    # a whole upload never needs to be in memory at once.
+    decoder = codecs.getincrementaldecoder("utf-8")()
     upload.seek(0)
-    data = upload.read()
-    upload.seek(0)
-    if isinstance(data, str):
-        data = data.encode()
     try:
-        data.decode("utf-8")
+        head = b""
+        for chunk in upload.chunks():
+            data = chunk.encode() if isinstance(chunk, str) else chunk
+            if len(head) < SNIFF_BYTES:
+                head += data[: SNIFF_BYTES - len(head)]
+            if data.translate(None, _TEXT_BYTES):
+                return False  # a control character that text does not have
+            decoder.decode(data)
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
-    if any(byte < 0x20 and byte not in _TEXT_CONTROLS_ALLOWED for byte in data):
-        return False
-    lowered = data[:SNIFF_BYTES].lower()
+    finally:
+        upload.seek(0)
+    lowered = head.lower()
     return not any(marker in lowered for marker in _MARKUP_MARKERS)
 
 

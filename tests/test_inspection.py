@@ -126,3 +126,22 @@ def test_allowlist_is_the_operators() -> None:
         inspect(b"%PDF-1.7\n%%EOF\n", allowed_types=("image/png",))
     with pytest.raises(UploadRefused):
         inspect(b"plain\n", allowed_types=("image/png",))
+
+
+def test_text_is_read_in_chunks_and_a_character_may_straddle_two() -> None:
+    # 64 KiB is Django's chunk size: the two bytes of "é" fall in two chunks.
+    data = b"a" * (64 * 1024 - 1) + "é\n".encode()
+    assert inspect(data, max_size=1024 * 1024).content_type == "text/plain"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"a" * (64 * 1024) + b"\x00",  # a NUL past the first chunk
+        b"ends in half a character \xc3",
+        b"delete \x7f character",
+    ],
+)
+def test_text_with_a_flaw_anywhere_is_refused(data: bytes) -> None:
+    with pytest.raises(UploadRefused):
+        inspect(data, max_size=1024 * 1024)
