@@ -7,7 +7,7 @@ NEXT_VERSION := 3.13
 NEXT_VENV ?= .venv-next
 PYTHON_NEXT ?= $(shell scripts/find-python $(NEXT_VERSION))
 
-.PHONY: run test test-lts test-next venv nginx lock lint clean
+.PHONY: run test test-lts test-next venv nginx lock lint clean bench bench-smoke
 
 run: venv nginx
 	$(VENV_PYTHON) -m gateway.stack
@@ -45,11 +45,20 @@ nginx:
 # Re-resolve the pins after changing dependencies in pyproject.toml.
 lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
-		--extra gateway --group test --group dev --generate-hashes --quiet -o requirements.lock
+		--extra gateway --group test --group dev --group bench --generate-hashes --quiet -o requirements.lock
 
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# What the permission check costs next to nginx sending the bytes: one run on
+# this machine, figures and ratios printed, raw JSON and a chart in var/bench/.
+bench: venv nginx
+	$(VENV_PYTHON) -m tests.benchmarks.bench $(BENCH_ARGS)
+
+# The same code paths in a few seconds per case, as CI runs them.
+bench-smoke: venv nginx
+	$(VENV_PYTHON) -m tests.benchmarks.bench --smoke $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(NEXT_VENV) var .pytest_cache .hypothesis

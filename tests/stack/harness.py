@@ -78,10 +78,12 @@ class Stack:
             key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"
         }
         self.env.update(
-            GATEWAY_DATA_DIR=str(data_dir),
-            GATEWAY_PORT=str(self.port),
-            GATEWAY_WORKERS="1",
-            **(extra_env or {}),
+            {
+                "GATEWAY_DATA_DIR": str(data_dir),
+                "GATEWAY_PORT": str(self.port),
+                "GATEWAY_WORKERS": "1",
+                **(extra_env or {}),
+            }
         )
         self.process: subprocess.Popen[bytes] | None = None
         self._log_file: BinaryIO | None = None

@@ -1,0 +1,858 @@
+"""What the permission check costs next to nginx sending the bytes, in one run.
+
+    python -m tests.benchmarks.bench [--smoke] [--duration S] [--concurrency 1,32,256]
+                                     [--workers N] [--output DIR]
+
+Starts two stacks with the run command (each in a fresh temporary data folder):
+one hands files to nginx through X-Accel-Redirect (the default), the other
+streams them from Python (``protected_media.backends.streaming``). On each it
+signs a user in and uploads files of 4 KiB, 1 MiB and 64 MiB through the API,
+and puts byte-identical copies under the static folder. Then wrk drives,
+through nginx and at each concurrency:
+
+- static:   ``/static/bench/<file>``: nginx alone, no Python;
+- gateway:  ``/media/<key>`` as the owner: nginx -> uvicorn -> the permission
+            check -> X-Accel-Redirect -> nginx sends the file;
+- fallback: the same request on the second stack: Python streams the bytes;
+- health:   ``/healthz``, an async view touching no database: what any request
+            through nginx and Django costs at the least.
+
+Every URL is fetched once and compared byte for byte before it is timed, and
+nginx's access log is read after each case, so a case answering anything but
+the file cannot pass for a fast one. Prints every figure and the ratios between
+cases measured side by side; writes ``results.json`` and ``results.png`` to the
+output folder (``var/bench/``). Exits non-zero when any request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.stack.harness import Stack, upload
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+DEFAULT_OUTPUT = BASE_DIR / "var" / "bench"
+
+KIB = 1024
+MIB = 1024 * 1024
+SIZES = {"4KiB": 4 * KIB, "1MiB": MIB, "64MiB": 64 * MIB}
+SMOKE_SIZES = ("4KiB", "1MiB")
+FILE_CASES = ("static", "gateway", "fallback")
+CASES = (*FILE_CASES, "health")
+HEALTH_BODY = b"ok\n"
+
+USERNAME = "bench"
+PASSWORD = "bench-pass-5120"  # a throwaway account in a throwaway stack
+MAX_UPLOAD = 80 * MIB
+STREAMING_BACKEND = "protected_media.backends.streaming"
+
+# A case in which the average connection finished fewer responses than this is
+# measured again, longer (once, and never longer than MAX_CASE_SECONDS): wrk
+# counts only finished responses, so a window that holds one or two 64 MiB
+# transfers per connection says little about requests per second.
+MIN_RESPONSES_PER_CONNECTION = 3
+MAX_CASE_SECONDS = 120.0
+# wrk counts a response slower than its --timeout as a socket error. It is set
+# past the end of the window: a slow case is measured (its latency recorded),
+# not failed; one that never answers shows as no finished response.
+WRK_TIMEOUT_MARGIN = 30.0
+RSS_INTERVAL = 0.1
+PAUSE_BETWEEN_CASES = 0.5
+LOG_SETTLE = 0.3
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on: a stack, an upload or a verification failed."""
+
+
+# wrk
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    command = "sudo apt-get update && sudo apt-get install -y wrk"
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit(f"[bench] wrk is not installed. Install it with: {command}")
+    log("installing wrk from Debian's packages")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+        done = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, check=False, timeout=900)
+        if done.returncode != 0:
+            sys.exit(f"[bench] {' '.join(args)} failed; install wrk with: {command}")
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit(f"[bench] wrk is still missing after apt-get; install it with: {command}")
+    return found
+
+
+_UNITS_TO_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+_BINARY_UNITS = {"B": 1, "KB": KIB, "MB": MIB, "GB": KIB**3, "TB": KIB**4}
+
+
+def _milliseconds(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not match:
+        raise ValueError(f"unreadable wrk time {text!r}")
+    return float(match[1]) * _UNITS_TO_MS[match[2]]
+
+
+def _bytes(text: str) -> float:
+    # wrk's "MB" and "GB" are binary units (powers of 1024).
+    match = re.fullmatch(r"([\d.]+)(B|KB|MB|GB|TB)", text)
+    if not match:
+        raise ValueError(f"unreadable wrk size {text!r}")
+    return float(match[1]) * _BINARY_UNITS[match[2]]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """The figures of one wrk run (with --latency)."""
+    done = re.search(r"(\d+) requests in ([\d.]+\w+), ([\d.]+\w+) read", output)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    transfer = re.search(r"Transfer/sec:\s+([\d.]+\w+)", output)
+    if not (done and rate and transfer):
+        raise ValueError(f"unreadable wrk output:\n{output}")
+    percentiles = {
+        int(found[1]): _milliseconds(found[2])
+        for found in re.finditer(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)\s*$", output, re.MULTILINE)
+    }
+    errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if socket_errors:
+        errors = dict(zip(errors, map(int, socket_errors.groups()), strict=True))
+    bad_status = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    requests = int(done[1])
+    return {
+        "requests": requests,
+        "seconds": _milliseconds(done[2]) / 1e3,
+        "bytes_read": _bytes(done[3]),
+        "requests_per_s": float(rate[1]),
+        "bytes_per_s": _bytes(transfer[1]),
+        # wrk prints 0 for every percentile when nothing finished.
+        "p50_ms": percentiles.get(50) if requests else None,
+        "p99_ms": percentiles.get(99) if requests else None,
+        "non_2xx_3xx": int(bad_status[1]) if bad_status else 0,
+        "socket_errors": errors,
+    }
+
+
+def run_wrk(wrk: str, url: str, cookie: str, concurrency: int, seconds: float) -> dict[str, Any]:
+    threads = min(2, concurrency)
+    timeout = seconds + WRK_TIMEOUT_MARGIN
+    command = [
+        wrk,
+        f"-t{threads}",
+        f"-c{concurrency}",
+        f"-d{math.ceil(seconds)}s",
+        f"--timeout={math.ceil(timeout)}s",
+        "--latency",
+        "-H",
+        f"Cookie: {cookie}",
+        url,
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=seconds + timeout + 60
+    )
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return parse_wrk(done.stdout)
+
+
+# the app's memory
+
+
+def _app_pids(stack: Stack) -> list[int]:
+    """uvicorn's processes and their children (the workers, when there are several)."""
+    roots = set(stack.uvicorn_pids())
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found = set(roots)
+    for _ in range(8):  # a few generations at most
+        children = {pid for pid, parent in parents.items() if parent in found} - found
+        if not children:
+            break
+        found |= children
+    return sorted(found)
+
+
+def _rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        if match:
+            total += int(match[1])
+    return total
+
+
+class RssSampler:
+    """The summed resident memory of some processes: before, and at its peak during."""
+
+    def __init__(self, pids: list[int], max_seconds: float) -> None:
+        self.pids = pids
+        self.max_samples = int(max_seconds / RSS_INTERVAL) + 1
+        self.baseline = 0
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for _ in range(self.max_samples):
+            if self._stop.wait(RSS_INTERVAL):
+                return
+            self.peak = max(self.peak, _rss_kib(self.pids))
+
+    def __enter__(self) -> RssSampler:
+        self.baseline = self.peak = _rss_kib(self.pids)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.peak = max(self.peak, _rss_kib(self.pids))
+
+
+# the stacks
+
+
+@dataclass
+class Target:
+    """One URL to time, on one stack, with what it must answer."""
+
+    case: str
+    size: str | None
+    stack: Stack
+    path: str
+    body: bytes
+
+
+@dataclass
+class Result:
+    case: str
+    size: str | None
+    size_bytes: int | None
+    concurrency: int
+    url: str
+    duration_s: float
+    requests: int
+    requests_per_s: float
+    bytes_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    non_2xx_3xx: int
+    socket_errors: dict[str, int]
+    rss_baseline_kib: int
+    rss_peak_kib: int
+    nginx_statuses: dict[str, int]
+    remeasured_from_s: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def mib_per_s(self) -> float:
+        return self.bytes_per_s / MIB
+
+
+def cookie_of(client: httpx.Client) -> str:
+    return f"sessionid={client.cookies['sessionid']}; csrftoken={client.cookies['csrftoken']}"
+
+
+def start_stack(name: str, workers: int, folders: list[Path], **env: str) -> Stack:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"gateway-bench-{name}-"))
+    folders.append(data_dir)
+    stack = Stack(
+        data_dir,
+        {"GATEWAY_MAX_UPLOAD_SIZE": str(MAX_UPLOAD), "GATEWAY_WORKERS": str(workers), **env},
+    )
+    log(f"starting the {name} stack on {stack.url} (data in {data_dir})")
+    return stack
+
+
+def prepare(stack: Stack, files: dict[str, bytes]) -> tuple[str, dict[str, str]]:
+    """Sign a user in, upload the files, copy them under static; the cookie and
+    each size's media path."""
+    stack.shell(
+        "from django.contrib.auth.models import User\n"
+        f"User.objects.create_user({USERNAME!r}, password={PASSWORD!r})\n"
+    )
+    media: dict[str, str] = {}
+    client = stack.login(USERNAME, PASSWORD)
+    try:
+        client.timeout = httpx.Timeout(120)
+        cookie = cookie_of(client)
+        for size, data in files.items():
+            response = upload(client, f"bench-{size}.pdf", data, "application/pdf")
+            if response.status_code != 201:
+                raise BenchError(
+                    f"upload of {size} refused: {response.status_code} {response.text}"
+                )
+            described = response.json()
+            if described["content_type"] != "application/pdf" or described["size"] != len(data):
+                raise BenchError(f"upload of {size} stored as {described}")
+            media[size] = described["url"]
+    finally:
+        client.close()
+    static = stack.data_dir / "static" / "bench"
+    static.mkdir(parents=True, exist_ok=True)
+    for size, data in files.items():
+        (static / f"bench-{size}.pdf").write_bytes(data)
+    return cookie, media
+
+
+def verify(target: Target, cookie: str) -> None:
+    """One plain request through nginx, and for media one straight to uvicorn:
+    the case must answer 200 with exactly the expected bytes, by the path it names."""
+    where = f"{target.case} {target.size or ''} {target.path}".replace("  ", " ")
+    with httpx.Client(base_url=target.stack.url, timeout=120) as client:
+        response = client.get(target.path, headers={"Cookie": cookie})
+    if response.status_code != 200:
+        raise BenchError(f"{where}: status {response.status_code}, not 200")
+    if response.content != target.body:
+        raise BenchError(f"{where}: {len(response.content)} bytes, not the expected ones")
+    if target.case in ("gateway", "fallback"):
+        # Added by nginx's internal location alone: present only on the handoff.
+        handed_off = "sandbox" in response.headers.get("content-security-policy", "")
+        if handed_off != (target.case == "gateway"):
+            raise BenchError(f"{where}: served by the wrong path (CSP {handed_off=})")
+        direct = target.stack.raw_uvicorn("GET", target.path, {"Cookie": cookie})
+        if direct.status != 200:
+            raise BenchError(f"{where}: uvicorn answered {direct.status}")
+        if target.case == "gateway":
+            if "x-accel-redirect" not in direct.headers or direct.body:
+                raise BenchError(f"{where}: uvicorn did not hand the file to nginx")
+        elif "x-accel-redirect" in direct.headers or direct.body != target.body:
+            raise BenchError(f"{where}: uvicorn did not stream the file itself")
+
+
+def _read_new(path: Path, offset: int, limit: int = 8 * MIB) -> str:
+    if not path.exists():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(limit).decode(errors="replace")
+
+
+def nginx_statuses(access_log: Path, offset: int) -> Counter[str]:
+    """The status of every request nginx logged from ``offset`` on."""
+    statuses: Counter[str] = Counter()
+    status = re.compile(rb'" (\d{3}) ')
+    with access_log.open("rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            found = status.search(line)
+            statuses[found[1].decode() if found else "unreadable"] += 1
+    return statuses
+
+
+def measure(
+    wrk: str, target: Target, cookie: str, concurrency: int, seconds: float
+) -> dict[str, Any]:
+    stack = target.stack
+    access_log = stack.data_dir / "nginx" / "access.log"
+    log_offset = access_log.stat().st_size
+    stack_log_offset = stack.log_path.stat().st_size
+    pids = _app_pids(stack)
+    with RssSampler(pids, max_seconds=2 * seconds + WRK_TIMEOUT_MARGIN + 60) as rss:
+        figures = run_wrk(wrk, f"{stack.url}{target.path}", cookie, concurrency, seconds)
+    # nginx logs the requests wrk abandoned at the end once they are torn down.
+    time.sleep(LOG_SETTLE)
+    statuses = nginx_statuses(access_log, log_offset)
+    problems = []
+    bad = {code: n for code, n in statuses.items() if code not in ("200", "499")}
+    if bad:
+        problems.append(f"nginx logged statuses {bad}")
+    # 499: a request wrk abandoned when its time was up; there are at most as
+    # many as there are connections.
+    if statuses.get("499", 0) > concurrency:
+        problems.append(f"nginx logged {statuses['499']} closed requests (499)")
+    if figures["requests"] and figures["bytes_read"] < 0.98 * figures["requests"] * len(
+        target.body
+    ):
+        problems.append(
+            f"read {figures['bytes_read']:.0f} bytes for {figures['requests']} responses "
+            f"of {len(target.body)}: the responses were not the file"
+        )
+    if sorted(_app_pids(stack)) != pids:
+        problems.append(f"the app's processes changed during the case ({pids} before)")
+    new_log = _read_new(stack.log_path, stack_log_offset)
+    if "Traceback" in new_log or "exited with" in new_log:
+        problems.append(f"the stack logged an error:\n{new_log[-2000:]}")
+    return {
+        **figures,
+        "rss_baseline_kib": rss.baseline,
+        "rss_peak_kib": rss.peak,
+        "nginx_statuses": dict(sorted(statuses.items())),
+        "problems": problems,
+    }
+
+
+def run_case(wrk: str, target: Target, cookie: str, concurrency: int, seconds: float) -> Result:
+    figures = measure(wrk, target, cookie, concurrency, seconds)
+    remeasured_from = None
+    per_connection = figures["requests"] / concurrency
+    failed = figures["non_2xx_3xx"] or any(figures["socket_errors"].values()) or figures["problems"]
+    # A failed case is reported as it is, never replaced by a second try.
+    if not failed and per_connection < MIN_RESPONSES_PER_CONNECTION and seconds < MAX_CASE_SECONDS:
+        # Long enough for each connection to finish a few responses at the
+        # rate just measured (bytes read count unfinished responses too).
+        rate = max(figures["bytes_per_s"], 1.0)
+        needed = 1.5 * MIN_RESPONSES_PER_CONNECTION * concurrency * len(target.body) / rate
+        longer = min(MAX_CASE_SECONDS, max(2 * seconds, math.ceil(needed)))
+        log(
+            f"  {figures['requests']} responses on {concurrency} connections in {seconds:.0f}s;"
+            f" measuring again for {longer:.0f}s"
+        )
+        time.sleep(PAUSE_BETWEEN_CASES)
+        remeasured_from, seconds = seconds, longer
+        figures = measure(wrk, target, cookie, concurrency, seconds)
+    return Result(
+        case=target.case,
+        size=target.size,
+        size_bytes=SIZES[target.size] if target.size else None,
+        concurrency=concurrency,
+        url=target.path,
+        duration_s=figures["seconds"],
+        requests=figures["requests"],
+        requests_per_s=figures["requests_per_s"],
+        bytes_per_s=figures["bytes_per_s"],
+        p50_ms=figures["p50_ms"],
+        p99_ms=figures["p99_ms"],
+        non_2xx_3xx=figures["non_2xx_3xx"],
+        socket_errors=figures["socket_errors"],
+        rss_baseline_kib=figures["rss_baseline_kib"],
+        rss_peak_kib=figures["rss_peak_kib"],
+        nginx_statuses=figures["nginx_statuses"],
+        remeasured_from_s=remeasured_from,
+        problems=figures["problems"],
+    )
+
+
+def failures_of(results: list[Result]) -> list[str]:
+    failed = []
+    for result in results:
+        name = f"{result.case} {result.size or ''} c={result.concurrency}".replace("  ", " ")
+        errors = sum(result.socket_errors.values())
+        if result.non_2xx_3xx:
+            failed.append(f"{name}: {result.non_2xx_3xx} non-2xx/3xx responses")
+        if errors:
+            failed.append(f"{name}: socket errors {result.socket_errors}")
+        if result.requests == 0:
+            failed.append(f"{name}: no response finished")
+        failed.extend(f"{name}: {problem}" for problem in result.problems)
+    return failed
+
+
+# reporting
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def ratios_of(results: list[Result]) -> list[dict[str, Any]]:
+    found = {(r.case, r.size, r.concurrency): r for r in results}
+    rows = []
+    for concurrency in sorted({r.concurrency for r in results}):
+        health = found.get(("health", None, concurrency))
+        for size in SIZES:
+            static = found.get(("static", size, concurrency))
+            gateway = found.get(("gateway", size, concurrency))
+            fallback = found.get(("fallback", size, concurrency))
+            if not (static and gateway and fallback):
+                continue
+            row: dict[str, Any] = {
+                "size": size,
+                "concurrency": concurrency,
+                "gateway_over_static_rps": _ratio(gateway.requests_per_s, static.requests_per_s),
+                "gateway_over_static_mibps": _ratio(gateway.bytes_per_s, static.bytes_per_s),
+                "fallback_over_static_rps": _ratio(fallback.requests_per_s, static.requests_per_s),
+                "fallback_over_static_mibps": _ratio(fallback.bytes_per_s, static.bytes_per_s),
+                "gateway_over_static_p50": _ratio(gateway.p50_ms, static.p50_ms),
+                "gateway_over_health_rps": None,
+            }
+            if size == "4KiB" and health:
+                row["gateway_over_health_rps"] = _ratio(
+                    gateway.requests_per_s, health.requests_per_s
+                )
+            rows.append(row)
+    return rows
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]], left: int) -> str:
+    """Plain text columns: the first ``left`` aligned left, the figures right."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    line = "  ".join("-" * width for width in widths)
+
+    def render(cells: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if index < left else cell.rjust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return "\n".join([render(header), line, *(render(row) for row in rows)])
+
+
+def figures_table(results: list[Result]) -> str:
+    order = {case: index for index, case in enumerate(CASES)}
+    sizes = {size: index for index, size in enumerate(SIZES)}
+    ranked = sorted(
+        results,
+        key=lambda r: (r.concurrency, sizes.get(r.size or "", len(sizes)), order[r.case]),
+    )
+    rows = [
+        [
+            r.case,
+            r.size or "-",
+            str(r.concurrency),
+            _fmt(r.requests_per_s),
+            _fmt(r.mib_per_s),
+            _fmt(r.p50_ms),
+            _fmt(r.p99_ms),
+            str(r.requests),
+            str(r.non_2xx_3xx + sum(r.socket_errors.values())),
+            f"{r.rss_baseline_kib / KIB:.0f}->{r.rss_peak_kib / KIB:.0f}",
+        ]
+        for r in ranked
+    ]
+    header = [
+        "case",
+        "size",
+        "conc",
+        "req/s",
+        "MiB/s",
+        "p50 ms",
+        "p99 ms",
+        "requests",
+        "errors",
+        "app RSS MiB",
+    ]
+    return _table(header, rows, left=3)
+
+
+def ratios_table(ratios: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            row["size"],
+            str(row["concurrency"]),
+            _fmt(row["gateway_over_static_rps"], 3),
+            _fmt(row["gateway_over_static_mibps"], 3),
+            _fmt(row["gateway_over_static_p50"], 1),
+            _fmt(row["gateway_over_health_rps"], 3),
+            _fmt(row["fallback_over_static_rps"], 3),
+            _fmt(row["fallback_over_static_mibps"], 3),
+        ]
+        for row in ratios
+    ]
+    header = [
+        "size",
+        "conc",
+        "gateway/static req/s",
+        "gateway/static MiB/s",
+        "gateway/static p50",
+        "gateway/health req/s",
+        "fallback/static req/s",
+        "fallback/static MiB/s",
+    ]
+    return _table(header, rows, left=2)
+
+
+def _version(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+    except OSError:
+        return "unknown"
+    return (done.stdout + done.stderr).strip().splitlines()[0] if done.stdout + done.stderr else ""
+
+
+def machine_info(wrk: str) -> dict[str, Any]:
+    import django
+    import uvicorn
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "uvicorn": uvicorn.__version__,
+        "nginx": _version([nginx, "-v"]).removeprefix("nginx version: nginx/"),
+        "wrk": _version([wrk, "-v"]).split(" Copyright")[0].removeprefix("wrk "),
+    }
+
+
+def draw(results: list[Result], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {
+        "static": "#4c72b0",
+        "gateway": "#55a868",
+        "fallback": "#c44e52",
+        "health": "#8172b2",
+    }
+    concurrencies = sorted({r.concurrency for r in results})
+    sizes = [size for size in SIZES if any(r.size == size for r in results)]
+    found = {(r.case, r.size, r.concurrency): r for r in results}
+    panels = len(concurrencies) + 1
+    columns = 2
+    rows = math.ceil(panels / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(12, 4.2 * rows), squeeze=False)
+    flat = list(axes.flat)
+    groups = [*sizes, "health"]
+    width = 0.26
+    for axis, concurrency in zip(flat, concurrencies, strict=False):
+        for index, case in enumerate(FILE_CASES):
+            xs, heights = [], []
+            for group_index, size in enumerate(sizes):
+                result = found.get((case, size, concurrency))
+                if result and result.requests_per_s > 0:
+                    xs.append(group_index + (index - 1) * width)
+                    heights.append(result.requests_per_s)
+            bars = axis.bar(xs, heights, width, label=case, color=colours[case])
+            axis.bar_label(bars, labels=[_fmt(h, 0) for h in heights], fontsize=7)
+        health = found.get(("health", None, concurrency))
+        if health and health.requests_per_s > 0:
+            bars = axis.bar(
+                [len(sizes)],
+                [health.requests_per_s],
+                width,
+                label="health",
+                color=colours["health"],
+            )
+            axis.bar_label(bars, labels=[_fmt(health.requests_per_s, 0)], fontsize=7)
+        axis.set_xticks(range(len(groups)), groups)
+        axis.set_yscale("log")
+        axis.margins(y=0.15)
+        axis.set_ylabel("requests/s (log scale)")
+        axis.set_title(f"{concurrency} connection{'s' if concurrency > 1 else ''}")
+        axis.grid(axis="y", which="both", alpha=0.3)
+        axis.legend(fontsize="small")
+    biggest = sizes[-1]
+    axis = flat[len(concurrencies)]
+    for index, case in enumerate(FILE_CASES):
+        heights = [
+            found[(case, biggest, c)].mib_per_s if (case, biggest, c) in found else 0
+            for c in concurrencies
+        ]
+        xs = [position + (index - 1) * width for position in range(len(concurrencies))]
+        bars = axis.bar(xs, heights, width, label=case, color=colours[case])
+        axis.bar_label(bars, labels=[_fmt(h, 0) for h in heights], fontsize=7)
+    axis.set_xticks(range(len(concurrencies)), [f"{c} conn." for c in concurrencies])
+    axis.set_ylabel("MiB/s")
+    axis.set_title(f"throughput, {biggest} files")
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize="small")
+    for axis in flat[panels:]:
+        axis.set_visible(False)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+# the run
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.bench",
+        description="What the permission check costs next to nginx sending the bytes.",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="quick: ~1 s per case, concurrency 1 and 8, 4 KiB and 1 MiB only",
+    )
+    parser.add_argument("--duration", type=float, help="seconds per case (10; smoke 1)")
+    parser.add_argument(
+        "--concurrency", help="comma-separated connection counts (1,32,256; smoke 1,8)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per stack (1)")
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help="where results.json/png go"
+    )
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (1.0 if args.smoke else 10.0)
+    if not 0 < args.duration <= MAX_CASE_SECONDS:
+        parser.error(f"--duration must be within (0, {MAX_CASE_SECONDS:.0f}]")
+    try:
+        args.concurrency = [
+            int(c) for c in (args.concurrency or ("1,8" if args.smoke else "1,32,256")).split(",")
+        ]
+    except ValueError:
+        parser.error("--concurrency takes integers separated by commas, e.g. 1,32,256")
+    if not args.concurrency or not all(1 <= c <= 4096 for c in args.concurrency):
+        parser.error("--concurrency values must be between 1 and 4096")
+    if not 1 <= args.workers <= 64:
+        parser.error("--workers must be between 1 and 64")
+    args.sizes = list(SMOKE_SIZES if args.smoke else SIZES)
+    return args
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run(args: argparse.Namespace) -> int:
+    wrk = ensure_wrk()
+    args.output.mkdir(parents=True, exist_ok=True)
+    files = {size: b"%PDF-1.4\n" + os.urandom(SIZES[size] - 9) for size in args.sizes}
+    folders: list[Path] = []
+    stacks: list[Stack] = []
+    results: list[Result] = []
+    try:
+        handoff = start_stack("handoff", args.workers, folders)
+        stacks.append(handoff)
+        handoff.start()
+        fallback = start_stack(
+            "fallback", args.workers, folders, GATEWAY_SENDFILE_BACKEND=STREAMING_BACKEND
+        )
+        stacks.append(fallback)
+        fallback.start()
+        log("signing in and uploading " + ", ".join(args.sizes))
+        cookie, media = prepare(handoff, files)
+        fallback_cookie, fallback_media = prepare(fallback, files)
+        cookies = {id(handoff): cookie, id(fallback): fallback_cookie}
+        targets: list[Target] = []
+        for size in args.sizes:
+            targets += [
+                Target("static", size, handoff, f"/static/bench/bench-{size}.pdf", files[size]),
+                Target("gateway", size, handoff, media[size], files[size]),
+                Target("fallback", size, fallback, fallback_media[size], files[size]),
+            ]
+        targets.append(Target("health", None, handoff, "/healthz", HEALTH_BODY))
+        for target in targets:
+            verify(target, cookies[id(target.stack)])
+        log(f"every URL answers 200 with the expected bytes; {len(targets)} cases per concurrency")
+        info = machine_info(wrk)
+        for concurrency in args.concurrency:
+            for target in targets:
+                label = f"{target.case} {target.size or ''}".strip()
+                log(f"{label} at {concurrency} connection(s), {args.duration:g}s")
+                result = run_case(
+                    wrk, target, cookies[id(target.stack)], concurrency, args.duration
+                )
+                results.append(result)
+                time.sleep(PAUSE_BETWEEN_CASES)
+    except BenchError as error:
+        log(f"FAILED: {error}")
+        for stack in stacks:
+            log(f"last lines of the {stack.data_dir.name} stack's log:\n{stack.log()[-3000:]}")
+        return 1
+    finally:
+        for stack in stacks:
+            stack.stop()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    ratios = ratios_of(results)
+    failed = failures_of(results)
+    settings = {
+        "command": " ".join(["python -m tests.benchmarks.bench", *sys.argv[1:]]),
+        "smoke": args.smoke,
+        "duration_s": args.duration,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "sizes": {size: SIZES[size] for size in args.sizes},
+        "wrk_threads": "min(2, connections)",
+    }
+    report = {
+        "machine": info,
+        "settings": settings,
+        "results": [{**asdict(r), "mib_per_s": r.mib_per_s} for r in results],
+        "ratios": ratios,
+        "failures": failed,
+    }
+    (args.output / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    title = (
+        f"protected media gateway, one run, {info['nproc']} cores, "
+        f"{args.workers} uvicorn worker(s), {info['date'][:10]}"
+    )
+    draw(results, args.output / "results.png", title)
+
+    print()
+    print(
+        f"{info['date']}  {info['nproc']} cores  Python {info['python']}  "
+        f"Django {info['django']}  nginx {info['nginx']}  {info['wrk']}  "
+        f"{args.workers} uvicorn worker(s)  {args.duration:g}s per case"
+    )
+    print()
+    print(figures_table(results))
+    print()
+    print("RATIOS (measured side by side in this run)")
+    print(ratios_table(ratios))
+    remeasured = [r for r in results if r.remeasured_from_s]
+    if remeasured:
+        print()
+        for r in remeasured:
+            print(
+                f"{r.case} {r.size} c={r.concurrency}: measured again over {r.duration_s:.0f}s "
+                f"(fewer than {MIN_RESPONSES_PER_CONNECTION} responses per connection "
+                f"in {r.remeasured_from_s:g}s)"
+            )
+    print()
+    log(f"wrote {args.output / 'results.json'} and {args.output / 'results.png'}")
+    if failed:
+        log("FAILED requests:")
+        for line in failed:
+            print(f"  {line}")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.exit(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The benchmark command runs end to end (quick mode): every case answers, with
+no failed request, and the raw figures and the chart are written. No timings
+are judged here; they belong to `make bench`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.stack
+
+ROOT = Path(__file__).resolve().parent.parent
+# Two stacks, two uploads each, fourteen one-second cases, and maybe installing wrk.
+TIMEOUT = 900
+
+
+def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
+    output = tmp_path / "bench"
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.bench", "--smoke", "--output", str(output)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+
+    report = json.loads((output / "results.json").read_text())
+    assert report["failures"] == []
+    assert {"nproc", "python", "nginx", "django", "date"} <= set(report["machine"])
+    concurrencies = report["settings"]["concurrency"]
+    seen = {(r["case"], r["size"], r["concurrency"]): r for r in report["results"]}
+    expected = {
+        (case, size, concurrency)
+        for concurrency in concurrencies
+        for size in ("4KiB", "1MiB")
+        for case in ("static", "gateway", "fallback")
+    } | {("health", None, concurrency) for concurrency in concurrencies}
+    assert expected <= set(seen)
+    for key in expected:
+        result = seen[key]
+        assert result["requests"] > 0, key
+        assert result["non_2xx_3xx"] == 0, key
+        assert sum(result["socket_errors"].values()) == 0, key
+        assert result["problems"] == [], key
+        assert result["rss_peak_kib"] > 0, key
+    assert report["ratios"], "no ratios computed"
+    assert "RATIOS" in done.stdout
+
+    assert (output / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
