@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from protected_media.nginx import render_standalone
+from tests.stack.harness import stop_process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEPLOY = BASE_DIR / "deploy"
@@ -327,12 +328,7 @@ def running_nginx(state: Path, config: str, port: int) -> Iterator[None]:
                 time.sleep(0.1)
         yield
     finally:
-        server.send_signal(signal.SIGQUIT)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, signal.SIGQUIT, timeout=10)
 
 
 def test_readme_tls_file_makes_the_rendered_site_https(short_dir: Path) -> None:
@@ -475,12 +471,7 @@ def test_unit_command_serves_the_gateway(short_dir: Path) -> None:
         assert plain.startswith(b"HTTP/1.1 403 ")
         assert b"requires a CSRF cookie" not in plain
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, signal.SIGTERM, timeout=30)
 
 
 # -- names in deploy/ exist in the code --------------------------------------

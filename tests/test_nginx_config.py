@@ -309,6 +309,18 @@ def test_render_standalone_refuses_config_injection(overrides) -> None:
 # -- the management command and the real nginx ----------------------------------------
 
 
+def nginx_test(nginx: str, state: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """``nginx -t`` on ``text`` written as ``state``/nginx.conf."""
+    config = state / "nginx.conf"
+    config.write_text(text)
+    return subprocess.run(
+        [nginx, "-t", "-p", str(state), "-e", str(state / "error.log"), "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def nginx_binary() -> str:
     found = shutil.which("nginx") or (
         "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
@@ -348,14 +360,7 @@ def test_rendered_standalone_config_passes_nginx_test(settings, tmp_path, privat
     static = server.location(settings.STATIC_URL)
     assert static.one("alias").args == [f"{Path(settings.STATIC_ROOT).resolve()}/"]
 
-    config = state / "nginx.conf"
-    config.write_text(text)
-    result = subprocess.run(
-        [nginx, "-t", "-p", str(state), "-e", str(state / "error.log"), "-c", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = nginx_test(nginx, state, text)
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
 
@@ -367,14 +372,7 @@ def test_nginx_test_fails_on_a_broken_config(tmp_path) -> None:
     text = render_standalone(
         render_site(SITE).replace("internal;", "internal on;"), state_dir=str(tmp_path), user=None
     )
-    config = tmp_path / "nginx.conf"
-    config.write_text(text)
-    result = subprocess.run(
-        [nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = nginx_test(nginx, tmp_path, text)
     assert result.returncode != 0
     assert "internal" in result.stderr
 

@@ -34,6 +34,18 @@ class RawResponse:
     header_list: list[tuple[str, str]] = field(default_factory=list)
 
 
+def stop_process(process: subprocess.Popen[bytes], stop_signal: int, timeout: float) -> None:
+    """Ask a process to stop, and kill it if it has not within ``timeout``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(stop_signal)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str) -> None:
         super().__init__("localhost", timeout=10)
@@ -111,13 +123,8 @@ class Stack:
         raise RuntimeError(f"the stack did not start in {START_TIMEOUT:.0f}s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, signal.SIGTERM, timeout=30)
         if self._log_file is not None:
             self._log_file.close()
 
