@@ -7,7 +7,7 @@ NEXT_VERSION := 3.13
 NEXT_VENV ?= .venv-next
 PYTHON_NEXT ?= $(shell scripts/find-python $(NEXT_VERSION))
 
-.PHONY: run test test-lts test-next venv nginx lock lint clean bench bench-smoke
+.PHONY: run test test-lts test-next venv nginx test-system lock lint clean bench bench-smoke
 
 run: venv nginx
 	$(VENV_PYTHON) -m gateway.stack
@@ -17,11 +17,11 @@ run: venv nginx
 # 3.13 and Django 6.x, the newest pair we support.
 test: test-lts test-next
 
-test-lts: venv nginx lint
+test-lts: venv test-system lint
 	$(VENV)/bin/mypy protected_media
 	$(VENV_PYTHON) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
-test-next: nginx
+test-next: test-system
 	@if [ -z "$(PYTHON_NEXT)" ]; then \
 		echo "[gateway] Python $(NEXT_VERSION) was not found (PATH or pyenv): the Django 6 run cannot happen. Install it, e.g. 'pyenv install $(NEXT_VERSION)'." >&2; \
 		exit 1; \
@@ -40,7 +40,12 @@ $(VENV)/.synced: requirements.lock
 	@touch $@
 
 nginx:
-	@scripts/ensure-nginx
+	@scripts/ensure-debian-packages nginx:nginx
+
+# The real-stack tests need nginx, the deploy test openssl, the browser tests
+# Debian's Chromium (Playwright drives it; it never downloads a browser).
+test-system:
+	@scripts/ensure-debian-packages nginx:nginx openssl:openssl chromium:chromium
 
 # Re-resolve the pins after changing dependencies in pyproject.toml.
 lock: venv
