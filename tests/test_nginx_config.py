@@ -326,7 +326,7 @@ def nginx_binary() -> str:
         "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
     )
     if found is None:
-        pytest.fail("nginx is not installed: run `make nginx` (scripts/ensure-nginx)")
+        pytest.fail("nginx is not installed: run `make nginx` (scripts/ensure-debian-packages)")
     return found
 
 
