@@ -89,6 +89,11 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": DATA_DIR / "db.sqlite3",
         "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        # The media entry point's threads live as long as the process and keep
+        # their connection; Django's own per-request threads close theirs as
+        # they end.
+        "CONN_MAX_AGE": 300,
+        "CONN_HEALTH_CHECKS": True,
     }
 }
 
@@ -127,6 +132,10 @@ SENDFILE_ROOT = str(DATA_DIR / "private")
 SENDFILE_URL = "/_protected/"
 SENDFILE_BACKEND = os.environ.get("GATEWAY_SENDFILE_BACKEND", "django_sendfile.backends.nginx")
 PROTECTED_MEDIA_URL = "/media/"
+# Media requests answered by protected_media.asgi's entry point (gateway/asgi.py)
+# rather than Django's full handler: same view, same answers, about five times
+# the throughput (README, Performance).
+PROTECTED_MEDIA_FAST_PATH = _env_bool("GATEWAY_FAST_MEDIA", True)
 PROTECTED_MEDIA_MAX_UPLOAD_SIZE = int(
     os.environ.get("GATEWAY_MAX_UPLOAD_SIZE", str(10 * 1024 * 1024))
 )

@@ -73,6 +73,18 @@ class Settings:
         return tuple(getattr(django_settings, "PROTECTED_MEDIA_INLINE_TYPES", DEFAULT_INLINE_TYPES))
 
     @property
+    def fast_path(self) -> bool:
+        """Whether ``protected_media.asgi.ProtectedMediaASGI`` answers media
+        requests itself (True) or passes them to Django like any other."""
+        return bool(getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH", True))
+
+    @property
+    def fast_path_threads(self) -> int:
+        """Threads (each with its own database connection) that run the fast
+        path's blocking work, per process."""
+        return int(getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_THREADS", 4))
+
+    @property
     def cache_control(self) -> str:
         return getattr(django_settings, "PROTECTED_MEDIA_CACHE_CONTROL", "private, no-store")
 

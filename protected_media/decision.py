@@ -1,7 +1,11 @@
 """The one decision every media request goes through: key -> record -> policy -> answer.
 
-Both the async view and any other adapter call ``adecide`` and only turn its
-result into a response; nothing here knows about HTTP transports or nginx.
+The async view calls ``adecide`` and only turns its result into a response;
+nothing here knows about HTTP transports or nginx. ``find`` is the database
+half (the record and the one row holding its file), blocking and compiled
+once: the view runs it in one thread hop, and the ASGI entry point runs it in
+the same hop as the session and the user, handing the result in as
+``prefetched``.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 
+from .compiled import CompiledLookup
 from .conf import conf
 from .fields import ProtectedFieldMixin
 from .headers import media_headers
@@ -43,19 +49,27 @@ class Grant:
     headers: dict[str, str]
 
 
-async def adecide(*, key: str, user: Any) -> Grant | Refusal:
+@dataclass(frozen=True)
+class Found:
+    """What the database holds for one key: its record and the row holding its
+    file, or ``None`` for either where there is nothing to serve."""
+
+    key: str
+    record: StoredFile | None
+    holder: Model | None
+
+
+async def adecide(*, key: str, user: Any, prefetched: Found | None = None) -> Grant | Refusal:
     if not user.is_authenticated:
         return Refusal.LOGIN if conf.anonymous == "login" else Refusal.NOT_FOUND
     if not is_key(key):
         return Refusal.NOT_FOUND
-    record = await StoredFile.objects.filter(pk=key).afirst()
-    if record is None:
-        return Refusal.NOT_FOUND
-    if not is_safe_stored_name(record.name):
-        logger.error("protected_media record %s has an unsafe name; refused", record.pk)
-        return Refusal.NOT_FOUND
-    obj = await _aowner_object(record)
-    if obj is None:
+    if prefetched is not None and prefetched.key == key:
+        found = prefetched
+    else:
+        found = await sync_to_async(find)(key)
+    record, obj = found.record, found.holder
+    if record is None or obj is None:
         return Refusal.NOT_FOUND
     try:
         allowed = await get_policy()(user, obj, record)
@@ -74,7 +88,25 @@ async def adecide(*, key: str, user: Any) -> Grant | Refusal:
     return Grant(record=record, obj=obj, headers=headers)
 
 
-async def _aowner_object(record: StoredFile) -> Model | None:
+_RECORD = CompiledLookup(StoredFile, ["pk"], limit=1)
+_HOLDERS: dict[tuple[type[Model], str], CompiledLookup[Model]] = {}
+
+
+def find(key: str) -> Found:
+    """The record for ``key`` and the one row holding its file (blocking)."""
+    if not is_key(key):
+        return Found(key, None, None)
+    records = _RECORD.fetch(key)
+    if not records:
+        return Found(key, None, None)
+    record = records[0]
+    if not is_safe_stored_name(record.name):
+        logger.error("protected_media record %s has an unsafe name; refused", record.pk)
+        return Found(key, None, None)
+    return Found(key, record, _holder(record))
+
+
+def _holder(record: StoredFile) -> Model | None:
     app_label, model_name, field_name = [*record.source.split("."), "", "", ""][:3]
     try:
         model = apps.get_model(app_label, model_name)
@@ -84,10 +116,14 @@ async def _aowner_object(record: StoredFile) -> Model | None:
         return None
     if not isinstance(field, ProtectedFieldMixin):
         return None
+    lookup = _HOLDERS.get((model, field.name))
+    if lookup is None:
+        lookup = _HOLDERS.setdefault(
+            (model, field.name), CompiledLookup(model, [field.name], limit=2)
+        )
     # Exactly one row may hold a file: if a name were ever copied onto a
     # second row, whose owner decides would be a guess.
-    holders = model._default_manager.filter(**{field.name: record.name})[:2]
-    rows: list[Model] = [row async for row in holders]
+    rows = lookup.fetch(record.name)
     if len(rows) != 1:
         if rows:
             logger.error("protected_media record %s is held by several rows; refused", record.pk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
@@ -10,22 +11,29 @@ from django_sendfile.backends import nginx as sendfile_nginx
 
 from .backends import streaming
 from .conf import NGINX_BACKEND, STREAMING_BACKEND, conf
-from .decision import Grant, Refusal, adecide
+from .decision import Found, Grant, Refusal, adecide
 from .headers import CACHE_CONTROL
 from .responses import not_found
 
 ALLOWED_METHODS = ("GET", "HEAD")
+# Where the ASGI entry point leaves what it already looked up for this request
+# (protected_media.asgi), so that the view does not ask the database again.
+PREFETCHED_ATTRIBUTE = "_protected_media_found"
 
 
 # Exempt from CSRF so that a POST gets our 405 rather than the CSRF 403: nginx
 # turns any method into GET on the redirect, so no method but GET and HEAD may
-# ever reach the handoff, and this view changes nothing.
+# ever reach the handoff, and this view changes nothing. Exempt from
+# LoginRequiredMiddleware too: the view answers anonymous requests itself, as
+# PROTECTED_MEDIA_ANONYMOUS says.
 @csrf_exempt
+@login_not_required
 async def serve(request: HttpRequest, key: str) -> HttpResponseBase:
     if request.method not in ALLOWED_METHODS:
         return HttpResponseNotAllowed(ALLOWED_METHODS)
     user = await request.auser()
-    decision = await adecide(key=key, user=user)
+    prefetched: Found | None = getattr(request, PREFETCHED_ATTRIBUTE, None)
+    decision = await adecide(key=key, user=user, prefetched=prefetched)
     if decision is Refusal.LOGIN:
         response: HttpResponseBase = redirect_to_login(request.get_full_path())
         response[CACHE_CONTROL] = conf.cache_control

@@ -3,19 +3,24 @@
     python -m tests.benchmarks.bench [--smoke] [--duration S] [--concurrency 1,32,256]
                                      [--workers N] [--output DIR]
 
-Starts two stacks with the run command (each in a fresh temporary data folder):
-one hands files to nginx through X-Accel-Redirect (the default), the other
-streams them from Python (``protected_media.backends.streaming``). On each it
-signs a user in and uploads files of 4 KiB, 1 MiB and 64 MiB through the API,
-and puts byte-identical copies under the static folder. Then wrk drives,
-through nginx and at each concurrency:
+Starts four stacks with the run command (each in a fresh temporary data
+folder): the default one (X-Accel-Redirect, media answered by protected_media's
+ASGI entry point), one with that entry point off (media through Django's full
+handler and middleware), one streaming files from Python
+(``protected_media.backends.streaming``), and the default one again with two
+uvicorn workers. On each it signs a user in and uploads files of 4 KiB, 1 MiB
+and 64 MiB through the API, and puts byte-identical copies under the static
+folder. Then wrk drives, through nginx and at each concurrency:
 
-- static:   ``/static/bench/<file>``: nginx alone, no Python;
-- gateway:  ``/media/<key>`` as the owner: nginx -> uvicorn -> the permission
-            check -> X-Accel-Redirect -> nginx sends the file;
-- fallback: the same request on the second stack: Python streams the bytes;
-- health:   ``/healthz``, an async view touching no database: what any request
-            through nginx and Django costs at the least.
+- static:      ``/static/bench/<file>``: nginx alone, no Python;
+- gateway:     ``/media/<key>`` as the owner: nginx -> uvicorn -> the entry
+               point -> the permission check -> X-Accel-Redirect -> nginx
+               sends the file;
+- django-view: the same through Django's handler (PROTECTED_MEDIA_FAST_PATH off);
+- fallback:    the same with Python streaming the bytes;
+- gateway-2w:  the gateway case with two uvicorn workers (4 KiB only);
+- health:      ``/healthz``, an async Django view touching no database: what
+               any request through nginx and Django costs at the least.
 
 Every URL is fetched once and compared byte for byte before it is timed, and
 nginx's access log is read after each case, so a case answering anything but
@@ -56,8 +61,10 @@ KIB = 1024
 MIB = 1024 * 1024
 SIZES = {"4KiB": 4 * KIB, "1MiB": MIB, "64MiB": 64 * MIB}
 SMOKE_SIZES = ("4KiB", "1MiB")
-FILE_CASES = ("static", "gateway", "fallback")
-CASES = (*FILE_CASES, "health")
+FILE_CASES = ("static", "gateway", "django-view", "fallback")
+SCALING_CASE = "gateway-2w"
+CASES = (*FILE_CASES, SCALING_CASE, "health")
+HANDOFF_CASES = ("gateway", "django-view", SCALING_CASE)
 HEALTH_BODY = b"ok\n"
 
 USERNAME = "bench"
@@ -345,15 +352,15 @@ def verify(target: Target, cookie: str) -> None:
         raise BenchError(f"{where}: status {response.status_code}, not 200")
     if response.content != target.body:
         raise BenchError(f"{where}: {len(response.content)} bytes, not the expected ones")
-    if target.case in ("gateway", "fallback"):
+    if target.case in (*HANDOFF_CASES, "fallback"):
         # Added by nginx's internal location alone: present only on the handoff.
         handed_off = "sandbox" in response.headers.get("content-security-policy", "")
-        if handed_off != (target.case == "gateway"):
+        if handed_off != (target.case in HANDOFF_CASES):
             raise BenchError(f"{where}: served by the wrong path (CSP {handed_off=})")
         direct = target.stack.raw_uvicorn("GET", target.path, {"Cookie": cookie})
         if direct.status != 200:
             raise BenchError(f"{where}: uvicorn answered {direct.status}")
-        if target.case == "gateway":
+        if target.case in HANDOFF_CASES:
             if "x-accel-redirect" not in direct.headers or direct.body:
                 raise BenchError(f"{where}: uvicorn did not hand the file to nginx")
         elif "x-accel-redirect" in direct.headers or direct.body != target.body:
@@ -493,8 +500,10 @@ def ratios_of(results: list[Result]) -> list[dict[str, Any]]:
         for size in SIZES:
             static = found.get(("static", size, concurrency))
             gateway = found.get(("gateway", size, concurrency))
+            django_view = found.get(("django-view", size, concurrency))
             fallback = found.get(("fallback", size, concurrency))
-            if not (static and gateway and fallback):
+            two_workers = found.get((SCALING_CASE, size, concurrency))
+            if not (static and gateway and django_view and fallback):
                 continue
             row: dict[str, Any] = {
                 "size": size,
@@ -504,11 +513,26 @@ def ratios_of(results: list[Result]) -> list[dict[str, Any]]:
                 "fallback_over_static_rps": _ratio(fallback.requests_per_s, static.requests_per_s),
                 "fallback_over_static_mibps": _ratio(fallback.bytes_per_s, static.bytes_per_s),
                 "gateway_over_static_p50": _ratio(gateway.p50_ms, static.p50_ms),
+                "gateway_over_django_view_rps": _ratio(
+                    gateway.requests_per_s, django_view.requests_per_s
+                ),
                 "gateway_over_health_rps": None,
+                "django_view_over_health_rps": None,
+                "two_workers_over_one_rps": None,
+                "gateway_rss_growth_mib": (gateway.rss_peak_kib - gateway.rss_baseline_kib) / KIB,
+                "fallback_rss_growth_mib": (fallback.rss_peak_kib - fallback.rss_baseline_kib)
+                / KIB,
             }
             if size == "4KiB" and health:
                 row["gateway_over_health_rps"] = _ratio(
                     gateway.requests_per_s, health.requests_per_s
+                )
+                row["django_view_over_health_rps"] = _ratio(
+                    django_view.requests_per_s, health.requests_per_s
+                )
+            if two_workers:
+                row["two_workers_over_one_rps"] = _ratio(
+                    two_workers.requests_per_s, gateway.requests_per_s
                 )
             rows.append(row)
     return rows
@@ -584,8 +608,12 @@ def ratios_table(ratios: list[dict[str, Any]]) -> str:
             _fmt(row["gateway_over_static_mibps"], 3),
             _fmt(row["gateway_over_static_p50"], 1),
             _fmt(row["gateway_over_health_rps"], 3),
+            _fmt(row["django_view_over_health_rps"], 3),
+            _fmt(row["gateway_over_django_view_rps"], 3),
+            _fmt(row["two_workers_over_one_rps"], 3),
             _fmt(row["fallback_over_static_rps"], 3),
             _fmt(row["fallback_over_static_mibps"], 3),
+            f"{row['gateway_rss_growth_mib']:.0f}/{row['fallback_rss_growth_mib']:.0f}",
         ]
         for row in ratios
     ]
@@ -596,8 +624,12 @@ def ratios_table(ratios: list[dict[str, Any]]) -> str:
         "gateway/static MiB/s",
         "gateway/static p50",
         "gateway/health req/s",
+        "django-view/health req/s",
+        "gateway/django-view req/s",
+        "2 workers/1 req/s",
         "fallback/static req/s",
         "fallback/static MiB/s",
+        "RSS growth MiB gateway/fallback",
     ]
     return _table(header, rows, left=2)
 
@@ -636,6 +668,7 @@ def draw(results: list[Result], path: Path, title: str) -> None:
     colours = {
         "static": "#4c72b0",
         "gateway": "#55a868",
+        "django-view": "#dd8452",
         "fallback": "#c44e52",
         "health": "#8172b2",
     }
@@ -648,14 +681,14 @@ def draw(results: list[Result], path: Path, title: str) -> None:
     figure, axes = plt.subplots(rows, columns, figsize=(12, 4.2 * rows), squeeze=False)
     flat = list(axes.flat)
     groups = [*sizes, "health"]
-    width = 0.26
+    width = 0.2
     for axis, concurrency in zip(flat, concurrencies, strict=False):
         for index, case in enumerate(FILE_CASES):
             xs, heights = [], []
             for group_index, size in enumerate(sizes):
                 result = found.get((case, size, concurrency))
                 if result and result.requests_per_s > 0:
-                    xs.append(group_index + (index - 1) * width)
+                    xs.append(group_index + (index - 1.5) * width)
                     heights.append(result.requests_per_s)
             bars = axis.bar(xs, heights, width, label=case, color=colours[case])
             axis.bar_label(bars, labels=[_fmt(h, 0) for h in heights], fontsize=7)
@@ -683,7 +716,7 @@ def draw(results: list[Result], path: Path, title: str) -> None:
             found[(case, biggest, c)].mib_per_s if (case, biggest, c) in found else 0
             for c in concurrencies
         ]
-        xs = [position + (index - 1) * width for position in range(len(concurrencies))]
+        xs = [position + (index - 1.5) * width for position in range(len(concurrencies))]
         bars = axis.bar(xs, heights, width, label=case, color=colours[case])
         axis.bar_label(bars, labels=[_fmt(h, 0) for h in heights], fontsize=7)
     axis.set_xticks(range(len(concurrencies)), [f"{c} conn." for c in concurrencies])
@@ -753,22 +786,33 @@ def run(args: argparse.Namespace) -> int:
         handoff = start_stack("handoff", args.workers, folders)
         stacks.append(handoff)
         handoff.start()
+        django_view = start_stack("django-view", args.workers, folders, GATEWAY_FAST_MEDIA="0")
+        stacks.append(django_view)
+        django_view.start()
         fallback = start_stack(
             "fallback", args.workers, folders, GATEWAY_SENDFILE_BACKEND=STREAMING_BACKEND
         )
         stacks.append(fallback)
         fallback.start()
+        scaled = start_stack(SCALING_CASE, args.workers * 2, folders)
+        stacks.append(scaled)
+        scaled.start()
         log("signing in and uploading " + ", ".join(args.sizes))
-        cookie, media = prepare(handoff, files)
-        fallback_cookie, fallback_media = prepare(fallback, files)
-        cookies = {id(handoff): cookie, id(fallback): fallback_cookie}
+        cookies: dict[int, str] = {}
+        media: dict[int, dict[str, str]] = {}
+        for stack in stacks:
+            cookies[id(stack)], media[id(stack)] = prepare(stack, files)
         targets: list[Target] = []
         for size in args.sizes:
             targets += [
                 Target("static", size, handoff, f"/static/bench/bench-{size}.pdf", files[size]),
-                Target("gateway", size, handoff, media[size], files[size]),
-                Target("fallback", size, fallback, fallback_media[size], files[size]),
+                Target("gateway", size, handoff, media[id(handoff)][size], files[size]),
+                Target("django-view", size, django_view, media[id(django_view)][size], files[size]),
+                Target("fallback", size, fallback, media[id(fallback)][size], files[size]),
             ]
+        targets.append(
+            Target(SCALING_CASE, "4KiB", scaled, media[id(scaled)]["4KiB"], files["4KiB"])
+        )
         targets.append(Target("health", None, handoff, "/healthz", HEALTH_BODY))
         for target in targets:
             verify(target, cookies[id(target.stack)])

@@ -1,0 +1,343 @@
+"""The fast entry point: an ASGI application in front of Django that answers
+media requests itself and passes every other request to Django untouched.
+
+    from django.core.asgi import get_asgi_application
+    from protected_media.asgi import ProtectedMediaASGI
+
+    application = ProtectedMediaASGI(get_asgi_application())
+
+A media request still goes through the async view (``views.serve``), the very
+function Django would call, with Django's own request class, session engine
+and ``auth.get_user``. What it skips is Django's generic per-request
+machinery, which costs more than the check itself:
+
+- the thread-sensitive context Django opens per request, whose first
+  blocking call starts a new thread with a new database connection and joins
+  it at the end of the request (so ``CONN_MAX_AGE`` never helps);
+- the ``request_started``/``request_finished`` signals;
+- the middleware chain, where each old-style middleware is a thread hop.
+
+Instead, all blocking work (session, user, file record, owning row) runs in
+one hop to a small pool of threads that keep their database connections (as
+long as ``CONN_MAX_AGE`` allows), with SQL compiled once (``compiled``). The
+response hooks of Django's built-in security, session, common and
+clickjacking middleware run as Django would run them, so both paths answer
+with the same headers; any other middleware is skipped on media requests,
+and the system check ``protected_media.W002`` names it.
+
+Anything the entry point is not sure of (another method, a body, a host not
+in ``ALLOWED_HOSTS``, a path that does not resolve to the media view, an
+error while building the request) goes to Django, which answers as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import io
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest, get_script_prefix
+from django.core.handlers.exception import response_for_exception
+from django.db import connections
+from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.urls import Resolver404, resolve, set_script_prefix
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .compiled import CompiledLookup
+from .conf import conf
+from .keys import is_key
+
+if TYPE_CHECKING:
+    from .decision import Found
+
+logger = logging.getLogger("protected_media")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Importable before Django is set up (an asgi.py imports it before calling
+# get_asgi_application()), so the view and the models are imported on use.
+MEDIA_METHODS = ("GET", "HEAD")
+SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+# Run on media requests exactly as Django's chain would run them: their hooks
+# are pure, but for the session's save, which runs in the pool.
+APPLIED_MIDDLEWARE = (
+    "django.middleware.security.SecurityMiddleware",
+    SESSION_MIDDLEWARE,
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+)
+# Known to change nothing on a media request: the view is CSRF-exempt and
+# login-exempt, sends no messages, and the pool loads the user as
+# AuthenticationMiddleware would.
+NEUTRAL_MIDDLEWARE = (
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+)
+
+
+def skipped_middleware() -> list[str]:
+    """Middleware in ``settings.MIDDLEWARE`` that media requests skip."""
+    known = {*APPLIED_MIDDLEWARE, *NEUTRAL_MIDDLEWARE}
+    return [path for path in settings.MIDDLEWARE if path not in known]
+
+
+class ProtectedMediaASGI:
+    def __init__(self, application: ASGIApp, *, threads: int | None = None) -> None:
+        self.application = application
+        self._threads = threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._middleware: list[Any] | None = None
+        if settings.configured:
+            _warn_about_configuration()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not conf.fast_path or not _is_plain_media_request(scope):
+            await self.application(scope, receive, send)
+            return
+        request = _build_request(scope)
+        match = _resolve_media_view(request) if request is not None else None
+        if request is None or match is None:
+            await self.application(scope, receive, send)
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request.resolver_match = match
+        response = await self._respond(request, match.kwargs["key"])
+        await _send_response(response, send, receive)
+
+    async def _respond(self, request: HttpRequest, key: str) -> HttpResponseBase:
+        middleware = self._loaded_middleware()
+        # As Django's chain: request hooks in order until one answers; then the
+        # response hooks of those that ran, in reverse.
+        response: HttpResponseBase | None = None
+        ran: list[Any] = []
+        for instance in middleware:
+            process_request = getattr(instance, "process_request", None)
+            try:
+                response = process_request(request) if process_request else None
+            except Exception as exc:
+                # Django turns it into a response at this middleware's edge,
+                # so its own response hook does not run.
+                response = await sync_to_async(response_for_exception)(request, exc)
+                break
+            ran.append(instance)
+            if response is not None:
+                break
+        if response is None:
+            response = await self._view(request, key)
+        for instance in reversed(ran):
+            response = await self._process_response(instance, request, response)
+        return response
+
+    async def _view(self, request: HttpRequest, key: str) -> HttpResponseBase:
+        from . import views
+
+        try:
+            user, found = await self._in_pool(_load, request, key)
+            _attach_user(request, user)
+            setattr(request, views.PREFETCHED_ATTRIBUTE, found)
+            return await views.serve(request, key=key)
+        except Exception as exc:
+            # What Django's handler does with an exception from a view: the
+            # project's handler500 (or 404/403/400 for those exceptions).
+            return await sync_to_async(response_for_exception)(request, exc)
+
+    async def _process_response(
+        self, instance: Any, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        process_response = getattr(instance, "process_response", None)
+        if process_response is None:
+            return response
+        session = getattr(request, "session", None)
+        if type(instance).__module__ + "." + type(instance).__name__ == SESSION_MIDDLEWARE and (
+            settings.SESSION_SAVE_EVERY_REQUEST or (session is not None and session.modified)
+        ):
+            # Saving the session (a flushed or cycled one, after a password
+            # change) touches the database: in the pool.
+            return await self._in_pool(process_response, request, response)  # type: ignore[no-any-return]
+        return process_response(request, response)  # type: ignore[no-any-return]
+
+    def _loaded_middleware(self) -> list[Any]:
+        if self._middleware is None:
+
+            def unused(request: HttpRequest) -> HttpResponseBase:
+                raise AssertionError("the entry point calls the view itself")
+
+            self._middleware = [
+                import_string(path)(unused)
+                for path in settings.MIDDLEWARE
+                if path in APPLIED_MIDDLEWARE
+            ]
+        return self._middleware
+
+    async def _in_pool(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._threads or conf.fast_path_threads,
+                thread_name_prefix="protected-media",
+            )
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, function, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+
+def _warn_about_configuration() -> None:
+    # Said once at startup, where an operator reads the log: neither is an
+    # error, both change what a media request costs or runs.
+    if not conf.fast_path:
+        return
+    for path in skipped_middleware():
+        logger.warning(
+            "protected_media: media requests answered by ProtectedMediaASGI skip %s "
+            "(set PROTECTED_MEDIA_FAST_PATH = False to run every middleware)",
+            path,
+        )
+    for alias, database in settings.DATABASES.items():
+        if not database.get("CONN_MAX_AGE"):
+            logger.warning(
+                "protected_media: DATABASES[%r] has CONN_MAX_AGE = 0, so each media "
+                "request opens a new database connection; the entry point's threads "
+                "are long-lived and can keep theirs (CONN_MAX_AGE, CONN_HEALTH_CHECKS)",
+                alias,
+            )
+
+
+def _is_plain_media_request(scope: Scope) -> bool:
+    if scope.get("method") not in MEDIA_METHODS or scope.get("root_path"):
+        return False
+    if not scope.get("path", "").startswith(conf.url):
+        return False
+    # A request with a body goes to Django, which reads it as usual.
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return False
+    return True
+
+
+def _build_request(scope: Scope) -> HttpRequest | None:
+    try:
+        request = ASGIRequest(scope, io.BytesIO())
+        request.get_host()
+    except (UnicodeDecodeError, DisallowedHost, ValueError):
+        return None
+    return request
+
+
+def _resolve_media_view(request: HttpRequest) -> Any:
+    from . import views
+
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return None
+    return match if match.func is views.serve else None
+
+
+_SESSION_LOOKUPS: dict[type[Any], CompiledLookup[Any]] = {}
+
+
+def _load(request: HttpRequest, key: str) -> tuple[Any, Found | None]:
+    """Everything the view needs from the database, in one call (blocking)."""
+    from .decision import find
+
+    for connection in connections.all(initialized_only=True):
+        # What request_started/finished would do: drop a broken connection or
+        # one older than CONN_MAX_AGE.
+        connection.close_if_unusable_or_obsolete()
+    session = getattr(request, "session", None)
+    if isinstance(session, DatabaseSessionStore):
+        _compile_session_query(session)
+    user = auth.get_user(request)
+    found = find(key) if user.is_authenticated and is_key(key) else None
+    return user, found
+
+
+def _compile_session_query(store: DatabaseSessionStore) -> None:
+    """Let a database-backed session store load its row with SQL compiled once.
+
+    Only the query changes: Django's ``load`` still decodes the data, and a
+    missing or expired row goes through Django's own lookup, which also
+    forgets the key.
+    """
+    model = store.model
+    lookup = _SESSION_LOOKUPS.get(model)
+    if lookup is None:
+        lookup = _SESSION_LOOKUPS.setdefault(
+            model, CompiledLookup(model, ["session_key", "expire_date__gt"], limit=1)
+        )
+    django_lookup = store._get_session_from_db  # type: ignore[attr-defined]
+
+    def get_session_from_db() -> Any:
+        rows = lookup.fetch(store.session_key, timezone.now()) if store.session_key else []
+        return rows[0] if rows else django_lookup()
+
+    # An attribute on this one store object; the class is left alone.
+    setattr(store, "_get_session_from_db", get_session_from_db)  # noqa: B010
+
+
+def _attach_user(request: HttpRequest, user: Any) -> None:
+    # What AuthenticationMiddleware provides, already loaded.
+    async def auser() -> Any:
+        return user
+
+    request.user = user
+    request.auser = auser
+
+
+async def _send_response(response: HttpResponseBase, send: Send, receive: Receive) -> None:
+    headers = [(name.encode("ascii"), value.encode("latin-1")) for name, value in response.items()]
+    headers += [
+        (b"Set-Cookie", morsel.output(header="").encode("ascii").strip())
+        for morsel in response.cookies.values()
+    ]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    if not isinstance(response, StreamingHttpResponse):
+        await send({"type": "http.response.body", "body": getattr(response, "content", b"")})
+        return
+    # A streamed file (the Python fallback) stops when the client goes away.
+    streaming = asyncio.ensure_future(_stream_body(response, send))
+    disconnect = asyncio.ensure_future(_disconnected(receive))
+    done, _ = await asyncio.wait({streaming, disconnect}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (streaming, disconnect):
+        if task not in done:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+    if streaming in done:
+        streaming.result()
+
+
+async def _stream_body(response: StreamingHttpResponse, send: Send) -> None:
+    parts: AsyncIterator[bytes] = aiter(response)
+    try:
+        async for part in parts:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+    finally:
+        # Closes the file at once when the client has gone (Django uses aclosing).
+        aclose = getattr(parts, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,134 @@
+"""ORM lookups whose SQL is compiled once and then run with new values.
+
+Building and compiling a queryset costs several times more than running its
+SQL (on a small machine, about 0.2 ms against 0.05 ms for a primary-key
+lookup), and the media check makes a few such lookups per request. A
+``CompiledLookup`` takes the SQL from the ORM's own compiler, so it is exactly
+the query the queryset would run, and rebuilds model instances the way the
+queryset would (database converters, then ``Model.from_db``).
+
+The compiled form is kept per thread and per database alias, because the
+compiler holds the connection it was compiled for. Where the compiled
+parameters are not exactly the values given (a lookup that transforms its
+value, a manager that adds filters of its own), the lookup says so once and
+runs the plain queryset every time instead: slower, never different.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db import connections, router
+from django.db.models import Field, Model, Q
+from django.db.models.sql.compiler import SQLCompiler
+
+logger = logging.getLogger("protected_media")
+
+M = TypeVar("M", bound=Model)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    compiler: SQLCompiler
+    converters: dict[int, Any]
+    attnames: tuple[str, ...]
+
+
+class CompiledLookup(Generic[M]):
+    """``model._default_manager.filter(<lookups>=values)[:limit]``, compiled once.
+
+    ``lookups`` are plain field lookups such as ``"pk"`` or
+    ``"expire_date__gt"``; ``fetch`` takes their values in the same order.
+    """
+
+    def __init__(self, model: type[M], lookups: Sequence[str], *, limit: int) -> None:
+        self.model = model
+        self.lookups = tuple(lookups)
+        self.limit = limit
+        self.fields: tuple[Field[Any, Any], ...] = tuple(
+            self._field(lookup) for lookup in self.lookups
+        )
+        self._local = threading.local()
+        self._uncompilable = False
+
+    def fetch(self, *values: Any) -> list[M]:
+        alias = router.db_for_read(self.model)
+        compiled = self._compiled(alias, values)
+        if compiled is None:
+            return list(self._queryset(values, alias))
+        connection = connections[alias]
+        params = [
+            field.get_db_prep_value(value, connection, prepared=False)
+            for field, value in zip(self.fields, values, strict=True)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        converted = (
+            compiled.compiler.apply_converters(rows, compiled.converters)
+            if compiled.converters
+            else rows
+        )
+        return [self.model.from_db(alias, compiled.attnames, tuple(row)) for row in converted]
+
+    def _queryset(self, values: Sequence[Any], alias: str) -> Any:
+        # One Q per lookup keeps their order in the SQL's parameters (keyword
+        # arguments would be sorted by name).
+        filters = [Q(**{lookup: value}) for lookup, value in zip(self.lookups, values, strict=True)]
+        return self.model._default_manager.using(alias).filter(*filters)[: self.limit]
+
+    def _compiled(self, alias: str, values: Sequence[Any]) -> _Compiled | None:
+        if self._uncompilable:
+            return None
+        cache: dict[str, _Compiled] = self._local.__dict__.setdefault("by_alias", {})
+        if alias in cache:
+            return cache[alias]
+        queryset = self._queryset(values, alias)
+        connection = connections[alias]
+        compiler = queryset.query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        expected = [
+            field.get_db_prep_value(value, connection, prepared=False)
+            for field, value in zip(self.fields, values, strict=True)
+        ]
+        klass_info = compiler.klass_info
+        if (
+            list(params) != expected
+            or klass_info is None
+            or klass_info.get("related_klass_infos")
+            or compiler.annotation_col_map
+        ):
+            self._uncompilable = True
+            logger.warning(
+                "protected_media: the lookup %s.filter(%s) cannot be compiled once; "
+                "it runs through the ORM on every request",
+                self.model.__name__,
+                ", ".join(self.lookups),
+            )
+            return None
+        selected = compiler.select[
+            klass_info["select_fields"][0] : klass_info["select_fields"][-1] + 1
+        ]
+        attnames = tuple(column[0].target.attname for column in selected)
+        columns = [column[0] for column in compiler.select[: compiler.col_count]]
+        compiled = _Compiled(
+            sql=sql,
+            compiler=compiler,
+            converters=compiler.get_converters(columns),
+            attnames=attnames,
+        )
+        cache[alias] = compiled
+        return compiled
+
+    def _field(self, lookup: str) -> Field[Any, Any]:
+        name = lookup.split("__", 1)[0]
+        meta = self.model._meta
+        field = meta.pk if name == "pk" else meta.get_field(name)
+        if not isinstance(field, Field):
+            raise TypeError(f"{self.model.__name__}.{name} is not a concrete field")
+        return field

@@ -1,0 +1,289 @@
+"""The ASGI entry point answers media requests exactly as Django's handler does.
+
+One table of cases goes through both ASGI applications, Django's own
+(``get_asgi_application()``) and ``ProtectedMediaASGI`` in front of it, over
+the ASGI protocol, and the two answers must be identical: status, every header
+and the body. Each case builds its session afresh for each path, because some
+answers change the database (a password change flushes the session).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.sessions.models import Session
+from django.core.asgi import get_asgi_application
+from django.core.signals import request_started
+from django.test import Client
+from django.utils import timezone
+
+from protected_media.asgi import ProtectedMediaASGI, skipped_middleware
+from protected_media.models import ProtectedFile
+from tests.testapp import backends
+from tests.testapp.models import Report
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "tests.testapp.backends.ReportGrantBackend",
+]
+
+
+@dataclass
+class World:
+    users: dict[str, Any]
+    urls: dict[str, str]
+
+
+@pytest.fixture
+def world(settings, django_user_model, make_file) -> Iterator[World]:
+    settings.AUTHENTICATION_BACKENDS = BACKENDS
+    users = {
+        name: django_user_model.objects.create_user(name, password=f"{name}-password")
+        for name in ("alice", "bob", "carol", "dave", "erin")
+    }
+    users["staff"] = django_user_model.objects.create_user("staff", is_staff=True)
+    alice = users["alice"]
+    hidden = Report(author=alice)
+    hidden.attachment.save("hidden.txt", _text(b"hidden\n"), save=True)
+    public = Report(author=alice, public=True)
+    public.attachment.save("public.txt", _text(b"public\n"), save=True)
+    gone: ProtectedFile = make_file(alice, "gone.txt")
+    gone_url = gone.file.url
+    gone.delete()
+    backends.GRANTS.add((users["bob"].pk, hidden.pk))
+    urls = {
+        "alice's file": make_file(alice, "report final.pdf", b"%PDF-1.4\n%%EOF\n").file.url,
+        "carol's file": make_file(users["carol"]).file.url,
+        "dave's file": make_file(users["dave"]).file.url,
+        "erin's file": make_file(users["erin"]).file.url,
+        "hidden report": hidden.attachment.url,
+        "public report": public.attachment.url,
+        "deleted file": gone_url,
+    }
+    yield World(users, urls)
+    backends.GRANTS.clear()
+
+
+def _text(data: bytes) -> Any:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("upload.txt", data)
+
+
+def signed_in(user: Any) -> str:
+    client = Client()
+    client.force_login(user, backend=BACKENDS[0])
+    return client.cookies["sessionid"].value
+
+
+def session_of(world: World, who: str | None) -> str | None:
+    return signed_in(world.users[who]) if who else None
+
+
+def after_password_change(world: World) -> str:
+    carol = world.users["carol"]
+    cookie = signed_in(carol)
+    carol.set_password(f"another-{timezone.now().timestamp()}")
+    carol.save()
+    return cookie
+
+
+def after_deactivation(world: World) -> str:
+    dave = world.users["dave"]
+    dave.is_active = True
+    dave.save()
+    cookie = signed_in(dave)
+    dave.is_active = False
+    dave.save()
+    return cookie
+
+
+def after_expiry(world: World) -> str:
+    cookie = signed_in(world.users["erin"])
+    Session.objects.filter(session_key=cookie).update(
+        expire_date=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    return cookie
+
+
+def after_logout(world: World) -> str:
+    cookie = signed_in(world.users["alice"])
+    Session.objects.filter(session_key=cookie).delete()
+    return cookie
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    target: str  # a key of World.urls, or a literal path
+    session: Callable[[World], str | None]
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    settings: tuple[tuple[str, Any], ...] = ()
+    status: int = 200
+    # Django's handler answers it: the entry point passes it on untouched.
+    passed_to_django: bool = False
+
+
+def who(name: str | None) -> Callable[[World], str | None]:
+    return lambda world: session_of(world, name)
+
+
+CASES = [
+    Case("owner", "alice's file", who("alice")),
+    Case("owner, HEAD", "alice's file", who("alice"), method="HEAD"),
+    Case("owner, Range", "alice's file", who("alice"), headers=(("Range", "bytes=0-3"),)),
+    Case("another user", "alice's file", who("bob"), status=404),
+    Case("anonymous", "alice's file", who(None), status=302),
+    Case(
+        "anonymous, 404 setting",
+        "alice's file",
+        who(None),
+        settings=(("PROTECTED_MEDIA_ANONYMOUS", "not_found"),),
+        status=404,
+    ),
+    Case("anonymous, missing file", "deleted file", who(None), status=302),
+    Case("expired session", "erin's file", after_expiry, status=302),
+    Case("logged out elsewhere", "alice's file", after_logout, status=302),
+    Case("password changed", "carol's file", after_password_change, status=302),
+    Case("inactive user", "dave's file", after_deactivation, status=302),
+    Case("deleted file", "deleted file", who("alice"), status=404),
+    Case("missing key", "/media/AAAAAAAAAAAAAAAAAAAAAA", who("alice"), status=404),
+    Case("malformed key", "/media/not-a-key;x=1", who("alice"), status=404),
+    Case("malformed key, NUL", "/media/%00AAAAAAAAAAAAAAAAAAAAAA", who("alice"), status=404),
+    Case("malformed key, encoded", "/media/%2e%2e%2fsecret", who("alice"), status=404),
+    Case("empty key", "/media/", who("alice"), status=404),
+    Case("staff, staff access off", "alice's file", who("staff"), status=404),
+    Case(
+        "staff, staff access on",
+        "alice's file",
+        who("staff"),
+        settings=(("PROTECTED_MEDIA_ALLOW_STAFF", True),),
+    ),
+    Case("object permission granted", "hidden report", who("bob")),
+    Case("object permission not granted", "public report", who("bob"), status=404),
+    Case(
+        "custom policy allows",
+        "public report",
+        who("bob"),
+        settings=(("PROTECTED_MEDIA_POLICY", "tests.testapp.policies.public_reports"),),
+    ),
+    Case(
+        "custom policy raises",
+        "public report",
+        who("alice"),
+        settings=(("PROTECTED_MEDIA_POLICY", "tests.testapp.policies.broken"),),
+        status=404,
+    ),
+    Case(
+        "custom policy answers not True",
+        "public report",
+        who("alice"),
+        settings=(("PROTECTED_MEDIA_POLICY", "tests.testapp.policies.truthy_not_true"),),
+        status=404,
+    ),
+    Case(
+        "streaming fallback",
+        "alice's file",
+        who("alice"),
+        settings=(("SENDFILE_BACKEND", "protected_media.backends.streaming"),),
+    ),
+    Case(
+        "streaming fallback, range",
+        "alice's file",
+        who("alice"),
+        headers=(("Range", "bytes=2-5"),),
+        settings=(("SENDFILE_BACKEND", "protected_media.backends.streaming"),),
+        status=206,
+    ),
+    Case("POST", "alice's file", who("alice"), method="POST", status=405, passed_to_django=True),
+    Case(
+        "host not allowed",
+        "alice's file",
+        who("alice"),
+        headers=(("Host", "evil.example"),),
+        status=400,
+        passed_to_django=True,
+    ),
+]
+
+
+async def fetch(app: Any, case: Case, world: World) -> tuple[httpx.Response, int]:
+    cookie = await sync_to_async(case.session)(world)
+    target = world.urls.get(case.target, case.target)
+    headers = dict(case.headers)
+    if cookie:
+        headers["Cookie"] = f"sessionid={cookie}"
+    started = []
+
+    def count(**kwargs: Any) -> None:
+        started.append(1)
+
+    request_started.connect(count)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            response = await client.request(case.method, target, headers=headers)
+    finally:
+        request_started.disconnect(count)
+    return response, len(started)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+async def test_both_paths_answer_alike(settings, world, case: Case) -> None:
+    for name, value in case.settings:
+        setattr(settings, name, value)
+    django_app = get_asgi_application()
+    fast_app = ProtectedMediaASGI(get_asgi_application())
+
+    by_django, django_requests = await fetch(django_app, case, world)
+    by_entry_point, entry_point_requests = await fetch(fast_app, case, world)
+
+    assert by_django.status_code == case.status, by_django.text
+    assert by_entry_point.status_code == by_django.status_code
+    assert by_entry_point.headers.multi_items() == by_django.headers.multi_items()
+    assert by_entry_point.content == by_django.content
+    assert django_requests == 1
+    # Django's per-request machinery (its signals among it) runs only when the
+    # entry point passes the request on.
+    assert entry_point_requests == (1 if case.passed_to_django else 0)
+
+
+async def test_the_setting_turns_it_off(settings, world) -> None:
+    settings.PROTECTED_MEDIA_FAST_PATH = False
+    case = CASES[0]
+    response, django_requests = await fetch(
+        ProtectedMediaASGI(get_asgi_application()), case, world
+    )
+    assert response.status_code == 200
+    assert "X-Accel-Redirect" in response.headers
+    assert django_requests == 1
+
+
+async def test_other_paths_go_to_django(world) -> None:
+    case = Case("home", "/healthz", who(None))
+    response, django_requests = await fetch(
+        ProtectedMediaASGI(get_asgi_application()), case, world
+    )
+    assert (response.status_code, response.content) == (200, b"ok\n")
+    assert django_requests == 1
+
+
+def test_startup_names_what_media_requests_skip(settings, caplog) -> None:
+    assert skipped_middleware() == []
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
+    # tests/settings.py leaves CONN_MAX_AGE at Django's default, 0.
+    with caplog.at_level("WARNING", logger="protected_media"):
+        ProtectedMediaASGI(get_asgi_application())
+    assert skipped_middleware() == ["django.middleware.gzip.GZipMiddleware"]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any("skip django.middleware.gzip.GZipMiddleware" in line for line in warnings)
+    assert any("CONN_MAX_AGE = 0" in line for line in warnings)
