@@ -50,7 +50,7 @@ def test_logged_out_session(stack, member) -> None:
         headers={"X-CSRFToken": client.cookies["csrftoken"], "Origin": stack.url},
     )
     assert logout.status_code == 302
-    status, body, location = fetch(stack, created["url"], cookie)
+    status, _, location = fetch(stack, created["url"], cookie)
     assert status == 302
     assert location.startswith("/accounts/login/?next=")
 
