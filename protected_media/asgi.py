@@ -33,12 +33,9 @@ error while building the request) goes to Django, which answers as usual.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -57,6 +54,7 @@ from django.utils.module_loading import import_string
 from .compiled import CompiledLookup
 from .conf import conf
 from .keys import is_key
+from .threads import ConnectionThreads
 
 if TYPE_CHECKING:
     from .decision import Found
@@ -102,12 +100,15 @@ class ProtectedMediaASGI:
     def __init__(self, application: ASGIApp, *, threads: int | None = None) -> None:
         self.application = application
         self._threads = threads
-        self._executor: ThreadPoolExecutor | None = None
+        self._pool: ConnectionThreads | None = None
         self._middleware: list[Any] | None = None
         if settings.configured:
             _warn_about_configuration()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
         if scope["type"] != "http" or not conf.fast_path or not _is_plain_media_request(scope):
             await self.application(scope, receive, send)
             return
@@ -187,14 +188,29 @@ class ProtectedMediaASGI:
         return self._middleware
 
     async def _in_pool(self, function: Callable[..., Any], *args: Any) -> Any:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self._threads or conf.fast_path_threads,
-                thread_name_prefix="protected-media",
+        if self._pool is None:
+            self._pool = ConnectionThreads(
+                self._threads or conf.fast_path_threads, name="protected-media"
             )
-        context = contextvars.copy_context()
-        call = functools.partial(context.run, function, *args)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await self._pool.run(function, *args)
+
+    async def aclose(self) -> None:
+        """Stop the threads; each closes its database connections first."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.get_running_loop().run_in_executor(None, pool.stop)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        # Django speaks no lifespan protocol, so the entry point answers it: the
+        # server's shutdown closes the threads' connections cleanly.
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def _warn_about_configuration() -> None:

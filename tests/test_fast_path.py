@@ -10,6 +10,7 @@ answers change the database (a password change flushes the session).
 from __future__ import annotations
 
 import datetime
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -237,12 +238,19 @@ async def fetch(app: Any, case: Case, world: World) -> tuple[httpx.Response, int
     return response, len(started)
 
 
+@pytest.fixture
+async def entry_point():
+    application = ProtectedMediaASGI(get_asgi_application())
+    yield application
+    await application.aclose()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-async def test_both_paths_answer_alike(settings, world, case: Case) -> None:
+async def test_both_paths_answer_alike(settings, world, entry_point, case: Case) -> None:
     for name, value in case.settings:
         setattr(settings, name, value)
     django_app = get_asgi_application()
-    fast_app = ProtectedMediaASGI(get_asgi_application())
+    fast_app = entry_point
 
     by_django, django_requests = await fetch(django_app, case, world)
     by_entry_point, entry_point_requests = await fetch(fast_app, case, world)
@@ -257,24 +265,43 @@ async def test_both_paths_answer_alike(settings, world, case: Case) -> None:
     assert entry_point_requests == (1 if case.passed_to_django else 0)
 
 
-async def test_the_setting_turns_it_off(settings, world) -> None:
+async def test_the_setting_turns_it_off(settings, world, entry_point) -> None:
     settings.PROTECTED_MEDIA_FAST_PATH = False
-    case = CASES[0]
-    response, django_requests = await fetch(
-        ProtectedMediaASGI(get_asgi_application()), case, world
-    )
+    response, django_requests = await fetch(entry_point, CASES[0], world)
     assert response.status_code == 200
     assert "X-Accel-Redirect" in response.headers
     assert django_requests == 1
 
 
-async def test_other_paths_go_to_django(world) -> None:
-    case = Case("home", "/healthz", who(None))
-    response, django_requests = await fetch(
-        ProtectedMediaASGI(get_asgi_application()), case, world
-    )
+async def test_other_paths_go_to_django(world, entry_point) -> None:
+    case = Case("health", "/healthz", who(None))
+    response, django_requests = await fetch(entry_point, case, world)
     assert (response.status_code, response.content) == (200, b"ok\n")
     assert django_requests == 1
+
+
+def pool_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("protected-media")]
+
+
+async def test_server_shutdown_stops_the_threads(world) -> None:
+    application = ProtectedMediaASGI(get_asgi_application(), threads=3)
+    response, _ = await fetch(application, CASES[0], world)
+    assert response.status_code == 200
+    assert len(pool_threads()) == 3
+
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await application({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
+    assert pool_threads() == []
 
 
 def test_startup_names_what_media_requests_skip(settings, caplog) -> None:

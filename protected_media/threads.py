@@ -1,0 +1,84 @@
+"""A few long-lived threads for the entry point's blocking work.
+
+Django's database connections belong to the thread that opened them. These
+threads live as long as the process, so each keeps its connection between
+requests (until ``CONN_MAX_AGE`` says otherwise), and each closes its own
+connections when the pool stops, which a ``ThreadPoolExecutor`` cannot do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections
+
+_STOP = None
+
+
+class ConnectionThreads:
+    def __init__(self, size: int, name: str) -> None:
+        if size < 1:
+            raise ValueError("the pool needs at least one thread")
+        self.size = size
+        self.name = name
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` on one of the threads, with the caller's context."""
+        self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._jobs.put((loop, future, contextvars.copy_context(), function, args))
+        return await future
+
+    def stop(self) -> None:
+        """Each thread closes its connections and ends; waits for them."""
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._jobs.put(_STOP)
+        for thread in threads:
+            thread.join()
+
+    def _start(self) -> None:
+        if self._threads:
+            return
+        with self._lock:
+            while len(self._threads) < self.size:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not _STOP:
+                loop, future, context, function, args = job
+                result, error = None, None
+                try:
+                    result = context.run(function, *args)
+                except BaseException as raised:  # handed to the awaiting task
+                    error = raised
+                try:
+                    loop.call_soon_threadsafe(_settle, future, result, error)
+                except RuntimeError:
+                    pass  # the loop has closed: nobody is waiting any more
+        finally:
+            connections.close_all()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
