@@ -18,7 +18,7 @@ from django.utils.http import http_date, parse_http_date_safe
 
 from ..headers import CACHE_CONTROL
 
-CHUNK_SIZE = 512 * 1024
+CHUNK_SIZE = 192 * 1024
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -117,15 +117,21 @@ def _range_applies(request: HttpRequest, etag: str, last_modified: str) -> bool:
 
 
 async def _aread(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
-    async with aiofiles.open(path, "rb") as handle:
+    # aiofiles reads in its threads. Reading into one buffer made here, rather
+    # than letting each read allocate its chunk there, keeps the big
+    # allocations in the event loop's thread: memory freed by one thread's
+    # allocator arena is not reused by another's, and the process grows.
+    buffer = bytearray(min(CHUNK_SIZE, length))
+    view = memoryview(buffer)
+    async with aiofiles.open(path, "rb", buffering=0) as handle:
         await handle.seek(start)
         remaining = length
         while remaining > 0:
-            chunk = await handle.read(min(CHUNK_SIZE, remaining))
-            if not chunk:
+            count = await handle.readinto(view[: min(CHUNK_SIZE, remaining)])
+            if not count:
                 break
-            remaining -= len(chunk)
-            yield chunk
+            remaining -= count
+            yield bytes(view[:count])
 
 
 async def _empty() -> AsyncIterator[bytes]:
