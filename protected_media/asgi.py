@@ -40,18 +40,14 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib import auth
-from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from django.core.handlers.exception import response_for_exception
 from django.db import connections
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from .compiled import CompiledLookup
 from .conf import conf
 from .keys import is_key
 from .threads import ConnectionThreads
@@ -265,46 +261,24 @@ def _resolve_media_view(request: HttpRequest) -> Any:
     return match if match.func is views.serve else None
 
 
-_SESSION_LOOKUPS: dict[type[Any], CompiledLookup[Any]] = {}
-
-
 def _load(request: HttpRequest, key: str) -> tuple[Any, Found | None]:
     """Everything the view needs from the database, in one call (blocking)."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from .auth import load_user
     from .decision import find
 
     for connection in connections.all(initialized_only=True):
         # What request_started/finished would do: drop a broken connection or
         # one older than CONN_MAX_AGE.
         connection.close_if_unusable_or_obsolete()
-    session = getattr(request, "session", None)
-    if isinstance(session, DatabaseSessionStore):
-        _compile_session_query(session)
-    user = auth.get_user(request)
+    if hasattr(request, "session"):
+        user = load_user(request)
+    else:
+        # No SessionMiddleware: nobody can be signed in.
+        user = AnonymousUser()
     found = find(key) if user.is_authenticated and is_key(key) else None
     return user, found
-
-
-def _compile_session_query(store: DatabaseSessionStore) -> None:
-    """Let a database-backed session store load its row with SQL compiled once.
-
-    Only the query changes: Django's ``load`` still decodes the data, and a
-    missing or expired row goes through Django's own lookup, which also
-    forgets the key.
-    """
-    model = store.model
-    lookup = _SESSION_LOOKUPS.get(model)
-    if lookup is None:
-        lookup = _SESSION_LOOKUPS.setdefault(
-            model, CompiledLookup(model, ["session_key", "expire_date__gt"], limit=1)
-        )
-    django_lookup = store._get_session_from_db  # type: ignore[attr-defined]
-
-    def get_session_from_db() -> Any:
-        rows = lookup.fetch(store.session_key, timezone.now()) if store.session_key else []
-        return rows[0] if rows else django_lookup()
-
-    # An attribute on this one store object; the class is left alone.
-    setattr(store, "_get_session_from_db", get_session_from_db)  # noqa: B010
 
 
 def _attach_user(request: HttpRequest, user: Any) -> None:

@@ -1,0 +1,107 @@
+"""Who is asking: Django's session and user, read with SQL compiled once.
+
+``load_user`` takes the same steps as ``django.contrib.auth.get_user``: the
+same session keys, the backend named in the session and still listed in
+``AUTHENTICATION_BACKENDS``, the session hash checked against the current
+secret key and then the fallbacks (a match on a fallback rotates the session;
+no match flushes it, which is what logs a session out after a password
+change). The one difference is where the rows come from: a database-backed
+session store loads its row, and Django's ``ModelBackend`` (when a subclass
+keeps its ``get_user``) the user's row, through lookups compiled once
+(``compiled``). Any other backend's ``get_user`` runs as Django would run it.
+Django's own tests of these rules run against Django's code; ours compare
+both paths case by case (``tests/test_fast_path.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+    load_backend,
+)
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from .compiled import CompiledLookup
+
+_SESSION_LOOKUPS: dict[type[Any], CompiledLookup[Any]] = {}
+_USER_LOOKUPS: dict[type[Any], CompiledLookup[Any]] = {}
+
+
+def load_user(request: HttpRequest) -> Any:
+    """``django.contrib.auth.get_user(request)``, blocking, with compiled SQL."""
+    session = request.session
+    if isinstance(session, DatabaseSessionStore):
+        _compile_session_query(session)
+    user = None
+    try:
+        user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
+        backend_path = session[BACKEND_SESSION_KEY]
+    except KeyError:
+        pass
+    else:
+        if backend_path in settings.AUTHENTICATION_BACKENDS:
+            backend = load_backend(backend_path)
+            user = _backend_user(backend, user_id)
+            if hasattr(user, "get_session_auth_hash"):
+                session_hash = session.get(HASH_SESSION_KEY)
+                if not session_hash:
+                    session_hash_verified = False
+                else:
+                    session_auth_hash = user.get_session_auth_hash()
+                    session_hash_verified = constant_time_compare(session_hash, session_auth_hash)
+                if not session_hash_verified:
+                    if session_hash and any(
+                        constant_time_compare(session_hash, fallback_auth_hash)
+                        for fallback_auth_hash in user.get_session_auth_fallback_hash()
+                    ):
+                        session.cycle_key()
+                        session[HASH_SESSION_KEY] = session_auth_hash
+                    else:
+                        session.flush()
+                        user = None
+    return user or AnonymousUser()
+
+
+def _backend_user(backend: Any, user_id: Any) -> Any:
+    if type(backend).get_user is not ModelBackend.get_user:
+        return backend.get_user(user_id)
+    # ModelBackend.get_user: the row by primary key, if it may authenticate.
+    model = get_user_model()
+    lookup = _USER_LOOKUPS.get(model)
+    if lookup is None:
+        lookup = _USER_LOOKUPS.setdefault(model, CompiledLookup(model, ["pk"], limit=1))
+    rows = lookup.fetch(user_id)
+    if not rows:
+        return None
+    return rows[0] if backend.user_can_authenticate(rows[0]) else None
+
+
+def _compile_session_query(store: DatabaseSessionStore) -> None:
+    # Only the query changes: Django's ``load`` still decodes the data, and a
+    # missing or expired row goes through Django's own lookup, which also
+    # forgets the key.
+    model = store.model
+    lookup = _SESSION_LOOKUPS.get(model)
+    if lookup is None:
+        lookup = _SESSION_LOOKUPS.setdefault(
+            model, CompiledLookup(model, ["session_key", "expire_date__gt"], limit=1)
+        )
+    django_lookup = store._get_session_from_db  # type: ignore[attr-defined]
+
+    def get_session_from_db() -> Any:
+        rows = lookup.fetch(store.session_key, timezone.now()) if store.session_key else []
+        return rows[0] if rows else django_lookup()
+
+    # An attribute on this one store object; the class is left alone.
+    setattr(store, "_get_session_from_db", get_session_from_db)  # noqa: B010
