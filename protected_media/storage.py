@@ -14,6 +14,10 @@ from django.utils.deconstruct import deconstructible
 from .conf import conf
 from .keys import is_key
 
+# A file being written carries this prefix until it is linked under its final
+# name; the orphans command leaves such files alone.
+TEMPORARY_PREFIX = ".upload-"
+
 
 @deconstructible(path="protected_media.storage.ProtectedStorage")
 class ProtectedStorage(FileSystemStorage):
@@ -49,7 +53,7 @@ class ProtectedStorage(FileSystemStorage):
         full_path = self.path(name)
         directory = os.path.dirname(full_path)
         os.makedirs(directory, mode=self.directory_permissions_mode or 0o777, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".upload-")
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=TEMPORARY_PREFIX)
         try:
             with os.fdopen(descriptor, "wb") as handle:
                 for chunk in content.chunks():

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-import os
-import pwd
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...conf import conf
-from ...nginx import SiteConfig, render_site, render_standalone
+from ...nginx_config import render_from_settings, standalone_user
 
 
 class Command(BaseCommand):
@@ -31,30 +28,16 @@ class Command(BaseCommand):
         parser.add_argument("--output", "-o", help="write here instead of standard output")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if conf.root is None or conf.internal_url is None:
-            raise CommandError("SENDFILE_ROOT and SENDFILE_URL must be set.")
-        if not settings.STATIC_ROOT:
-            raise CommandError("STATIC_ROOT must be set.")
-        site = SiteConfig(
-            listen=options["listen"],
-            upstream=options["upstream"],
-            server_name=options["server_name"],
-            static_url=str(settings.STATIC_URL),
-            static_root=str(Path(settings.STATIC_ROOT).resolve()),
-            media_url=conf.url,
-            internal_url=conf.internal_url,
-            private_root=str(conf.root.resolve()),
-            max_body_size=conf.max_upload_size,
-        )
+        standalone = options["standalone"]
         try:
-            text = render_site(site)
-            if options["standalone"]:
-                state_dir = str(Path(options["standalone"]).resolve())
-                # nginx started by root hands its workers to "nobody", who could
-                # read neither the private files nor its own temp folders here.
-                user = pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None
-                text = render_standalone(text, state_dir=state_dir, user=user)
-        except ValueError as error:
+            text = render_from_settings(
+                listen=options["listen"],
+                upstream=options["upstream"],
+                server_name=options["server_name"],
+                standalone=str(Path(standalone).resolve()) if standalone else None,
+                user=standalone_user() if standalone else None,
+            )
+        except (ImproperlyConfigured, ValueError) as error:
             raise CommandError(str(error)) from error
         if options["output"]:
             Path(options["output"]).write_text(text)
