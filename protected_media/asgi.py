@@ -43,13 +43,14 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from django.core.handlers.exception import response_for_exception
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 
 from .conf import conf
 from .keys import is_key
+from .responses import database_unavailable
 from .threads import ConnectionThreads
 
 if TYPE_CHECKING:
@@ -146,7 +147,10 @@ class ProtectedMediaASGI:
         from . import views
 
         try:
-            user, found = await self._in_pool(_load, request, key)
+            try:
+                user, found = await self._in_pool(_load, request, key)
+            except DatabaseError as error:
+                return database_unavailable(error)
             _attach_user(request, user)
             setattr(request, views.PREFETCHED_ATTRIBUTE, found)
             return await views.serve(request, key=key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
 from django_sendfile.backends import nginx as sendfile_nginx
@@ -13,7 +14,7 @@ from .backends import streaming
 from .conf import NGINX_BACKEND, STREAMING_BACKEND, conf
 from .decision import Found, Grant, Refusal, adecide
 from .headers import CACHE_CONTROL
-from .responses import not_found
+from .responses import database_answered, database_unavailable, not_found
 
 ALLOWED_METHODS = ("GET", "HEAD")
 # Where the ASGI entry point leaves what it already looked up for this request
@@ -31,9 +32,13 @@ PREFETCHED_ATTRIBUTE = "_protected_media_found"
 async def serve(request: HttpRequest, key: str) -> HttpResponseBase:
     if request.method not in ALLOWED_METHODS:
         return HttpResponseNotAllowed(ALLOWED_METHODS)
-    user = await request.auser()
     prefetched: Found | None = getattr(request, PREFETCHED_ATTRIBUTE, None)
-    decision = await adecide(key=key, user=user, prefetched=prefetched)
+    try:
+        user = await request.auser()
+        decision = await adecide(key=key, user=user, prefetched=prefetched)
+    except DatabaseError as error:
+        return database_unavailable(error)
+    database_answered()
     if decision is Refusal.LOGIN:
         response: HttpResponseBase = redirect_to_login(request.get_full_path())
         response[CACHE_CONTROL] = conf.cache_control
