@@ -151,6 +151,21 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _env_bool("GATEWAY_HTTPS", False)
+# Behind TLS, browsers are told to come back over https only. Django adds the
+# header to its own pages; one answer is enough for a browser to remember it,
+# so the static and private locations need not repeat it.
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if SESSION_COOKIE_SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SESSION_COOKIE_SECURE
+SILENCED_SYSTEM_CHECKS = [
+    # SECURE_SSL_REDIRECT stays off: nginx answers plain http with a redirect
+    # to https (deploy/README.md, TLS) and passes only TLS requests on, while
+    # health checks on uvicorn's socket are plain http and must not get a 301.
+    "security.W008",
+    # No HSTS "preload": once a domain is on the browsers' preload list, every
+    # subdomain is https-only for months, and anyone may submit a domain that
+    # sends the directive. Submitting is the operator's decision.
+    "security.W021",
+]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -28,6 +28,8 @@ ACCEL_HEADERS = (
     "X-Accel-Buffering",
     "X-Accel-Charset",
 )
+# Connections per nginx worker in the standalone config.
+WORKER_CONNECTIONS = 4096
 _UNSAFE = re.compile(r"[\s;{}\"'$\\#]")
 
 
@@ -132,12 +134,15 @@ def render_standalone(site_config: str, *, state_dir: str, user: str | None) -> 
     return f"""\
 # Rendered by `manage.py render_nginx --standalone`; do not edit.
 {user_line}worker_processes auto;
+# Every proxied connection holds two descriptors (client and upstream): without
+# this, the shell's limit (often 1024) runs out long before worker_connections.
+worker_rlimit_nofile {WORKER_CONNECTIONS * 2};
 daemon off;
 pid {state_dir}/nginx.pid;
 error_log {state_dir}/error.log warn;
 
 events {{
-    worker_connections 4096;
+    worker_connections {WORKER_CONNECTIONS};
 }}
 
 http {{

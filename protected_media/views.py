@@ -31,7 +31,10 @@ PREFETCHED_ATTRIBUTE = "_protected_media_found"
 @login_not_required
 async def serve(request: HttpRequest, key: str) -> HttpResponseBase:
     if request.method not in ALLOWED_METHODS:
-        return HttpResponseNotAllowed(ALLOWED_METHODS)
+        # Not cacheable either: a shared cache may keep a 405 by heuristics.
+        not_allowed = HttpResponseNotAllowed(ALLOWED_METHODS)
+        not_allowed[CACHE_CONTROL] = conf.cache_control
+        return not_allowed
     prefetched: Found | None = getattr(request, PREFETCHED_ATTRIBUTE, None)
     try:
         user = await request.auser()
