@@ -1,0 +1,232 @@
+"""The package on its own: the wheel built from this checkout holds the app and
+nothing else, and a new Django project with only that wheel installed serves a
+protected file through it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.stack
+
+ROOT = Path(__file__).resolve().parent.parent
+UV = Path(sys.executable).parent / "uv"
+APP = "protected_media"
+CONTENT = b"minutes of the meeting\n"
+
+
+def run(*args: str | Path, cwd: Path | None = None, timeout: float = 120) -> str:
+    # The new project must see only its own virtualenv, not this checkout's.
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "VIRTUAL_ENV")
+    }
+    done = subprocess.run(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"{' '.join(map(str, args))} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    )
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    if not UV.exists():
+        pytest.fail(f"uv is missing from {UV.parent}: it comes with the dev dependencies")
+    dist = tmp_path_factory.mktemp("dist")
+    run(UV, "build", "--wheel", "--out-dir", dist, "--python", sys.executable, ROOT)
+    wheels = list(dist.glob("*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def test_the_wheel_holds_the_app_and_nothing_else(wheel) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names}
+    dist_info = [top for top in tops if top.endswith(".dist-info")]
+    assert len(dist_info) == 1
+    assert tops == {APP, dist_info[0]}
+    assert [name for name in names if "__pycache__" in name or name.endswith(".pyc")] == []
+    shipped = {name for name in names if name.startswith(f"{APP}/")}
+    on_disk = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / APP).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert shipped == on_disk
+    for needed in ("py.typed", "migrations/0001_initial.py", "testing.py", "pytest_plugin.py"):
+        assert f"{APP}/{needed}" in shipped
+
+
+@dataclass(frozen=True)
+class Project:
+    folder: Path
+    venv: Path
+    python: Path
+    check: str
+
+
+@pytest.fixture(scope="module")
+def project(wheel, tmp_path_factory) -> Project:
+    """A new Django project, with the wheel installed in a fresh virtualenv,
+    set up as the README's "Adding protected_media" says, and migrated."""
+    home = tmp_path_factory.mktemp("newsite")
+    venv = home / "venv"
+    python = venv / "bin" / "python"
+    run(sys.executable, "-m", "venv", "--without-pip", venv)
+    # Dependencies from the package index, pinned as our own environment is.
+    run(UV, "pip", "install", "--python", python, "-c", ROOT / "requirements.lock", wheel)
+    run(venv / "bin" / "django-admin", "startproject", "mysite", cwd=home)
+    folder = home / "mysite"
+    run(python, "manage.py", "startapp", "documents", cwd=folder)
+    (folder / "documents" / "models.py").write_text(MODELS)
+    with (folder / "mysite" / "settings.py").open("a") as settings:
+        settings.write(SETTINGS)
+    with (folder / "mysite" / "urls.py").open("a") as urls:
+        urls.write(URLS)
+    (folder / "serve_one.py").write_text(SERVE_ONE)
+    check = run(python, "manage.py", "check", cwd=folder)
+    run(python, "manage.py", "makemigrations", "documents", cwd=folder)
+    run(python, "manage.py", "migrate", cwd=folder)
+    return Project(folder, venv, python, check)
+
+
+def test_the_system_checks_pass(project) -> None:
+    assert "System check identified no issues (0 silenced)." in project.check
+
+
+def test_the_site_model_migrates_with_its_protected_field(project) -> None:
+    migration = (project.folder / "documents" / "migrations" / "0001_initial.py").read_text()
+    assert "protected_media.fields.ProtectedFileField" in migration
+    assert "owner_field='owner'" in migration or 'owner_field="owner"' in migration
+
+
+def test_the_shipped_migrations_match_the_models(project) -> None:
+    # Otherwise every migrate warns of changes, and makemigrations writes a
+    # migration into site-packages.
+    run(project.python, "manage.py", "makemigrations", "--check", "--dry-run", cwd=project.folder)
+
+
+def test_a_protected_file_is_served_to_its_owner_only(project) -> None:
+    result = json.loads(run(project.python, "serve_one.py", cwd=project.folder))
+
+    assert Path(result["module"]).is_relative_to(project.venv)
+    name, url = result["name"], result["url"]
+    key = url.removeprefix("/media/")
+    assert name == f"documents/{key}.txt"
+    assert (project.folder / "private" / name).read_bytes() == CONTENT
+    owner, other = result["answers"]["owner"], result["answers"]["other"]
+    assert owner["status"] == 200
+    assert owner["body"] == ""
+    assert owner["headers"]["X-Accel-Redirect"] == f"/_protected/{name}"
+    assert owner["headers"]["Content-Length"] == "0"
+    assert owner["headers"]["Content-Type"] == "text/plain; charset=utf-8"
+    assert owner["headers"]["Content-Disposition"] == 'inline; filename="minutes.txt"'
+    assert owner["headers"]["Cache-Control"] == "private, no-store"
+    assert (other["status"], other["body"]) == (404, "Not Found\n")
+    assert [header for header in other["headers"] if header.lower().startswith("x-accel")] == []
+    # The package's own assertions ran in the project too, on both answers.
+    assert result["helpers"] == "passed"
+
+
+MODELS = textwrap.dedent(
+    """
+    from django.conf import settings
+    from django.db import models
+
+    from protected_media.fields import ProtectedFileField
+
+
+    class Document(models.Model):
+        owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+        file = ProtectedFileField(upload_to="documents/", owner_field="owner")
+    """
+)
+
+SETTINGS = textwrap.dedent(
+    """
+    INSTALLED_APPS += ["protected_media", "documents"]
+    SENDFILE_ROOT = str(BASE_DIR / "private")
+    SENDFILE_URL = "/_protected/"
+    SENDFILE_BACKEND = "django_sendfile.backends.nginx"
+    PROTECTED_MEDIA_URL = "/media/"
+    """
+)
+
+URLS = textwrap.dedent(
+    """
+    from django.urls import include
+
+    urlpatterns += [path("media/", include("protected_media.urls"))]
+    """
+)
+
+SERVE_ONE = f"CONTENT = {CONTENT!r}\n" + textwrap.dedent(
+    """
+    import json
+    import os
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+    django.setup()
+
+    from django.contrib.auth.models import User
+    from django.core.files.base import ContentFile
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+
+    import protected_media
+    from documents.models import Document
+    from protected_media.testing import assert_refused, assert_served
+
+    setup_test_environment()
+    owner = User.objects.create_user("owner", password="owner-password-4821")
+    other = User.objects.create_user("other", password="other-password-9377")
+    document = Document(owner=owner)
+    document.file.save("minutes.txt", ContentFile(CONTENT), save=True)
+
+    answers = {}
+    for user in (owner, other):
+        client = Client()
+        client.force_login(user)
+        response = client.get(document.file.url)
+        answers[user.username] = {
+            "status": response.status_code,
+            "headers": dict(response.headers),
+            "body": response.content.decode(),
+        }
+        if user == owner:
+            assert_served(response, document.file)
+        else:
+            assert_refused(response)
+
+    print(
+        json.dumps(
+            {
+                "module": protected_media.__file__,
+                "name": document.file.name,
+                "url": document.file.url,
+                "answers": answers,
+                "helpers": "passed",
+            }
+        )
+    )
+    """
+)
