@@ -43,7 +43,7 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from django.core.handlers.exception import response_for_exception
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
@@ -51,7 +51,7 @@ from django.utils.module_loading import import_string
 from .conf import conf
 from .keys import is_key
 from .responses import database_unavailable
-from .threads import ConnectionThreads
+from .threads import ConnectionThreads, refresh_connections
 
 if TYPE_CHECKING:
     from .decision import Found
@@ -214,8 +214,8 @@ class ProtectedMediaASGI:
 
 
 def _warn_about_configuration() -> None:
-    # Said once at startup, where an operator reads the log: neither is an
-    # error, both change what a media request costs or runs.
+    # Said once at startup, where an operator reads the log: not an error,
+    # but it changes what a media request runs.
     if not conf.fast_path:
         return
     for path in skipped_middleware():
@@ -224,14 +224,6 @@ def _warn_about_configuration() -> None:
             "(set PROTECTED_MEDIA_FAST_PATH = False to run every middleware)",
             path,
         )
-    for alias, database in settings.DATABASES.items():
-        if not database.get("CONN_MAX_AGE"):
-            logger.warning(
-                "protected_media: DATABASES[%r] has CONN_MAX_AGE = 0, so each media "
-                "request opens a new database connection; the entry point's threads "
-                "are long-lived and can keep theirs (CONN_MAX_AGE, CONN_HEALTH_CHECKS)",
-                alias,
-            )
 
 
 def _is_plain_media_request(scope: Scope) -> bool:
@@ -272,10 +264,7 @@ def _load(request: HttpRequest, key: str) -> tuple[Any, Found | None]:
     from .auth import load_user
     from .decision import find
 
-    for connection in connections.all(initialized_only=True):
-        # What request_started/finished would do: drop a broken connection or
-        # one older than CONN_MAX_AGE.
-        connection.close_if_unusable_or_obsolete()
+    refresh_connections(conf.fast_path_conn_max_age)
     if hasattr(request, "session"):
         user = load_user(request)
     else:

@@ -85,6 +85,13 @@ class Settings:
         return int(getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_THREADS", 4))
 
     @property
+    def fast_path_conn_max_age(self) -> float:
+        """Seconds a fast-path thread keeps its database connection (the
+        threads live as long as the process; ``CONN_MAX_AGE`` stays 0 under
+        ASGI for Django's own per-request threads)."""
+        return float(getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_CONN_MAX_AGE", 300))
+
+    @property
     def cache_control(self) -> str:
         return getattr(django_settings, "PROTECTED_MEDIA_CACHE_CONTROL", "private, no-store")
 

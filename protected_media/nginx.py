@@ -111,11 +111,39 @@ server {{
         disable_symlinks on from={site.private_root.rstrip("/")};
         max_ranges 1;
 {media_headers}
+        error_page 404 @protected_media_not_found;
     }}
 
     location / {{
         proxy_ignore_headers {ignore_accel};
         proxy_pass http://protected_media_app;
+    }}
+
+    # nginx's own answers in the app's words, not its default HTML pages: a
+    # record whose file is gone from disk gets the app's one 404, and an app
+    # that does not answer (stopped, restarting) a short 502 or 504.
+    error_page 502 @protected_media_bad_gateway;
+    error_page 504 @protected_media_gateway_timeout;
+
+    location @protected_media_not_found {{
+        default_type "text/plain; charset=utf-8";
+        add_header Cache-Control "private, no-store" always;
+        add_header X-Content-Type-Options "nosniff" always;
+        return 404 "Not Found\\n";
+    }}
+
+    location @protected_media_bad_gateway {{
+        default_type "text/plain; charset=utf-8";
+        add_header Cache-Control "no-store" always;
+        add_header Retry-After "5" always;
+        return 502 "Bad Gateway: the application is not answering; try again shortly.\\n";
+    }}
+
+    location @protected_media_gateway_timeout {{
+        default_type "text/plain; charset=utf-8";
+        add_header Cache-Control "no-store" always;
+        add_header Retry-After "5" always;
+        return 504 "Gateway Timeout: the application took too long; try again shortly.\\n";
     }}
 }}
 """

@@ -2,8 +2,11 @@
 
 Django's database connections belong to the thread that opened them. These
 threads live as long as the process, so each keeps its connection between
-requests (until ``CONN_MAX_AGE`` says otherwise), and each closes its own
-connections when the pool stops, which a ``ThreadPoolExecutor`` cannot do.
+requests, for ``PROTECTED_MEDIA_FAST_PATH_CONN_MAX_AGE`` seconds rather than
+``CONN_MAX_AGE``: under ASGI that one must stay 0, because Django's own
+per-request threads end with their request and would leave a kept connection
+to the garbage collector. Each thread closes its own connections when the
+pool stops, which a ``ThreadPoolExecutor`` cannot do.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import asyncio
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from django.db import connections
 
 _STOP = None
+_opened = threading.local()
 
 
 class ConnectionThreads:
@@ -82,3 +87,24 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def refresh_connections(max_age: float) -> None:
+    """What ``request_started`` does for Django's connections, for a thread
+    that keeps them: close one that has failed and no longer answers, or one
+    older than ``max_age`` seconds; re-arm the health check of the others
+    (``CONN_HEALTH_CHECKS``) for this request."""
+    now = time.monotonic()
+    opened: dict[str, float] = _opened.__dict__
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None:
+            opened.pop(connection.alias, None)
+            continue
+        since = opened.setdefault(connection.alias, now)
+        broken = connection.errors_occurred and not connection.is_usable()
+        if broken or now - since >= max_age:
+            connection.close()
+            opened.pop(connection.alias, None)
+        else:
+            connection.errors_occurred = False
+            connection.health_check_done = False  # type: ignore[attr-defined]
