@@ -6,20 +6,30 @@ UV_VERSION := 0.13.8
 NEXT_VERSION := 3.13
 NEXT_VENV ?= .venv-next
 PYTHON_NEXT ?= $(shell scripts/find-python $(NEXT_VERSION))
+# The database of each half (TEST_DATABASE_URL; empty: SQLite). The LTS half,
+# which also lints, type-checks and measures coverage, runs on SQLite, the
+# default of the run command, needing no server; the newest Python and Django
+# run on PostgreSQL, so each database meets the whole suite in every `make
+# test` at the cost of two runs, not four. Either half takes either database:
+# `make test-lts LTS_DATABASE_URL=$(POSTGRES_URL)`, `make test-next NEXT_DATABASE_URL=`.
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+LTS_DATABASE_URL ?=
+NEXT_DATABASE_URL ?= $(POSTGRES_URL)
 
-.PHONY: run test test-lts test-next venv nginx test-system lock lint clean bench bench-smoke
+.PHONY: run test test-lts test-next venv nginx test-system postgres lock lint clean bench bench-smoke
 
 run: venv nginx
 	$(VENV_PYTHON) -m gateway.stack
 
 # Lint, types, then every test (the real-stack ones included) with branch
-# coverage on Python 3.11 and Django 5.2 LTS; then the suite again on Python
-# 3.13 and Django 6.x, the newest pair we support.
-test: test-lts test-next
+# coverage on Python 3.11 and Django 5.2 LTS, on SQLite; then the suite again
+# on Python 3.13 and Django 6.x, the newest pair we support, on PostgreSQL.
+test: postgres test-lts test-next
 
 test-lts: venv test-system lint
+	@scripts/ensure-postgres '$(LTS_DATABASE_URL)'
 	$(VENV)/bin/mypy protected_media
-	$(VENV_PYTHON) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	TEST_DATABASE_URL='$(LTS_DATABASE_URL)' $(VENV_PYTHON) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 test-next: test-system
 	@if [ -z "$(PYTHON_NEXT)" ]; then \
@@ -27,8 +37,9 @@ test-next: test-system
 		exit 1; \
 	fi
 	@$(MAKE) --no-print-directory venv VENV=$(NEXT_VENV) PYTHON=$(PYTHON_NEXT)
+	@scripts/ensure-postgres '$(NEXT_DATABASE_URL)'
 	$(NEXT_VENV)/bin/python -c "import django, sys; print(f'[gateway] Python {sys.version.split()[0]}, Django {django.get_version()}')"
-	$(NEXT_VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	TEST_DATABASE_URL='$(NEXT_DATABASE_URL)' $(NEXT_VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 venv: $(VENV)/.synced
 
@@ -46,6 +57,11 @@ nginx:
 # Debian's Chromium (Playwright drives it; it never downloads a browser).
 test-system:
 	@scripts/ensure-debian-packages nginx:nginx openssl:openssl chromium:chromium
+
+# Starts the local PostgreSQL when a half runs on it and it is stopped, or
+# says why it cannot: before either half, so `make test` fails early.
+postgres:
+	@scripts/ensure-postgres '$(LTS_DATABASE_URL)' '$(NEXT_DATABASE_URL)'
 
 # Re-resolve the pins after changing dependencies in pyproject.toml.
 lock: venv

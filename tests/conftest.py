@@ -5,7 +5,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from asgiref.sync import SyncToAsync
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connections
 from PIL import Image
 
 from protected_media.models import ProtectedFile
@@ -15,6 +17,15 @@ def png_bytes(size: tuple[int, int] = (8, 6), color: tuple[int, int, int] = (200
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _close_connections_of_asgirefs_thread():
+    # Async tests' sync_to_async calls run in asgiref's one shared thread,
+    # where no request_finished ever closes the connection: left open, it
+    # keeps PostgreSQL from dropping the test database at the end.
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,14 @@
-"""Settings for the test suite; tests change them only through override_settings."""
+"""Settings for the test suite; tests change them only through override_settings.
 
+TEST_DATABASE_URL (e.g. ``postgres://postgres@127.0.0.1:5432/postgres``) runs the
+suite on PostgreSQL; unset, on SQLite.
+"""
+
+import os
 import tempfile
 from pathlib import Path
+
+import dj_database_url
 
 _SCRATCH = Path(tempfile.mkdtemp(prefix="protected-media-tests-"))
 
@@ -53,6 +60,11 @@ DATABASES = {
         "TEST": {"NAME": str(_SCRATCH / "test-db.sqlite3")},
     }
 }
+if os.environ.get("TEST_DATABASE_URL"):
+    # Django creates test_<name> next to the named database and drops it at the
+    # end. CONN_MAX_AGE stays 0, as for SQLite; the real-stack tests run the
+    # gateway's own settings (tests/stack/harness.py).
+    DATABASES = {"default": dict(dj_database_url.parse(os.environ["TEST_DATABASE_URL"]))}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import http.client
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +20,9 @@ import httpx
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 120.0
+# Set (a postgres:// URL, as tests/settings.py reads it): each stack gets a
+# fresh PostgreSQL database of its own, made on start and dropped on stop.
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 
 def free_port() -> int:
@@ -32,6 +37,16 @@ class RawResponse:
     headers: dict[str, str]  # names lower-cased
     body: bytes
     header_list: list[tuple[str, str]] = field(default_factory=list)
+
+
+def postgres_admin(statement: str, database: str) -> None:
+    """``statement`` with ``{}`` standing for the quoted name ``database``, run on
+    TEST_DATABASE_URL's database outside a transaction."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as connection:
+        connection.execute(sql.SQL(statement).format(sql.Identifier(database)))
 
 
 def stop_process(process: subprocess.Popen[bytes], stop_signal: int, timeout: float) -> None:
@@ -97,6 +112,17 @@ class Stack:
                 **(extra_env or {}),
             }
         )
+        self.database = ""
+        if "GATEWAY_DATABASE_URL" in (extra_env or {}):
+            pass  # the caller's own database
+        elif TEST_DATABASE_URL:
+            self.database = f"gateway_stack_{secrets.token_hex(6)}"
+            self.env["GATEWAY_DATABASE_URL"] = urllib.parse.urlunsplit(
+                urllib.parse.urlsplit(TEST_DATABASE_URL)._replace(path=f"/{self.database}")
+            )
+        else:
+            # Never a database of the developer's own: SQLite in the data folder.
+            self.env.pop("GATEWAY_DATABASE_URL", None)
         self.process: subprocess.Popen[bytes] | None = None
         self._log_file: BinaryIO | None = None
 
@@ -104,6 +130,8 @@ class Stack:
 
     def start(self) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.database:
+            postgres_admin("CREATE DATABASE {}", self.database)
         self._log_file = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway.stack"],
@@ -115,6 +143,7 @@ class Stack:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"the run command exited:\n{self.log()}")
             if b"running at" in self.log_path.read_bytes():
                 return self
@@ -127,6 +156,8 @@ class Stack:
             stop_process(self.process, signal.SIGTERM, timeout=30)
         if self._log_file is not None:
             self._log_file.close()
+        if self.database:
+            postgres_admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,0 +1,96 @@
+"""The database goes away under a running stack, for real: PostgreSQL stops
+taking connections to the stack's database and drops the ones it has. Media
+answers 503 with Retry-After (never a traceback, never a file), static files
+keep flowing from nginx, and the app recovers by itself when the database is
+back. Always on PostgreSQL, whichever database the rest of the suite uses."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import urllib.parse
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from .conftest import CREATE_USERS, MAX_UPLOAD, USERS
+from .harness import Stack, cookie_header, upload
+
+pytestmark = pytest.mark.stack
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get(
+    "POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
+RECOVERY_TIMEOUT = 30.0
+
+
+def admin(statement: str, database: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+        connection.execute(sql.SQL(statement).format(name=sql.Identifier(database)))
+
+
+def take_down(database: str) -> None:
+    admin("ALTER DATABASE {name} ALLOW_CONNECTIONS false", database)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (database,),
+        )
+
+
+@pytest.fixture(scope="module")
+def postgres_stack(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
+    database = f"gateway_down_{secrets.token_hex(6)}"
+    admin("CREATE DATABASE {name}", database)
+    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(ADMIN_URL)._replace(path=f"/{database}"))
+    stack = Stack(
+        tmp_path_factory.mktemp("database-down"),
+        {"GATEWAY_MAX_UPLOAD_SIZE": str(MAX_UPLOAD), "GATEWAY_DATABASE_URL": url},
+    )
+    try:
+        stack.start()
+        stack.shell(CREATE_USERS)
+        yield stack, database
+    finally:
+        stack.stop()
+        admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
+        admin("DROP DATABASE IF EXISTS {name} WITH (FORCE)", database)
+
+
+def test_media_answers_503_while_the_database_is_down_and_recovers(postgres_stack) -> None:
+    stack, database = postgres_stack
+    alice = stack.login("alice", USERS["alice"])
+    try:
+        created = upload(alice, "ledger.txt", b"balanced\n", "text/plain").json()
+        headers = cookie_header(alice)
+        assert stack.raw("GET", created["url"], headers=headers).status == 200
+
+        take_down(database)
+        try:
+            answers = [stack.raw("GET", created["url"], headers=headers) for _ in range(5)]
+            static = stack.raw("GET", "/static/demo/site.css")
+        finally:
+            admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
+
+        for answer in answers:
+            assert answer.status == 503
+            assert answer.body == b"Service Unavailable\n"
+            assert answer.headers["retry-after"] == "5"
+            assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+            assert not [name for name in answer.headers if name.startswith("x-accel")]
+        assert static.status == 200
+        # One line for the outage, not one per request.
+        assert stack.log().count("the database cannot answer") == 1
+
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        while stack.raw("GET", created["url"], headers=headers).status != 200:
+            assert time.monotonic() < deadline, f"no recovery:\n{stack.log()[-3000:]}"
+            time.sleep(0.2)
+        response = stack.raw("GET", created["url"], headers=headers)
+        assert (response.status, response.body) == (200, b"balanced\n")
+        assert "the database answers again" in stack.log()
+    finally:
+        alice.close()
