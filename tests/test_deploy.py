@@ -13,7 +13,6 @@ import shlex
 import shutil
 import signal
 import socket
-import socketserver
 import ssl
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from protected_media.nginx import render_standalone
-from tests.stack.harness import stop_process
+from tests.stack.harness import UnixServer, nginx_listening, stop_process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEPLOY = BASE_DIR / "deploy"
@@ -254,15 +253,6 @@ class EchoHeaders(BaseHTTPRequestHandler):
         pass
 
 
-class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        # A unix peer has no address; the handler wants a pair.
-        connection, _ = self.socket.accept()
-        return connection, ("unix", 0)
-
-
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
     # Unix socket paths are limited to 107 bytes.
@@ -315,20 +305,8 @@ def running_nginx(state: Path, config: str, port: int) -> Iterator[None]:
     assert checked.returncode == 0, checked.stderr
     # Such as "protocol options redefined": the ssl flag must merge silently.
     assert "[warn]" not in checked.stderr
-    server = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert server.poll() is None, (state / "error.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nginx did not listen"
-                time.sleep(0.1)
+    with nginx_listening(command, state / "error.log", port):
         yield
-    finally:
-        stop_process(server, signal.SIGQUIT, timeout=10)
 
 
 def test_readme_tls_file_makes_the_rendered_site_https(short_dir: Path) -> None:

@@ -8,10 +8,13 @@ import os
 import secrets
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -47,6 +50,36 @@ def postgres_admin(statement: str, database: str) -> None:
 
     with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as connection:
         connection.execute(sql.SQL(statement).format(sql.Identifier(database)))
+
+
+class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """A throwaway HTTP upstream on a unix socket (with http.server handlers)."""
+
+    daemon_threads = True
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        # A unix peer has no address; the handler wants a pair.
+        connection, _ = self.socket.accept()
+        return connection, ("unix", 0)
+
+
+@contextmanager
+def nginx_listening(command: list[str], error_log: Path, port: int) -> Iterator[None]:
+    """Run nginx with ``command`` until the block ends, once it listens on ``port``."""
+    server = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert server.poll() is None, error_log.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nginx did not listen"
+                time.sleep(0.05)
+        yield
+    finally:
+        stop_process(server, signal.SIGQUIT, timeout=10)
 
 
 def stop_process(process: subprocess.Popen[bytes], stop_signal: int, timeout: float) -> None:

@@ -3,11 +3,9 @@ instances started from the rendered config with one mistake edited in."""
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import MAX_UPLOAD, USERS
-from .harness import BASE_DIR, Stack, free_port, stop_process, upload
+from .harness import BASE_DIR, Stack, free_port, nginx_listening, upload
 
 pytestmark = pytest.mark.stack
 
@@ -29,7 +27,6 @@ CHECKS = [
     "system checks",
 ]
 TEXT = b"doctor's private notes\n" * 20
-START_TIMEOUT = 20.0
 
 
 def run_doctor(
@@ -194,20 +191,8 @@ def broken_nginx(stack: Stack, state: Path, edit: Callable[[str], str]) -> Itera
     (state / "tmp").mkdir(parents=True)
     config.write_text(edit(text))
     command = ["nginx", "-p", str(state), "-e", str(state / "error.log"), "-c", str(config)]
-    server = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert server.poll() is None, (state / "error.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nginx did not listen"
-                time.sleep(0.05)
+    with nginx_listening(command, state / "error.log", port):
         yield config
-    finally:
-        stop_process(server, signal.SIGQUIT, timeout=10)
 
 
 def substitute(text: str, old: str, new: str) -> str:

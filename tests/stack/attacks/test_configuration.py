@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import socketserver
 import stat
 import subprocess
 import sys
@@ -24,7 +22,7 @@ import pytest
 from protected_media.nginx import ACCEL_HEADERS, SiteConfig, render_site, render_standalone
 
 from ...test_nginx_config import Directive, parse
-from ..harness import BASE_DIR, Stack, cookie_header, free_port, stop_process
+from ..harness import BASE_DIR, Stack, UnixServer, cookie_header, free_port, nginx_listening
 from .support import answered_by_django, get_line, wire
 
 pytestmark = pytest.mark.stack
@@ -97,14 +95,6 @@ class AccelEverywhere(BaseHTTPRequestHandler):
         pass
 
 
-class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        connection, _ = self.socket.accept()
-        return connection, ("unix", 0)
-
-
 @pytest.fixture(scope="module")
 def second_upstream() -> Iterator[tuple[int, Path]]:
     """nginx with the rendered site, in front of AccelEverywhere instead of the app."""
@@ -138,20 +128,10 @@ def second_upstream() -> Iterator[tuple[int, Path]]:
     threading.Thread(target=app.serve_forever, daemon=True).start()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     command = [nginx, "-p", str(folder / "nginx"), "-e", str(folder / "nginx" / "error.log")]
-    server = subprocess.Popen([*command, "-c", str(conf)], stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, (folder / "nginx" / "error.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nginx did not listen"
-                time.sleep(0.05)
-        yield port, folder
+        with nginx_listening([*command, "-c", str(conf)], folder / "nginx" / "error.log", port):
+            yield port, folder
     finally:
-        stop_process(server, signal.SIGQUIT, timeout=10)
         app.shutdown()
         app.server_close()
         shutil.rmtree(folder, ignore_errors=True)
