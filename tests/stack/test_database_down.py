@@ -24,7 +24,8 @@ pytestmark = pytest.mark.stack
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get(
     "POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
-RECOVERY_TIMEOUT = 30.0
+RECOVERY_TIMEOUT = 60.0
+RECOVERED_IN_A_ROW = 10
 
 
 def admin(statement: str, database: str) -> None:
@@ -85,12 +86,21 @@ def test_media_answers_503_while_the_database_is_down_and_recovers(postgres_stac
         # One line for the outage, not one per request.
         assert stack.log().count("the database cannot answer") == 1
 
+        # Recovered: ten answers in a row are the file. The database's pool
+        # reconnects with a backoff, so a request may still wait out its pool
+        # timeout (a 503) while the pool refills.
         deadline = time.monotonic() + RECOVERY_TIMEOUT
-        while stack.raw("GET", created["url"], headers=headers).status != 200:
+        in_a_row = 0
+        while in_a_row < RECOVERED_IN_A_ROW:
             assert time.monotonic() < deadline, f"no recovery:\n{stack.log()[-3000:]}"
-            time.sleep(0.2)
-        response = stack.raw("GET", created["url"], headers=headers)
-        assert (response.status, response.body) == (200, b"balanced\n")
+            response = stack.raw("GET", created["url"], headers=headers)
+            assert response.status in (200, 503)
+            if response.status == 200:
+                assert response.body == b"balanced\n"
+                in_a_row += 1
+            else:
+                in_a_row = 0
+                time.sleep(0.2)
         assert "the database answers again" in stack.log()
     finally:
         alice.close()
