@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from django.core.handlers.exception import response_for_exception
@@ -166,7 +167,7 @@ class ProtectedMediaASGI:
         if process_response is None:
             return response
         session = getattr(request, "session", None)
-        if type(instance).__module__ + "." + type(instance).__name__ == SESSION_MIDDLEWARE and (
+        if isinstance(instance, SessionMiddleware) and (
             settings.SESSION_SAVE_EVERY_REQUEST or (session is not None and session.modified)
         ):
             # Saving the session (a flushed or cycled one, after a password

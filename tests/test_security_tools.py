@@ -4,7 +4,6 @@ deployment checks on the production settings."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from protected_media.nginx import SiteConfig, render_site, render_standalone
+from tests.test_deploy import clean_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEPLOYED = BASE_DIR / "deploy" / "nginx" / "gateway.conf"
@@ -23,15 +23,6 @@ DEPLOYED = BASE_DIR / "deploy" / "nginx" / "gateway.conf"
 # through nginx), and `$host` would drop the port that Django's CSRF check
 # compares a form's Origin with when the site runs on a port of its own.
 GIXY_SKIPS = ("host_spoofing",)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("GATEWAY_") and name != "DJANGO_SETTINGS_MODULE"
-    }
-    return {**env, **extra}
 
 
 def gixy(path: Path, *skips: str) -> list[dict[str, object]]:
