@@ -51,7 +51,6 @@ from django.utils.module_loading import import_string
 
 from .conf import conf
 from .keys import is_key
-from .responses import database_unavailable
 from .threads import ConnectionThreads, refresh_connections
 
 if TYPE_CHECKING:
@@ -145,13 +144,16 @@ class ProtectedMediaASGI:
         return response
 
     async def _view(self, request: HttpRequest, key: str) -> HttpResponseBase:
-        from . import views
+        from . import audit, views
 
+        audit.started(request)
         try:
             try:
                 user, found = await self._in_pool(_load, request, key)
             except DatabaseError as error:
-                return database_unavailable(error)
+                return await views.database_refusal(
+                    request, error, kind=views.KEY, key=key, user=None
+                )
             _attach_user(request, user)
             setattr(request, views.PREFETCHED_ATTRIBUTE, found)
             return await views.serve(request, key=key)

@@ -7,6 +7,7 @@ The private root and the internal prefix are django-sendfile2's own settings
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,9 @@ DEFAULT_INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "t
 DEFAULT_ALLOWED_TYPES = (*DEFAULT_INLINE_TYPES, "application/pdf")
 
 AnonymousAnswer = Literal["login", "not_found"]
+
+DEFAULT_SHARE_LIFETIME = timedelta(days=7)
+DEFAULT_SHARE_MAX_LIFETIME = timedelta(days=30)
 
 
 class Settings:
@@ -92,8 +96,29 @@ class Settings:
         return float(getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_CONN_MAX_AGE", 300))
 
     @property
+    def share_lifetime(self) -> timedelta:
+        """How long a share link lives when its creator does not say."""
+        return _duration(
+            getattr(django_settings, "PROTECTED_MEDIA_SHARE_LIFETIME", DEFAULT_SHARE_LIFETIME)
+        )
+
+    @property
+    def share_max_lifetime(self) -> timedelta:
+        """The longest lifetime a share link may be given."""
+        return _duration(
+            getattr(
+                django_settings, "PROTECTED_MEDIA_SHARE_MAX_LIFETIME", DEFAULT_SHARE_MAX_LIFETIME
+            )
+        )
+
+    @property
     def cache_control(self) -> str:
         return getattr(django_settings, "PROTECTED_MEDIA_CACHE_CONTROL", "private, no-store")
+
+
+def _duration(value: timedelta | float) -> timedelta:
+    # A timedelta, or seconds as a number.
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
 
 
 conf = Settings()

@@ -26,20 +26,44 @@ from .headers import media_headers
 from .keys import is_key
 from .models import StoredFile
 from .names import is_safe_stored_name
-from .policy import get_policy
+from .policy import default_grant, default_policy, get_policy
 
 if TYPE_CHECKING:
     from django.db.models import Model
 
 logger = logging.getLogger("protected_media")
+# The grant reason of a policy named by PROTECTED_MEDIA_POLICY.
+CUSTOM_POLICY = "policy"
 
 
-class Refusal(enum.Enum):
-    # One answer for "no": missing, forbidden and malformed look the same.
-    NOT_FOUND = "not_found"
-    # Anonymous requests, decided before any lookup so the answer cannot
-    # depend on whether the file exists.
-    LOGIN = "login"
+class Reason(enum.StrEnum):
+    """Why a request was refused, as the audit trail names it. Every refusal
+    gets the same answer (security rule 2); only the log and the signal say
+    which one it was."""
+
+    ANONYMOUS = "anonymous"
+    MALFORMED_KEY = "malformed_key"
+    NO_RECORD = "no_record"
+    NO_HOLDER = "no_holder"
+    POLICY_DENIED = "policy_denied"
+    POLICY_ERROR = "policy_error"
+    FILE_MISSING = "file_missing"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    SHARE_INVALID = "share_invalid"
+    SHARE_EXPIRED = "share_expired"
+    SHARE_REVOKED = "share_revoked"
+    SHARE_UNKNOWN = "share_unknown"
+    SHARE_AUDIENCE = "share_audience"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: Reason
+    # Answer with the login page rather than the one 404: only for anonymous
+    # requests, decided before any lookup so that the answer cannot depend on
+    # whether the file exists.
+    login: bool = False
+    record: StoredFile | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +71,9 @@ class Grant:
     record: StoredFile
     obj: Model
     headers: dict[str, str]
+    # Who or what let the user in: "owner", "staff", "group", "permission",
+    # "policy" (a custom one) or "share".
+    reason: str = CUSTOM_POLICY
 
 
 @dataclass(frozen=True)
@@ -61,31 +88,53 @@ class Found:
 
 async def adecide(*, key: str, user: Any, prefetched: Found | None = None) -> Grant | Refusal:
     if not user.is_authenticated:
-        return Refusal.LOGIN if conf.anonymous == "login" else Refusal.NOT_FOUND
+        return anonymous_refusal()
     if not is_key(key):
-        return Refusal.NOT_FOUND
+        return Refusal(Reason.MALFORMED_KEY)
     if prefetched is not None and prefetched.key == key:
         found = prefetched
     else:
         found = await sync_to_async(find)(key)
     record, obj = found.record, found.holder
-    if record is None or obj is None:
-        return Refusal.NOT_FOUND
+    if record is None:
+        return Refusal(Reason.NO_RECORD)
+    if obj is None:
+        return Refusal(Reason.NO_HOLDER, record=record)
     try:
-        allowed = await get_policy()(user, obj, record)
+        reason = await apply_policy(user, obj, record)
     except Exception:
-        # A broken policy must fail closed.
-        logger.exception("protected_media policy raised; access denied")
-        return Refusal.NOT_FOUND
-    if allowed is not True:
-        return Refusal.NOT_FOUND
+        return Refusal(Reason.POLICY_ERROR, record=record)
+    if reason is None:
+        return Refusal(Reason.POLICY_DENIED, record=record)
+    return grant(record, obj, reason=reason)
+
+
+def anonymous_refusal() -> Refusal:
+    return Refusal(Reason.ANONYMOUS, login=conf.anonymous == "login")
+
+
+def grant(record: StoredFile, obj: Model, *, reason: str) -> Grant:
     headers = media_headers(
         content_type=record.content_type,
         original_name=record.original_name,
         inline_types=conf.inline_types,
         cache_control=conf.cache_control,
     )
-    return Grant(record=record, obj=obj, headers=headers)
+    return Grant(record=record, obj=obj, headers=headers, reason=reason)
+
+
+async def apply_policy(user: Any, obj: Model, record: StoredFile) -> str | None:
+    """Why the policy lets ``user`` read the file, or None. Logs and re-raises
+    what the policy raises: the caller must deny (fail closed)."""
+    policy = get_policy()
+    try:
+        if policy is default_policy:
+            return await default_grant(user, obj, record)
+        # Only True grants: a policy returning a truthy non-bool is a bug.
+        return CUSTOM_POLICY if await policy(user, obj, record) is True else None
+    except Exception:
+        logger.exception("protected_media policy raised; access denied")
+        raise
 
 
 _RECORD = CompiledLookup(StoredFile, ["pk"], limit=1)

@@ -103,8 +103,11 @@ class ProtectedFieldMixin:
     allowed_types: tuple[str, ...] | None
     form_class: type[forms.FileField]
 
-    def _init_protected(self, kwargs: dict[str, Any], owner_field: str | None) -> None:
+    def _init_protected(
+        self, kwargs: dict[str, Any], owner_field: str | None, groups_field: str | None = None
+    ) -> None:
         self.owner_field = owner_field
+        self.groups_field = groups_field
         kwargs.setdefault("storage", protected_storage)
         kwargs.setdefault("max_length", 255)
         kwargs.setdefault("db_index", True)
@@ -147,6 +150,8 @@ class ProtectedFieldMixin:
             del kwargs["storage"]
         if self.owner_field is not None:
             kwargs["owner_field"] = self.owner_field
+        if self.groups_field is not None:
+            kwargs["groups_field"] = self.groups_field
         if self.allowed_types:
             kwargs["allowed_types"] = self.allowed_types
         return name, path, args, kwargs
@@ -166,7 +171,31 @@ class ProtectedFieldMixin:
         )
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
-        return [*super().check(**kwargs), *self._check_owner_field()]  # type: ignore[misc]
+        return [
+            *super().check(**kwargs),  # type: ignore[misc]
+            *self._check_owner_field(),
+            *self._check_groups_field(),
+        ]
+
+    def _check_groups_field(self) -> list[checks.CheckMessage]:
+        from django.contrib.auth.models import Group
+
+        if self.groups_field is None:
+            return []
+        try:
+            target = self.model._meta.get_field(self.groups_field)
+        except FieldDoesNotExist:
+            target = None
+        if target is not None and target.many_to_many and target.related_model is Group:
+            return []
+        return [
+            checks.Error(
+                f"groups_field={self.groups_field!r} must name a ManyToManyField "
+                f"of {self.model._meta.label} to auth.Group.",
+                obj=self,
+                id="protected_media.E013",
+            )
+        ]
 
     def _check_owner_field(self) -> list[checks.CheckMessage]:
         if self.owner_field is None:
@@ -234,11 +263,12 @@ class ProtectedFileField(ProtectedFieldMixin, models.FileField):  # type: ignore
         self,
         *args: Any,
         owner_field: str | None = None,
+        groups_field: str | None = None,
         allowed_types: tuple[str, ...] | None = None,
         **kwargs: Any,
     ) -> None:
         self.allowed_types = tuple(allowed_types) if allowed_types else None
-        self._init_protected(kwargs, owner_field)
+        self._init_protected(kwargs, owner_field, groups_field)
         super().__init__(*args, **kwargs)
 
 
@@ -246,10 +276,16 @@ class ProtectedImageField(ProtectedFieldMixin, models.ImageField):  # type: igno
     attr_class = ProtectedImageFieldFile
     form_class = forms.ImageField
 
-    def __init__(self, *args: Any, owner_field: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        owner_field: str | None = None,
+        groups_field: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         # An image field takes images only, whatever else the site allows.
         self.allowed_types = tuple(IMAGE_FORMATS)
-        self._init_protected(kwargs, owner_field)
+        self._init_protected(kwargs, owner_field, groups_field)
         super().__init__(*args, **kwargs)
 
     def deconstruct(self) -> Any:

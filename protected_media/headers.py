@@ -9,6 +9,7 @@ from django.utils.http import content_disposition_header
 CONTENT_TYPE = "Content-Type"
 CONTENT_DISPOSITION = "Content-Disposition"
 CACHE_CONTROL = "Cache-Control"
+REFERRER_POLICY = "Referrer-Policy"
 # The start of an RFC 2047 encoded word ("=?utf-8?q?...?=").
 ENCODED_WORD_START = "=?"
 

@@ -41,7 +41,13 @@ class ProtectedFile(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="protected_files"
     )
-    file = ProtectedFileField(upload_to="files/", owner_field="owner")
+    file = ProtectedFileField(upload_to="files/", owner_field="owner", groups_field="groups")
+    groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="protected_files",
+        help_text=_("Members of these groups may read the file."),
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -66,6 +72,41 @@ class ProtectedFile(models.Model):
     @property
     def content_type(self) -> str:
         return self.record.content_type if self.record else ""
+
+
+class ShareLink(models.Model):
+    """A link that lets others read one version of one file until it expires
+    or is revoked (security rule 10; ``protected_media.shares``).
+
+    Only a hash of the link's token is stored: the link itself is shown once,
+    to the user who creates it.
+    """
+
+    class Audience(models.TextChoices):
+        ANYONE = "anyone", _("anyone with the link")
+        SIGNED_IN = "signed_in", _("signed-in users with the link")
+        USERS = "users", _("the named users")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The record is the file's version: replacing the content makes a new
+    # record and deletes this one, and with it every link to it.
+    record = models.ForeignKey(StoredFile, on_delete=models.CASCADE, related_name="share_links")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    revoked = models.DateTimeField(null=True, blank=True)
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ANYONE)
+    users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ("-created",)
+        verbose_name = _("share link")
+
+    def __str__(self) -> str:
+        return f"{self.record_id} until {self.expires:%Y-%m-%d %H:%M}"
 
 
 def prefetch_records(instances: list[Any], field_name: str = "file") -> list[Any]:

@@ -1,5 +1,10 @@
 """Who may read a file. The default is strict: the owner, and nobody else
-unless a setting or an object-permission backend says so."""
+unless a setting, the file's groups or an object-permission backend say so.
+
+``PROTECTED_MEDIA_POLICY`` names an async function ``(user, obj, record) ->
+bool`` that replaces the default; it may call ``default_policy`` itself. Only
+``True`` grants, and an exception denies (``decision``).
+"""
 
 from __future__ import annotations
 
@@ -21,18 +26,43 @@ if TYPE_CHECKING:
 Policy = Callable[[Any, "Model", "StoredFile"], Awaitable[bool]]
 
 
+# Why the default policy granted, as the audit trail names it.
+OWNER = "owner"
+STAFF = "staff"
+GROUP = "group"
+PERMISSION = "permission"
+
+
 async def default_policy(user: Any, obj: Model, record: StoredFile) -> bool:
-    """The owner; staff if ``PROTECTED_MEDIA_ALLOW_STAFF``; anyone an
-    authentication backend grants ``<app>.view_<model>`` on this object."""
+    """The owner; staff if ``PROTECTED_MEDIA_ALLOW_STAFF``; members of the
+    file's groups (the field's ``groups_field``); anyone an authentication
+    backend grants ``<app>.view_<model>`` on this object."""
+    return await default_grant(user, obj, record) is not None
+
+
+async def default_grant(user: Any, obj: Model, record: StoredFile) -> str | None:
+    """Why the default policy lets ``user`` read the file, or None."""
     if not user.is_active:
-        return False
-    owner_attname = _owner_attname(obj, record)
+        return None
+    field = _field(obj, record)
+    owner_attname = getattr(field, "owner_attname", None)
     if owner_attname is not None and getattr(obj, owner_attname) == user.pk:
-        return True
+        return OWNER
     if conf.allow_staff and user.is_staff:
-        return True
+        return STAFF
+    groups_field = getattr(field, "groups_field", None)
+    if groups_field is not None and await _in_groups(user, obj, groups_field):
+        return GROUP
     permission = f"{obj._meta.app_label}.view_{obj._meta.model_name}"
-    return await aobject_permission(user, permission, obj)
+    if await aobject_permission(user, permission, obj):
+        return PERMISSION
+    return None
+
+
+async def _in_groups(user: Any, obj: Model, groups_field: str) -> bool:
+    # One query, only when the user is not the owner.
+    groups = getattr(obj, groups_field)
+    return await groups.filter(user=user).aexists()  # type: ignore[no-any-return]
 
 
 async def aobject_permission(user: Any, permission: str, obj: Model) -> bool:
@@ -65,6 +95,5 @@ def get_policy() -> Policy:
     return import_string(path)  # type: ignore[no-any-return]
 
 
-def _owner_attname(obj: Model, record: StoredFile) -> str | None:
-    field = obj._meta.get_field(record.source.rsplit(".", 1)[-1])
-    return getattr(field, "owner_attname", None)
+def _field(obj: Model, record: StoredFile) -> Any:
+    return obj._meta.get_field(record.source.rsplit(".", 1)[-1])

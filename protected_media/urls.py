@@ -9,4 +9,8 @@ from django.urls import re_path
 from . import views
 
 app_name = "protected_media"
-urlpatterns = [re_path(r"^(?P<key>.*)\Z", views.serve, name="serve")]
+urlpatterns = [
+    # Share links (protected_media.shares.URL_PREFIX): a key never holds "/".
+    re_path(r"^s/(?P<token>[^/]*)\Z", views.serve_shared, name="share"),
+    re_path(r"^(?P<key>.*)\Z", views.serve, name="serve"),
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured
@@ -10,13 +12,20 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpRespons
 from django.views.decorators.csrf import csrf_exempt
 from django_sendfile.backends import nginx as sendfile_nginx
 
+from . import audit
 from .backends import streaming
 from .conf import NGINX_BACKEND, STREAMING_BACKEND, conf
-from .decision import Found, Grant, Refusal, adecide
-from .headers import CACHE_CONTROL
+from .decision import Found, Grant, Reason, Refusal, adecide
+from .headers import CACHE_CONTROL, REFERRER_POLICY
 from .responses import database_answered, database_unavailable, not_found
+from .shares import SHARE, adecide_share
+
+if TYPE_CHECKING:
+    from .models import ShareLink
 
 ALLOWED_METHODS = ("GET", "HEAD")
+# The audit trail's name for a request by media key (shares.SHARE for links).
+KEY = "key"
 # Where the ASGI entry point leaves what it already looked up for this request
 # (protected_media.asgi), so that the view does not ask the database again.
 PREFETCHED_ATTRIBUTE = "_protected_media_found"
@@ -30,28 +39,94 @@ PREFETCHED_ATTRIBUTE = "_protected_media_found"
 @csrf_exempt
 @login_not_required
 async def serve(request: HttpRequest, key: str) -> HttpResponseBase:
+    """A media URL: the file if the policy lets the user read it."""
+    audit.started(request)
     if request.method not in ALLOWED_METHODS:
-        # Not cacheable either: a shared cache may keep a 405 by heuristics.
-        not_allowed = HttpResponseNotAllowed(ALLOWED_METHODS)
-        not_allowed[CACHE_CONTROL] = conf.cache_control
-        return not_allowed
+        return _method_not_allowed()
     prefetched: Found | None = getattr(request, PREFETCHED_ATTRIBUTE, None)
+    user: Any = None
     try:
         user = await request.auser()
         decision = await adecide(key=key, user=user, prefetched=prefetched)
     except DatabaseError as error:
-        return database_unavailable(error)
+        return await database_refusal(request, error, kind=KEY, key=key, user=user)
     database_answered()
-    if decision is Refusal.LOGIN:
-        response: HttpResponseBase = redirect_to_login(request.get_full_path())
+    return await _answer(request, decision, kind=KEY, key=key, user=user)
+
+
+@csrf_exempt
+@login_not_required
+async def serve_shared(request: HttpRequest, token: str) -> HttpResponseBase:
+    """A share link: the file if the link holds (``protected_media.shares``)."""
+    audit.started(request)
+    if request.method not in ALLOWED_METHODS:
+        return _method_not_allowed()
+    user: Any = None
+    try:
+        user = await request.auser()
+        decision = await adecide_share(token=token, user=user)
+    except DatabaseError as error:
+        return await database_refusal(request, error, kind=SHARE, key=None, user=user)
+    database_answered()
+    outcome = decision.outcome
+    response = await _answer(
+        request,
+        outcome,
+        kind=SHARE,
+        key=outcome.record.key if outcome.record is not None else None,
+        user=user,
+        share=decision.share,
+    )
+    # A page opened from the file must not carry the link on (nginx adds it
+    # to the file too; this covers the fallback and the refusals).
+    response[REFERRER_POLICY] = "no-referrer"
+    return response
+
+
+async def database_refusal(
+    request: HttpRequest, error: DatabaseError, *, kind: str, key: str | None, user: Any
+) -> HttpResponseBase:
+    """The 503 while the database cannot answer, recorded like any refusal."""
+    await audit.arecord(
+        request, Refusal(Reason.DATABASE_UNAVAILABLE), kind=kind, key=key, user=user
+    )
+    return database_unavailable(error)
+
+
+async def _answer(
+    request: HttpRequest,
+    decision: Grant | Refusal,
+    *,
+    kind: str,
+    key: str | None,
+    user: Any,
+    share: ShareLink | None = None,
+) -> HttpResponseBase:
+    if isinstance(decision, Grant):
+        response = await ahandoff(request, decision)
+        if response is None:
+            # The fallback found no file on disk for the record.
+            decision = Refusal(Reason.FILE_MISSING, record=decision.record)
+        else:
+            await audit.arecord(request, decision, kind=kind, key=key, user=user, share=share)
+            return response
+    await audit.arecord(request, decision, kind=kind, key=key, user=user, share=share)
+    if decision.login:
+        response = redirect_to_login(request.get_full_path())
         response[CACHE_CONTROL] = conf.cache_control
         return response
-    if isinstance(decision, Refusal):
-        return not_found()
-    return await ahandoff(request, decision)
+    return not_found()
 
 
-async def ahandoff(request: HttpRequest, grant: Grant) -> HttpResponseBase:
+def _method_not_allowed() -> HttpResponseBase:
+    # Not cacheable either: a shared cache may keep a 405 by heuristics.
+    not_allowed = HttpResponseNotAllowed(ALLOWED_METHODS)
+    not_allowed[CACHE_CONTROL] = conf.cache_control
+    return not_allowed
+
+
+async def ahandoff(request: HttpRequest, grant: Grant) -> HttpResponseBase | None:
+    """The granted file's answer; None if the fallback finds no file on disk."""
     root = conf.root
     if root is None:
         raise ImproperlyConfigured("SENDFILE_ROOT must name the private media folder.")
@@ -68,5 +143,5 @@ async def ahandoff(request: HttpRequest, grant: Grant) -> HttpResponseBase:
         streamed = await streaming.asendfile(
             request, root, grant.record.name, headers=grant.headers
         )
-        return streamed or not_found()
+        return streamed
     raise ImproperlyConfigured(f"SENDFILE_BACKEND {backend!r} is not supported.")

@@ -1,0 +1,90 @@
+"""The audit trail: for every media decision, one signal and one log line.
+
+The log line goes to the ``protected_media.audit`` logger at INFO, as
+``key=value`` pairs in the message and the same values as attributes of the
+record (``extra``) for structured handlers:
+
+    media decision=denied reason=policy_denied user=7 key=9Hz8q_s6Uo… share=- latency_ms=1.2
+
+It names the share link by its id, never by its token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from .decision import Grant, Refusal
+from .keys import is_key
+from .signals import file_denied, file_served
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from .models import ShareLink
+
+logger = logging.getLogger("protected_media.audit")
+SERVED = "served"
+DENIED = "denied"
+# Where the ASGI entry point leaves the moment it took the request, so that
+# the latency covers its lookups too.
+STARTED_ATTRIBUTE = "_protected_media_started"
+
+
+def started(request: HttpRequest) -> float:
+    """When the decision for ``request`` began (``time.perf_counter``)."""
+    value = getattr(request, STARTED_ATTRIBUTE, None)
+    if value is None:
+        value = time.perf_counter()
+        setattr(request, STARTED_ATTRIBUTE, value)
+    return float(value)
+
+
+async def arecord(
+    request: HttpRequest,
+    outcome: Grant | Refusal,
+    *,
+    kind: str,
+    key: str | None,
+    user: Any,
+    share: ShareLink | None = None,
+) -> None:
+    """Send ``file_served`` or ``file_denied`` and write the log line."""
+    latency_ms = (time.perf_counter() - started(request)) * 1000
+    served = isinstance(outcome, Grant)
+    decision = SERVED if served else DENIED
+    reason = str(outcome.reason)
+    user_id = getattr(user, "pk", None)
+    share_id = str(share.pk) if share is not None else None
+    # The key as the client sent it is hostile text (CR/LF would forge lines).
+    shown_key = key if key is not None and is_key(key) else None
+    logger.info(
+        "media decision=%s reason=%s user=%s key=%s share=%s latency_ms=%.1f",
+        decision,
+        reason,
+        user_id if user_id is not None else "-",
+        shown_key or "-",
+        share_id or "-",
+        latency_ms,
+        extra={
+            "decision": decision,
+            "reason": reason,
+            "user_id": user_id,
+            "key": shown_key,
+            "share_id": share_id,
+            "latency_ms": round(latency_ms, 3),
+        },
+    )
+    signal = file_served if served else file_denied
+    results = await signal.asend_robust(
+        sender=kind,
+        request=request,
+        user=user,
+        record=outcome.record,
+        reason=outcome.reason,
+        share=share,
+    )
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            logger.error("protected_media audit receiver %r raised", receiver, exc_info=result)
