@@ -77,9 +77,11 @@ async def serve_shared(request: HttpRequest, token: str) -> HttpResponseBase:
         user=user,
         share=decision.share,
     )
-    # A page opened from the file must not carry the link on (nginx adds it
-    # to the file too; this covers the fallback and the refusals).
-    response[REFERRER_POLICY] = "no-referrer"
+    if isinstance(outcome, Grant):
+        # A page opened from the file must not carry the link on (nginx adds
+        # it to the file too; this covers the fallback). Refusals stay the
+        # same bytes as every other refusal.
+        response[REFERRER_POLICY] = "no-referrer"
     return response
 
 
@@ -114,8 +116,12 @@ async def _answer(
     if decision.login:
         response = redirect_to_login(request.get_full_path())
         response[CACHE_CONTROL] = conf.cache_control
-        return response
-    return not_found()
+    else:
+        response = not_found()
+    # The audit line above stands for Django's "Not Found: <path>" warning,
+    # which would copy a share link's token into the log.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def _method_not_allowed() -> HttpResponseBase:

@@ -87,6 +87,12 @@ MEDIA_PATHS = [
     (b"/media/{key}.txt", SAME),  # the stored extension guessed
     (b"/media/files%2F{key}.txt", SAME),  # the stored name guessed
     (b"/media/%20{key}", SAME),  # padding
+    # encoded line breaks: "." in the URL pattern stopped at them, and Django's
+    # own HTML 404 answered instead of the refusal
+    (b"/media/{key}%0D%0A", SAME),
+    (b"/media/%0A{key}", SAME),
+    (b"/media/s/%0A", SAME),  # the share prefix, same answer
+    (b"/media/s/..%2F{key}", SAME),
 ]
 
 
