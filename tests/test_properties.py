@@ -8,20 +8,26 @@ as a string.
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import unicodedata
+import uuid
+from datetime import timedelta
 from email.message import EmailMessage
 from urllib.parse import unquote, unquote_to_bytes
 
 from asgiref.sync import async_to_sync
+from django.core import signing
 from django.test import RequestFactory
+from django.utils import timezone
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from protected_media import shares
 from protected_media.conf import DEFAULT_INLINE_TYPES, conf
-from protected_media.decision import Grant
+from protected_media.decision import Grant, Reason
 from protected_media.headers import CONTENT_DISPOSITION, media_headers
-from protected_media.models import StoredFile
+from protected_media.models import ShareLink, StoredFile
 from protected_media.names import is_safe_stored_name, sanitize_original_name
 from protected_media.views import ahandoff
 
@@ -166,3 +172,44 @@ def test_content_disposition_parses_to_the_sanitised_name(name: str, content_typ
     assert len(filenames) == 1
     assert filename == cleaned
     assert defects == []
+
+
+# -- share tokens ---------------------------------------------------------------
+
+KEYS = st.binary(min_size=16, max_size=16).map(
+    lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+)
+FUTURE = st.integers(min_value=60, max_value=30 * 86400).map(
+    lambda seconds: (timezone.now() + timedelta(seconds=seconds)).replace(microsecond=0)
+)
+
+
+def signed_share(share_id: uuid.UUID, key: str, expires, audience: str) -> str:
+    share = ShareLink(id=share_id, record_id=key, expires=expires, audience=audience)
+    return shares._sign(share)
+
+
+@SETTINGS
+@given(
+    share_id=st.uuids(),
+    key=KEYS,
+    expires=FUTURE,
+    audience=st.sampled_from(ShareLink.Audience.values),
+    position=st.integers(min_value=0),
+    replacement=st.sampled_from("AZaz09-_:."),
+)
+def test_a_share_token_verifies_only_for_what_it_was_signed_for(
+    share_id, key, expires, audience, position, replacement
+) -> None:
+    token = signed_share(share_id, key, expires, audience)
+    assert shares.read_claim(token) == shares.Claim(share_id, key, expires, audience)
+    # Any one character changed: refused, whatever it was.
+    index = position % len(token)
+    assume(token[index] != replacement)
+    changed = token[:index] + replacement + token[index + 1 :]
+    assert shares.read_claim(changed) == Reason.SHARE_INVALID
+    # The same claim signed for another purpose is not a share link.
+    payload = signing.loads(token, salt=shares.SALT)
+    assert shares.read_claim(signing.dumps(payload, salt="another.salt")) == Reason.SHARE_INVALID
+    # Past its expiry the token alone refuses it.
+    assert shares.read_claim(token, now=expires) == Reason.SHARE_EXPIRED
