@@ -36,3 +36,24 @@ def test_every_check_id_is_documented() -> None:
     assert len(ids) >= 10
     readme = (ROOT / "README.md").read_text()
     assert sorted(check for check in ids if f"`{check}`" not in readme) == []
+
+
+def test_the_security_table_names_tests_that_exist() -> None:
+    """Every test SECURITY.md cites for a rule is a file, or a test in it."""
+    text = (ROOT / "SECURITY.md").read_text()
+    table = [line for line in text.splitlines() if re.match(r"\| \d+\. ", line)]
+    assert len(table) == 10, "one row per rule"
+    missing = []
+    for line in table:
+        cited = re.findall(r"`(tests/[\w/]+\.py|tests/[\w/]+/)(?:::(\w+))?`|`::(\w+)`", line)
+        assert cited, line
+        current = None
+        for path, name, sibling in cited:
+            if path:
+                current = ROOT / path
+                if not current.exists():
+                    missing.append(path)
+            name = name or sibling
+            if name and (current is None or f"def {name}(" not in current.read_text()):
+                missing.append(f"{current}::{name}")
+    assert missing == []
