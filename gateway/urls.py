@@ -12,8 +12,12 @@ urlpatterns = [
     path("profile/", views.profile, name="profile"),
     path("files/", views.files, name="files"),
     path("files/<uuid:file_id>/delete/", views.delete_file, name="delete-file"),
+    path("files/<uuid:file_id>/share/", views.share_file, name="share-file"),
+    path("shares/<uuid:share_id>/revoke/", views.revoke_share, name="revoke-share"),
     path("api/files/", api.files, name="api-files"),
     path("api/files/<uuid:file_id>/", api.file_detail, name="api-file"),
+    path("api/files/<uuid:file_id>/shares/", api.file_shares, name="api-file-shares"),
+    path("api/shares/<uuid:share_id>/", api.share_detail, name="api-share"),
     path("admin/", admin.site.urls),
     # Must match PROTECTED_MEDIA_URL (system check protected_media.E008).
     path("media/", include("protected_media.urls")),

@@ -256,7 +256,7 @@ def test_files_page_lists_own_files_with_gateway_links_and_images_only_for_image
             assert images[0]["alt"] == "photo.png"
         else:
             assert images == []
-        delete = card.find("form")
+        delete = card.find("form", action=f"/files/{item.pk}/delete/")
         assert delete["method"] == "post"
         assert delete["action"] == f"/files/{item.pk}/delete/"
         form_token(html, delete)

@@ -1,19 +1,34 @@
 from __future__ import annotations
 
+import json
+from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 
 from protected_media.conf import conf
 from protected_media.inspection import UploadRefused
-from protected_media.models import ProtectedFile, prefetch_records
+from protected_media.models import ProtectedFile, ShareLink, prefetch_records
+from protected_media.shares import create_share, revoke, share_url
 
-from .forms import ProfilePictureForm, UploadForm
+from .forms import ProfilePictureForm, ShareForm, UploadForm
 from .models import Profile
+from .sharing import AUDIENCES, owned_shares, shares_by_file
+
+# A new share link is shown once, on the page the form redirects to. Only its
+# hash is stored, so the link travels to that page in a short-lived signed
+# cookie in the creator's own browser, deleted as soon as the page shows it.
+NEW_SHARE_COOKIE = "demo_new_share"
+NEW_SHARE_SALT = "gateway.demo.new_share"
+NEW_SHARE_MAX_AGE = 120
 
 
 async def healthz(request: HttpRequest) -> HttpResponse:
@@ -45,7 +60,14 @@ def files(request: HttpRequest) -> HttpResponse:
                 messages.error(request, error)
         return redirect("files")
     owned = prefetch_records(list(ProtectedFile.objects.filter(owner=request.user)))
-    return render(
+    shares = shares_by_file(request.user, owned)
+    for item in owned:
+        item.share_form = ShareForm(auto_id=f"share-{item.pk}-%s")
+        item.active_shares = shares.get(item.file.name, [])
+        for share in item.active_shares:
+            share.audience_label = audience_label(share)
+    new_share = _new_share(request)
+    response = render(
         request,
         "demo/files.html",
         {
@@ -53,8 +75,39 @@ def files(request: HttpRequest) -> HttpResponse:
             "files": owned,
             "max_size": conf.max_upload_size,
             "allowed_types": conf.allowed_types,
+            "new_share": new_share,
         },
     )
+    if NEW_SHARE_COOKIE in request.COOKIES:
+        response.delete_cookie(NEW_SHARE_COOKIE, path=reverse("files"), samesite="Strict")
+    if new_share is not None:
+        # The page holds a working link: keep it out of every cache, the
+        # browser's back-forward history included.
+        patch_cache_control(response, private=True, no_store=True)
+    return response
+
+
+def _new_share(request: HttpRequest) -> dict[str, Any] | None:
+    """The link just created, if the cookie holds one of the user's active links."""
+    raw = request.get_signed_cookie(
+        NEW_SHARE_COOKIE, default=None, salt=NEW_SHARE_SALT, max_age=NEW_SHARE_MAX_AGE
+    )
+    if raw is None:
+        return None
+    try:
+        payload = json.loads(raw)
+        share_id, url = UUID(payload["share"]), str(payload["url"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    # Another user signed in on the same browser sees nothing of it.
+    share = owned_shares(request.user).filter(pk=share_id).first()
+    if share is None:
+        return None
+    return {"share": share, "url": url, "audience": audience_label(share)}
+
+
+def audience_label(share: ShareLink) -> str:
+    return AUDIENCES.get(share.audience) or str(share.get_audience_display()).capitalize()
 
 
 @login_required
@@ -64,6 +117,56 @@ def delete_file(request: HttpRequest, file_id: UUID) -> HttpResponse:
     name = item.original_name
     item.delete()
     messages.success(request, f"Deleted {name}.")
+    return redirect("files")
+
+
+@login_required
+@require_POST
+def share_file(request: HttpRequest, file_id: UUID) -> HttpResponse:
+    item = get_object_or_404(ProtectedFile, pk=file_id, owner=request.user)
+    record = item.record
+    if record is None:
+        raise Http404
+    form = ShareForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("files")
+    try:
+        share, token = create_share(
+            record,
+            created_by=request.user,
+            lifetime=form.cleaned_data["lifetime"],
+            audience=form.cleaned_data["audience"],
+        )
+    except ValidationError as refusal:
+        for error in refusal.messages:
+            messages.error(request, error)
+        return redirect("files")
+    messages.success(
+        request, f"Shared {record.original_name}. Copy the link now: it is shown only once."
+    )
+    response = redirect("files")
+    response.set_signed_cookie(
+        NEW_SHARE_COOKIE,
+        json.dumps({"share": str(share.pk), "url": request.build_absolute_uri(share_url(token))}),
+        salt=NEW_SHARE_SALT,
+        max_age=NEW_SHARE_MAX_AGE,
+        path=reverse("files"),
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
+
+
+@login_required
+@require_POST
+def revoke_share(request: HttpRequest, share_id: UUID) -> HttpResponse:
+    share = get_object_or_404(owned_shares(request.user), pk=share_id)
+    revoke(share)
+    messages.success(request, f"Revoked a share link to {share.record.original_name}.")
     return redirect("files")
 
 

@@ -1,0 +1,88 @@
+"""A share link in a real browser: alice shares a file from "My files", a
+visitor with no session opens the link and gets the file, and after alice
+revokes it the visitor is refused."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, Response, expect
+
+from tests.stack.harness import Stack
+
+from .test_demo_in_chromium import picture, sign_in, stored, upload
+
+pytestmark = pytest.mark.stack
+
+SHARE_URL = re.compile(r"/media/s/[A-Za-z0-9_\-:]+")
+
+
+def open_link(page: Page, url: str) -> Response:
+    response = page.goto(url)
+    assert response is not None
+    return response
+
+
+def test_a_shared_file_opens_without_a_session_until_revoked(
+    new_context, stack: Stack, screenshot
+) -> None:
+    alice = new_context().new_page()
+    sign_in(alice, stack, "alice")
+    name = "shared view.png"
+    upload(alice, name, "image/png", picture(hue=40))
+    src = alice.get_by_role("img", name=name).get_attribute("src")
+    assert src is not None
+    record, on_disk = stored(stack, src)
+
+    # As a person does it: choose the lifetime and who may open it, then Share.
+    alice.get_by_label(f"Link expires after (link to {name})", exact=True).select_option(
+        label="1 day"
+    )
+    alice.get_by_label(f"Who can open it (link to {name})", exact=True).select_option(
+        label="Anyone with the link"
+    )
+    alice.get_by_role("button", name=f"Share {name}", exact=True).click()
+    expect(alice).to_have_url(f"{stack.url}/files/")
+    expect(alice.get_by_role("status")).to_have_text(
+        f"Shared {name}. Copy the link now: it is shown only once."
+    )
+    field = alice.get_by_label(f"Link to {name}", exact=True)
+    expect(field).to_have_attribute("readonly", "")
+    link = field.input_value()
+    assert link.startswith(f"{stack.url}/media/s/")
+    assert SHARE_URL.fullmatch(link.removeprefix(stack.url))
+    revoke = alice.get_by_role("button", name=re.compile(rf"^Revoke the link to {name} "))
+    expect(revoke).to_have_count(1)
+    screenshot(alice, "shares")
+
+    # A visitor with no session at all: a fresh browser context.
+    visitor = new_context().new_page()
+    assert visitor.context.cookies() == []
+    response = open_link(visitor, link)
+    headers = response.all_headers()
+    assert response.status == 200
+    assert headers["content-type"] == record["content_type"] == "image/png"
+    assert response.body() == on_disk
+    assert headers["referrer-policy"] == "no-referrer"
+    assert [header for header in headers if header.startswith("x-accel")] == []
+    # The file, not the login page: the visitor never signed in.
+    assert visitor.url == link
+
+    # Shown once: alice's next visit lists the link but no longer shows it.
+    alice.reload()
+    expect(alice.get_by_label(f"Link to {name}", exact=True)).to_have_count(0)
+    assert link.removeprefix(stack.url) not in alice.content()
+    alice.get_by_role("button", name=re.compile(rf"^Revoke the link to {name} ")).click()
+    expect(alice.get_by_role("status")).to_have_text(f"Revoked a share link to {name}.")
+    expect(
+        alice.get_by_role("button", name=re.compile(rf"^Revoke the link to {name} "))
+    ).to_have_count(0)
+
+    refused = open_link(visitor, link)
+    assert refused.status == 404
+    expect(visitor.locator("body")).to_have_text("Not Found")
+    refused_headers = refused.all_headers()
+    assert [header for header in refused_headers if header.startswith("x-accel")] == []
+    assert "content-disposition" not in refused_headers
+    assert refused.body() == b"Not Found\n"
