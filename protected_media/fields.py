@@ -9,6 +9,8 @@ policy judges.
 
 from __future__ import annotations
 
+import errno
+import logging
 import posixpath
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ from .storage import protected_storage
 if TYPE_CHECKING:
     from .models import StoredFile
 
+logger = logging.getLogger("protected_media")
 _INITIAL_NAMES = "_protected_media_initial_names"
 _INSPECTION = "_protected_media_inspection"
 
@@ -49,7 +52,12 @@ class ProtectedFieldFileMixin:
         folder = posixpath.dirname(self.field.generate_filename(self.instance, key))
         target = stored_name(folder=folder, key=key, extension=inspected.extension)
         data = ContentFile(inspected.replacement) if inspected.replacement is not None else content
-        self.name = self.storage.save(target, data, max_length=self.field.max_length)
+        try:
+            self.name = self.storage.save(target, data, max_length=self.field.max_length)
+        except OSError as error:
+            # The storage wrote under a temporary name and removed it: nothing
+            # is left on disk, and no record was made.
+            raise storage_failure(error) from error
         try:
             StoredFile.objects.using(self._db).create(
                 key=key,
@@ -244,6 +252,20 @@ def _inspecting_form_field(base: type[forms.FileField], field: ProtectedFieldMix
             return value
 
     return InspectingFileField
+
+
+def storage_failure(error: OSError) -> UploadRefused:
+    """The answer to an upload the disk could not take: 507 when it is full
+    (or over quota), 500 for anything else (unwritable, gone); logged, since
+    an operator must act."""
+    logger.error("protected_media could not store an upload: %s", error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UploadRefused(
+            "storage_full", "The server has no room for this file; nothing was stored.", 507
+        )
+    return UploadRefused(
+        "storage_error", "The server could not store this file; nothing was stored.", 500
+    )
 
 
 def forget_file(name: str, *, using: str) -> None:

@@ -105,14 +105,14 @@ async def _answer(
     share: ShareLink | None = None,
 ) -> HttpResponseBase:
     if isinstance(decision, Grant):
-        response = await ahandoff(request, decision)
-        if response is None:
-            # The fallback found no file on disk for the record.
-            decision = Refusal(Reason.FILE_MISSING, record=decision.record)
-        else:
+        served = await ahandoff(request, decision)
+        if served is not None:
             await audit.arecord(request, decision, kind=kind, key=key, user=user, share=share)
-            return response
+            return served
+        # The fallback found no file on disk for the record.
+        decision = Refusal(Reason.FILE_MISSING, record=decision.record)
     await audit.arecord(request, decision, kind=kind, key=key, user=user, share=share)
+    response: HttpResponseBase
     if decision.login:
         response = redirect_to_login(request.get_full_path())
         response[CACHE_CONTROL] = conf.cache_control
@@ -120,7 +120,7 @@ async def _answer(
         response = not_found()
     # The audit line above stands for Django's "Not Found: <path>" warning,
     # which would copy a share link's token into the log.
-    response._has_been_logged = True  # type: ignore[attr-defined]
+    response._has_been_logged = True  # type: ignore[union-attr]
     return response
 
 
