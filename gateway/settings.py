@@ -175,6 +175,27 @@ PROTECTED_MEDIA_FAST_PATH = _env_bool("GATEWAY_FAST_MEDIA", True)
 PROTECTED_MEDIA_MAX_UPLOAD_SIZE = int(
     os.environ.get("GATEWAY_MAX_UPLOAD_SIZE", str(10 * 1024 * 1024))
 )
+
+
+def _limit(value: str) -> str | None:
+    # "off" (or empty) removes a rate or connection limit.
+    return None if value.strip().lower() in ("", "off") else value.strip()
+
+
+def _limit_int(value: str) -> int | None:
+    limit = _limit(value)
+    return None if limit is None else int(limit)
+
+
+# nginx's limits per client address (re-render its config after a change):
+# media requests, and writes (uploads, deletions, sign-ins) elsewhere.
+PROTECTED_MEDIA_MEDIA_RATE = _limit(os.environ.get("GATEWAY_MEDIA_RATE", "30r/s"))
+PROTECTED_MEDIA_MEDIA_BURST = int(os.environ.get("GATEWAY_MEDIA_BURST", "200"))
+PROTECTED_MEDIA_MEDIA_CONNECTIONS = _limit_int(os.environ.get("GATEWAY_MEDIA_CONNECTIONS", "64"))
+PROTECTED_MEDIA_UPLOAD_RATE = _limit(os.environ.get("GATEWAY_UPLOAD_RATE", "2r/s"))
+PROTECTED_MEDIA_UPLOAD_BURST = int(os.environ.get("GATEWAY_UPLOAD_BURST", "10"))
+PROTECTED_MEDIA_UPLOAD_CONNECTIONS = _limit_int(os.environ.get("GATEWAY_UPLOAD_CONNECTIONS", "4"))
+
 # Private files readable by the app's group (nginx's, in deploy/) and nobody else.
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
 from .conf import NGINX_BACKEND, STREAMING_BACKEND, SUPPORTED_BACKENDS, conf
+from .nginx import RATE_RE
 
 # A URL prefix that is safe to paste into an nginx location: slashes at both
 # ends, nothing nginx would read as syntax.
@@ -25,7 +27,7 @@ _CONFIG_UNSAFE = re.compile(r"[\s;{}\"'$\\#]")
 
 
 def register() -> None:
-    for check in (check_storage, check_urls, check_access, check_fallback):
+    for check in (check_storage, check_urls, check_access, check_fallback, check_rate_limits):
         register_check(check, Tags.security)
 
 
@@ -163,6 +165,58 @@ def check_fallback(**kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def check_rate_limits(**kwargs: Any) -> list[CheckMessage]:
+    # Each is written into the nginx config: a wrong one would make
+    # render_nginx refuse to write it, or nginx refuse to start.
+    values = {
+        "PROTECTED_MEDIA_MEDIA_RATE": conf.media_rate,
+        "PROTECTED_MEDIA_MEDIA_BURST": conf.media_burst,
+        "PROTECTED_MEDIA_MEDIA_CONNECTIONS": conf.media_connections,
+        "PROTECTED_MEDIA_UPLOAD_RATE": conf.upload_rate,
+        "PROTECTED_MEDIA_UPLOAD_BURST": conf.upload_burst,
+        "PROTECTED_MEDIA_UPLOAD_CONNECTIONS": conf.upload_connections,
+    }
+    errors: list[CheckMessage] = []
+    for setting, value in values.items():
+        valid, hint = _LIMIT_RULES[setting.rsplit("_", 1)[1]]
+        if not valid(value):
+            errors.append(
+                Error(
+                    f"{setting} {value!r} cannot be written into the nginx config.",
+                    hint=hint,
+                    id="protected_media.E014",
+                )
+            )
+    return errors
+
+
+def _is_int(value: object, minimum: int) -> bool:
+    # bool is an int to Python, not to nginx.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _valid_rate(value: object) -> bool:
+    return value is None or (isinstance(value, str) and RATE_RE.fullmatch(value) is not None)
+
+
+def _valid_burst(value: object) -> bool:
+    return _is_int(value, 1)
+
+
+def _valid_connections(value: object) -> bool:
+    return value is None or _is_int(value, 1)
+
+
+_LIMIT_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "RATE": (_valid_rate, "An nginx rate such as '30r/s' or '600r/m', or None for no limit."),
+    "BURST": (_valid_burst, "Requests answered at once beyond the rate: an int, 1 or more."),
+    "CONNECTIONS": (
+        _valid_connections,
+        "Requests at once per client address: an int, 1 or more, or None for no limit.",
+    ),
+}
 
 
 def _overlaps(first: Path, second: Path) -> bool:

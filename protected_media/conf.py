@@ -27,6 +27,15 @@ AnonymousAnswer = Literal["login", "not_found"]
 DEFAULT_SHARE_LIFETIME = timedelta(days=7)
 DEFAULT_SHARE_MAX_LIFETIME = timedelta(days=30)
 
+# nginx's limits per client address. A page with a grid of a hundred
+# thumbnails asks for them all at once: the media burst covers two of those.
+DEFAULT_MEDIA_RATE = "30r/s"
+DEFAULT_MEDIA_BURST = 200
+DEFAULT_MEDIA_CONNECTIONS = 64
+DEFAULT_UPLOAD_RATE = "2r/s"
+DEFAULT_UPLOAD_BURST = 10
+DEFAULT_UPLOAD_CONNECTIONS = 4
+
 
 class Settings:
     @property
@@ -109,6 +118,41 @@ class Settings:
             getattr(
                 django_settings, "PROTECTED_MEDIA_SHARE_MAX_LIFETIME", DEFAULT_SHARE_MAX_LIFETIME
             )
+        )
+
+    # nginx's rate and connection limits per client address, rendered into its
+    # config; None turns one off. Returned as set: checks.py refuses a wrong type.
+
+    @property
+    def media_rate(self) -> str | None:
+        """Media requests (``limit_req``), an nginx rate such as "30r/s"."""
+        return getattr(django_settings, "PROTECTED_MEDIA_MEDIA_RATE", DEFAULT_MEDIA_RATE)
+
+    @property
+    def media_burst(self) -> int:
+        """Media requests answered at once beyond the rate."""
+        return getattr(django_settings, "PROTECTED_MEDIA_MEDIA_BURST", DEFAULT_MEDIA_BURST)
+
+    @property
+    def media_connections(self) -> int | None:
+        """Media requests at once (``limit_conn``), downloads included."""
+        return getattr(
+            django_settings, "PROTECTED_MEDIA_MEDIA_CONNECTIONS", DEFAULT_MEDIA_CONNECTIONS
+        )
+
+    @property
+    def upload_rate(self) -> str | None:
+        """POST, PUT, PATCH and DELETE requests outside the media and static URLs."""
+        return getattr(django_settings, "PROTECTED_MEDIA_UPLOAD_RATE", DEFAULT_UPLOAD_RATE)
+
+    @property
+    def upload_burst(self) -> int:
+        return getattr(django_settings, "PROTECTED_MEDIA_UPLOAD_BURST", DEFAULT_UPLOAD_BURST)
+
+    @property
+    def upload_connections(self) -> int | None:
+        return getattr(
+            django_settings, "PROTECTED_MEDIA_UPLOAD_CONNECTIONS", DEFAULT_UPLOAD_CONNECTIONS
         )
 
     @property

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import conf
-from .nginx import SiteConfig, render_site, render_standalone
+from .nginx import Limits, SiteConfig, render_site, render_standalone
 
 
 def standalone_user() -> str | None:
@@ -52,6 +52,12 @@ def render_from_settings(
         internal_url=conf.internal_url,
         private_root=str(conf.root.resolve()),
         max_body_size=conf.max_upload_size,
+        media_limits=Limits(
+            rate=conf.media_rate, burst=conf.media_burst, connections=conf.media_connections
+        ),
+        upload_limits=Limits(
+            rate=conf.upload_rate, burst=conf.upload_burst, connections=conf.upload_connections
+        ),
     )
     text = render_site(site)
     if standalone is not None:

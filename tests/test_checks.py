@@ -416,6 +416,81 @@ def test_unset_backend_means_nginx(settings, value) -> None:
     assert security_ids() == set()
 
 
+# -- E014: a rate or connection limit nginx cannot take -------------------------------
+
+LIMIT_SETTINGS = [
+    "PROTECTED_MEDIA_MEDIA_RATE",
+    "PROTECTED_MEDIA_MEDIA_BURST",
+    "PROTECTED_MEDIA_MEDIA_CONNECTIONS",
+    "PROTECTED_MEDIA_UPLOAD_RATE",
+    "PROTECTED_MEDIA_UPLOAD_BURST",
+    "PROTECTED_MEDIA_UPLOAD_CONNECTIONS",
+]
+# Each row: the setting's kind, a value nginx cannot take, and why.
+BAD_LIMITS = [
+    ("RATE", "30r/s; include /etc/shadow", "';' ends the directive"),
+    ("RATE", "30 r/s", "two words"),
+    ("RATE", "30r/h", "per second or per minute only"),
+    ("RATE", "0r/s", "nginx refuses a zero rate"),
+    ("RATE", "30", "no unit"),
+    ("RATE", "", "empty"),
+    ("RATE", 30, "a number, not a rate"),
+    ("BURST", 0, "nginx refuses burst=0"),
+    ("BURST", -5, "negative"),
+    ("BURST", "200", "a string"),
+    ("BURST", None, "None turns off rates and connections, not bursts"),
+    ("BURST", True, "a bool"),
+    ("CONNECTIONS", 0, "nginx refuses zero connections"),
+    ("CONNECTIONS", -1, "negative"),
+    ("CONNECTIONS", "64", "a string"),
+    ("CONNECTIONS", 2.0, "a float"),
+]
+
+
+@pytest.mark.parametrize("zone", ["MEDIA", "UPLOAD"])
+@pytest.mark.parametrize(
+    ("kind", "value"), [row[:2] for row in BAD_LIMITS], ids=[row[2] for row in BAD_LIMITS]
+)
+def test_e014_limit_nginx_cannot_take(settings, zone, kind, value) -> None:
+    name = f"PROTECTED_MEDIA_{zone}_{kind}"
+    setattr(settings, name, value)
+    [error] = [m for m in messages(tags=["security"]) if m.id == "protected_media.E014"]
+    assert error.msg.startswith(f"{name} {value!r} ")
+    assert error.hint
+
+
+def test_e014_names_each_bad_setting(settings) -> None:
+    for name in LIMIT_SETTINGS:
+        setattr(settings, name, -1)
+    named = [m.msg.split()[0] for m in messages() if m.id == "protected_media.E014"]
+    assert named == LIMIT_SETTINGS
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("RATE", "1r/s"),
+        ("RATE", "600r/m"),
+        ("RATE", None),  # no rate limit
+        ("BURST", 1),
+        ("BURST", 100_000),
+        ("CONNECTIONS", 1),
+        ("CONNECTIONS", None),  # no connection limit
+    ],
+)
+@pytest.mark.parametrize("zone", ["MEDIA", "UPLOAD"])
+def test_e014_not_raised_for_limits_nginx_takes(settings, zone, kind, value) -> None:
+    setattr(settings, f"PROTECTED_MEDIA_{zone}_{kind}", value)
+    assert security_ids() == set()
+
+
+def test_e014_not_raised_for_the_defaults(settings) -> None:
+    for name in LIMIT_SETTINGS:
+        if hasattr(settings, name):
+            delattr(settings, name)
+    assert security_ids() == set()
+
+
 # -- the real gateway project ---------------------------------------------------------
 
 
@@ -440,6 +515,24 @@ def test_gateway_project_passes_its_checks(tmp_path) -> None:
     result = _manage_check(tmp_path, GATEWAY_DEBUG="1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_gateway_project_reads_its_limits_from_the_environment(tmp_path) -> None:
+    # "off" turns a limit off; a rate nginx cannot take is refused by E014.
+    result = _manage_check(
+        tmp_path,
+        GATEWAY_DEBUG="1",
+        GATEWAY_MEDIA_RATE="off",
+        GATEWAY_MEDIA_CONNECTIONS="off",
+        GATEWAY_UPLOAD_RATE="10r/m",
+        GATEWAY_UPLOAD_BURST="1",
+        GATEWAY_UPLOAD_CONNECTIONS="1",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = _manage_check(tmp_path, GATEWAY_DEBUG="1", GATEWAY_UPLOAD_RATE="10 per minute")
+    assert result.returncode != 0
+    assert "protected_media.E014" in result.stderr
+    assert "PROTECTED_MEDIA_UPLOAD_RATE '10 per minute'" in result.stderr
 
 
 def test_gateway_project_warns_about_the_fallback_in_production(tmp_path) -> None:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from hypothesis import given
+from hypothesis import strategies as st
 
-from protected_media.nginx import SiteConfig, render_site, render_standalone
+from protected_media.nginx import Limits, SiteConfig, render_site, render_standalone
 
 LIMIT = 10 * 1024 * 1024
 SITE = SiteConfig(
@@ -261,6 +263,227 @@ def test_render_site_refuses_config_injection(name, value) -> None:
         render_site(site)
 
 
+# -- rate and connection limits -------------------------------------------------------
+
+MEDIA_LIMITS = Limits(rate="30r/s", burst=200, connections=64)
+UPLOAD_LIMITS = Limits(rate="2r/s", burst=10, connections=4)
+LIMITED = dataclasses.replace(SITE, media_limits=MEDIA_LIMITS, upload_limits=UPLOAD_LIMITS)
+LIMIT_DIRECTIVES = {
+    "limit_req",
+    "limit_conn",
+    "limit_req_zone",
+    "limit_conn_zone",
+    "limit_req_status",
+    "limit_conn_status",
+}
+
+
+def all_directives(directive: Directive) -> list[Directive]:
+    found = []
+    for child in directive.block or []:
+        found += [child, *all_directives(child)]
+    return found
+
+
+def test_no_limits_no_limit_directives() -> None:
+    # SiteConfig's default, and every limit set to None.
+    for site in (SITE, dataclasses.replace(SITE, media_limits=Limits(burst=5))):
+        conf = parse(render_site(site))
+        assert {d.name for d in all_directives(conf)} & LIMIT_DIRECTIVES == set()
+        assert [d.args[0] for d in conf.all("map")] == ["$uri"]
+        server = conf.one("server")
+        assert all(d.args[-1] != "@protected_media_too_many" for d in server.all("location"))
+        assert [d.args[0] for d in server.all("error_page")] == ["502", "504"]
+
+
+def test_media_limits_per_client_address_in_the_media_location() -> None:
+    conf = parse(render_site(LIMITED))
+    zones = {d.args[1]: d.args for d in conf.all("limit_req_zone")}
+    assert zones["zone=protected_media_media:10m"] == [
+        "$binary_remote_addr",
+        "zone=protected_media_media:10m",
+        "rate=30r/s",
+    ]
+    conn_zones = {d.args[1]: d.args for d in conf.all("limit_conn_zone")}
+    assert conn_zones["zone=protected_media_media_conn:10m"] == [
+        "$binary_remote_addr",
+        "zone=protected_media_media_conn:10m",
+    ]
+    media = conf.one("server").location("/media/")
+    assert media.one("limit_req").args == ["zone=protected_media_media", "burst=200", "nodelay"]
+    assert media.one("limit_conn").args == ["protected_media_media_conn", "64"]
+
+
+def test_upload_limits_count_only_write_methods() -> None:
+    conf = parse(render_site(LIMITED))
+    [upload_map] = [d for d in conf.all("map") if d.args[0] == "$request_method"]
+    assert upload_map.args == ["$request_method", "$protected_media_upload_client"]
+    keys = {d.name: d.args for d in upload_map.block or []}
+    # An empty key is not counted: GET, HEAD and OPTIONS pass freely.
+    assert keys == {
+        "POST": ["$binary_remote_addr"],
+        "PUT": ["$binary_remote_addr"],
+        "PATCH": ["$binary_remote_addr"],
+        "DELETE": ["$binary_remote_addr"],
+        "default": [""],
+    }
+    zones = {d.args[1]: d.args[0] for d in conf.all("limit_req_zone")}
+    assert zones["zone=protected_media_upload:10m"] == "$protected_media_upload_client"
+    [upload_zone] = [d for d in conf.all("limit_req_zone") if "upload" in d.args[1]]
+    assert upload_zone.args[2] == "rate=2r/s"
+    conn_zones = {d.args[1]: d.args[0] for d in conf.all("limit_conn_zone")}
+    assert conn_zones["zone=protected_media_upload_conn:10m"] == "$protected_media_upload_client"
+    rest = conf.one("server").location("/")
+    assert rest.one("limit_req").args == ["zone=protected_media_upload", "burst=10", "nodelay"]
+    assert rest.one("limit_conn").args == ["protected_media_upload_conn", "4"]
+
+
+def test_static_internal_and_error_locations_are_never_limited() -> None:
+    server = server_of(render_site(LIMITED))
+    # The internal location serves the media request nginx already counted;
+    # static files cost no Python. Only server level and two locations hold limits.
+    for location in server.all("location"):
+        if location.args[-1] not in ("/media/", "/"):
+            assert {d.name for d in all_directives(location)} & LIMIT_DIRECTIVES == set(), location
+    assert server.all("limit_req") == server.all("limit_conn") == []
+
+
+def test_limits_answer_429_with_retry_after() -> None:
+    server = server_of(render_site(LIMITED))
+    assert server.one("limit_req_status").args == ["429"]
+    assert server.one("limit_conn_status").args == ["429"]
+    pages = {d.args[0]: d.args[1] for d in server.all("error_page")}
+    assert pages == {
+        "429": "@protected_media_too_many",
+        "502": "@protected_media_bad_gateway",
+        "504": "@protected_media_gateway_timeout",
+    }
+    location = server.location("@protected_media_too_many")
+    assert location.one("default_type").args == ["text/plain; charset=utf-8"]
+    added = {d.args[0]: d.args[1:] for d in location.all("add_header")}
+    assert added == {"Cache-Control": ["no-store", "always"], "Retry-After": ["1", "always"]}
+    assert location.one("return").args == [
+        "429",
+        "Too Many Requests: slow down and try again shortly.\\n",
+    ]
+
+
+# Each row: media rate, upload rate, the Retry-After the 429 page gives.
+RETRY_AFTER = [
+    ("30r/s", "2r/s", "1"),
+    ("30r/s", None, "1"),
+    (None, None, "1"),  # connection limits only
+    ("600r/m", "2r/m", "30"),
+    ("7r/m", "1r/s", "9"),  # 60/7 rounded up
+    (None, "1r/m", "60"),
+]
+
+
+@pytest.mark.parametrize(("media_rate", "upload_rate", "seconds"), RETRY_AFTER)
+def test_retry_after_lets_the_slower_zone_refill(media_rate, upload_rate, seconds) -> None:
+    site = dataclasses.replace(
+        LIMITED,
+        media_limits=dataclasses.replace(MEDIA_LIMITS, rate=media_rate),
+        upload_limits=dataclasses.replace(UPLOAD_LIMITS, rate=upload_rate),
+    )
+    location = server_of(render_site(site)).location("@protected_media_too_many")
+    added = {d.args[0]: d.args[1] for d in location.all("add_header")}
+    assert added["Retry-After"] == seconds
+
+
+@given(count=st.integers(1, 10**6), unit=st.sampled_from("sm"), burst=st.integers(1, 10**6))
+def test_any_rate_is_rendered_as_given_with_a_long_enough_retry_after(count, unit, burst) -> None:
+    rate = f"{count}r/{unit}"
+    site = dataclasses.replace(SITE, media_limits=Limits(rate=rate, burst=burst))
+    conf = parse(render_site(site))
+    assert conf.one("limit_req_zone").args[2] == f"rate={rate}"
+    media = conf.one("server").location("/media/")
+    assert media.one("limit_req").args[1] == f"burst={burst}"
+    location = conf.one("server").location("@protected_media_too_many")
+    retry_after = int({d.args[0]: d.args[1] for d in location.all("add_header")}["Retry-After"])
+    period = 60 if unit == "m" else 1
+    # Never less than one request's share of the period, and never over a second more.
+    assert 1 <= retry_after and retry_after * count >= period
+    assert retry_after == 1 or (retry_after - 1) * count < period
+
+
+# Each row: which limit is turned off, and the directives that must go with it.
+ONE_OFF = [
+    ("media", "rate", {("/media/", "limit_req"), ("http", "limit_req_zone media")}),
+    ("media", "connections", {("/media/", "limit_conn"), ("http", "limit_conn_zone media")}),
+    ("upload", "rate", {("/", "limit_req"), ("http", "limit_req_zone upload")}),
+    ("upload", "connections", {("/", "limit_conn"), ("http", "limit_conn_zone upload")}),
+]
+
+
+def limit_lines(text: str) -> set[tuple[str, str]]:
+    conf = parse(text)
+    found = set()
+    for zone in conf.all("limit_req_zone") + conf.all("limit_conn_zone"):
+        kind = "upload" if "upload" in zone.args[1] else "media"
+        found.add(("http", f"{zone.name} {kind}"))
+    for location in conf.one("server").all("location"):
+        for directive in location.block or []:
+            if directive.name in ("limit_req", "limit_conn"):
+                found.add((location.args[-1], directive.name))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("which", "field", "removed"), ONE_OFF, ids=[f"{row[0]} {row[1]}" for row in ONE_OFF]
+)
+def test_none_removes_one_limit_and_keeps_the_others(which, field, removed) -> None:
+    limits = {"media": MEDIA_LIMITS, "upload": UPLOAD_LIMITS}
+    limits[which] = dataclasses.replace(limits[which], **{field: None})
+    site = dataclasses.replace(SITE, media_limits=limits["media"], upload_limits=limits["upload"])
+    every = limit_lines(render_site(LIMITED))
+    assert len(every) == 8
+    assert limit_lines(render_site(site)) == every - removed
+
+
+def test_upload_map_only_with_an_upload_limit() -> None:
+    site = dataclasses.replace(LIMITED, upload_limits=Limits(burst=10))
+    conf = parse(render_site(site))
+    assert [d.args[0] for d in conf.all("map")] == ["$uri"]
+    assert server_of(render_site(site)).one("limit_req_status").args == ["429"]
+    # No connection limit left anywhere: no status for it either.
+    site = dataclasses.replace(site, media_limits=Limits(rate="30r/s", burst=200))
+    assert server_of(render_site(site)).all("limit_conn_status") == []
+
+
+# Each row: the field, the bad value, and why nginx (or the config) cannot take it.
+BAD_LIMITS = [
+    ("rate", "30r/s; include /etc/shadow", "';' ends the directive"),
+    ("rate", "30r/s burst=9", "a space adds a parameter"),
+    ("rate", "30 r/s", "nginx reads two words"),
+    ("rate", "0r/s", "nginx refuses a zero rate"),
+    ("rate", "30r/h", "per second or per minute only"),
+    ("rate", "30", "no unit"),
+    ("rate", "", "an empty rate"),
+    ("rate", 30, "a number, not a rate"),
+    ("burst", 0, "nginx refuses burst=0"),
+    ("burst", -1, "a negative burst"),
+    ("burst", "10", "a string"),
+    ("burst", True, "a bool is not a count"),
+    ("burst", None, "None is for rates and connections"),
+    ("connections", 0, "nginx refuses zero connections"),
+    ("connections", -4, "a negative count"),
+    ("connections", "4; x", "a string"),
+    ("connections", 2.5, "a float"),
+]
+
+
+@pytest.mark.parametrize("which", ["media", "upload"])
+@pytest.mark.parametrize(
+    ("field", "value"), [row[:2] for row in BAD_LIMITS], ids=[row[2] for row in BAD_LIMITS]
+)
+def test_render_site_refuses_bad_limits(which, field, value) -> None:
+    limits = dataclasses.replace(Limits(rate="30r/s", burst=5, connections=4), **{field: value})
+    site = dataclasses.replace(SITE, **{f"{which}_limits": limits})
+    with pytest.raises(ValueError, match=f"{which} {field}"):
+        render_site(site)
+
+
 # -- render_standalone ----------------------------------------------------------------
 
 
@@ -363,6 +586,58 @@ def test_rendered_standalone_config_passes_nginx_test(settings, tmp_path, privat
     result = nginx_test(nginx, state, text)
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "site",
+    [
+        LIMITED,
+        dataclasses.replace(LIMITED, upload_limits=Limits()),
+        dataclasses.replace(LIMITED, media_limits=Limits()),
+        dataclasses.replace(
+            LIMITED, media_limits=Limits(connections=1), upload_limits=Limits(rate="1r/m")
+        ),
+    ],
+    ids=["all", "media only", "upload only", "one of each kind"],
+)
+def test_nginx_accepts_the_limits(tmp_path, site) -> None:
+    # The zones follow the server that uses them: nginx resolves them once the
+    # whole http block is read.
+    (tmp_path / "tmp").mkdir()
+    text = render_standalone(render_site(site), state_dir=str(tmp_path), user=None)
+    result = nginx_test(nginx_binary(), tmp_path, text)
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr
+
+
+def test_command_renders_the_limit_settings(settings) -> None:
+    settings.PROTECTED_MEDIA_MEDIA_RATE = "5r/m"
+    settings.PROTECTED_MEDIA_MEDIA_BURST = 7
+    settings.PROTECTED_MEDIA_MEDIA_CONNECTIONS = None
+    settings.PROTECTED_MEDIA_UPLOAD_RATE = None
+    settings.PROTECTED_MEDIA_UPLOAD_CONNECTIONS = 3
+    conf = parse(render_command())
+    assert [d.args for d in conf.all("limit_req_zone")] == [
+        ["$binary_remote_addr", "zone=protected_media_media:10m", "rate=5r/m"]
+    ]
+    assert [d.args[1] for d in conf.all("limit_conn_zone")] == [
+        "zone=protected_media_upload_conn:10m"
+    ]
+    server = conf.one("server")
+    assert server.location("/media/").one("limit_req").args[1] == "burst=7"
+    assert server.location("/media/").all("limit_conn") == []
+    assert server.location("/").all("limit_req") == []
+    assert server.location("/").one("limit_conn").args == ["protected_media_upload_conn", "3"]
+
+
+def test_command_renders_the_default_limits() -> None:
+    conf = parse(render_command())
+    assert {d.args[2] for d in conf.all("limit_req_zone")} == {"rate=30r/s", "rate=2r/s"}
+    server = conf.one("server")
+    assert server.location("/media/").one("limit_req").args[1] == "burst=200"
+    assert server.location("/media/").one("limit_conn").args[1] == "64"
+    assert server.location("/").one("limit_req").args[1] == "burst=10"
+    assert server.location("/").one("limit_conn").args[1] == "4"
 
 
 def test_nginx_test_fails_on_a_broken_config(tmp_path) -> None:

@@ -26,6 +26,14 @@ START_TIMEOUT = 120.0
 # Set (a postgres:// URL, as tests/settings.py reads it): each stack gets a
 # fresh PostgreSQL database of its own, made on start and dropped on stop.
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+# Stacks answer every request: the tests and the benchmark send thousands a
+# second from one address. tests/stack/test_rate_limits.py sets its own.
+NO_RATE_LIMITS = {
+    "GATEWAY_MEDIA_RATE": "off",
+    "GATEWAY_MEDIA_CONNECTIONS": "off",
+    "GATEWAY_UPLOAD_RATE": "off",
+    "GATEWAY_UPLOAD_CONNECTIONS": "off",
+}
 
 
 def free_port() -> int:
@@ -142,6 +150,7 @@ class Stack:
                 "GATEWAY_DATA_DIR": str(data_dir),
                 "GATEWAY_PORT": str(self.port),
                 "GATEWAY_WORKERS": "1",
+                **NO_RATE_LIMITS,
                 **(extra_env or {}),
             }
         )
