@@ -51,7 +51,7 @@ from django.utils.module_loading import import_string
 
 from .conf import conf
 from .keys import is_key
-from .threads import ConnectionThreads, refresh_connections
+from .threads import ConnectionThreads, refresh_connections, using_pool
 
 if TYPE_CHECKING:
     from .decision import Found
@@ -156,7 +156,10 @@ class ProtectedMediaASGI:
                 )
             _attach_user(request, user)
             setattr(request, views.PREFETCHED_ATTRIBUTE, found)
-            return await views.serve(request, key=key)
+            # What the policy reads beyond the prefetched rows (groups, object
+            # permissions) goes to the same threads.
+            with using_pool(self._loaded_pool(), conf.fast_path_conn_max_age):
+                return await views.serve(request, key=key)
         except Exception as exc:
             # What Django's handler does with an exception from a view: the
             # project's handler500 (or 404/403/400 for those exceptions).
@@ -191,11 +194,14 @@ class ProtectedMediaASGI:
         return self._middleware
 
     async def _in_pool(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await self._loaded_pool().run(function, *args)
+
+    def _loaded_pool(self) -> ConnectionThreads:
         if self._pool is None:
             self._pool = ConnectionThreads(
                 self._threads or conf.fast_path_threads, name="protected-media"
             )
-        return await self._pool.run(function, *args)
+        return self._pool
 
     async def aclose(self) -> None:
         """Stop the threads; each closes its database connections first."""

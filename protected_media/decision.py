@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
+from django.db import DatabaseError
 
 from .compiled import CompiledLookup
 from .conf import conf
@@ -102,6 +103,9 @@ async def adecide(*, key: str, user: Any, prefetched: Found | None = None) -> Gr
         return Refusal(Reason.NO_HOLDER, record=record)
     try:
         reason = await apply_policy(user, obj, record)
+    except DatabaseError:
+        # An outage, not a broken policy: the view's 503, logged once.
+        raise
     except Exception:
         return Refusal(Reason.POLICY_ERROR, record=record)
     if reason is None:
@@ -132,6 +136,8 @@ async def apply_policy(user: Any, obj: Model, record: StoredFile) -> str | None:
             return await default_grant(user, obj, record)
         # Only True grants: a policy returning a truthy non-bool is a bug.
         return CUSTOM_POLICY if await policy(user, obj, record) is True else None
+    except DatabaseError:
+        raise
     except Exception:
         logger.exception("protected_media policy raised; access denied")
         raise

@@ -8,15 +8,16 @@ bool`` that replaces the default; it may call ``default_policy`` itself. Only
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth import get_backends
 from django.core.exceptions import PermissionDenied
 from django.utils.module_loading import import_string
 
 from .conf import conf
+from .threads import run_blocking
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -61,24 +62,33 @@ async def default_grant(user: Any, obj: Model, record: StoredFile) -> str | None
 
 async def _in_groups(user: Any, obj: Model, groups_field: str) -> bool:
     # One query, only when the user is not the owner.
-    groups = getattr(obj, groups_field)
-    return await groups.filter(user=user).aexists()  # type: ignore[no-any-return]
+    return await run_blocking(_member_of_groups, user, obj, groups_field)  # type: ignore[no-any-return]
+
+
+def _member_of_groups(user: Any, obj: Model, groups_field: str) -> bool:
+    return getattr(obj, groups_field).filter(user=user).exists()  # type: ignore[no-any-return]
 
 
 async def aobject_permission(user: Any, permission: str, obj: Model) -> bool:
     """``user.has_perm(permission, obj)`` without two of its shortcuts.
 
     Django's ``has_perm`` grants an active superuser everything, which would
-    make every private file theirs (staff access is the setting's call), and
-    its async twin skips backends that have no ``ahas_perm``, which object
-    permission backends such as django-guardian often lack.
+    make every private file theirs (staff access is the setting's call); so
+    does django-guardian's backend, so the backends are asked about the user
+    as if they were not a superuser. And Django's async twin skips backends
+    that have no ``ahas_perm``, which object permission backends such as
+    django-guardian often lack: those run where the request's blocking work
+    runs (``threads.run_blocking``).
     """
+    if getattr(user, "is_superuser", False):
+        user = copy.copy(user)
+        user.is_superuser = False
     for backend in get_backends():
         try:
             if hasattr(backend, "ahas_perm"):
                 granted = await backend.ahas_perm(user, permission, obj)
             elif hasattr(backend, "has_perm"):
-                granted = await sync_to_async(backend.has_perm)(user, permission, obj)
+                granted = await run_blocking(backend.has_perm, user, permission, obj)
             else:
                 continue
         except PermissionDenied:

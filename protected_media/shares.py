@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -175,6 +175,8 @@ async def adecide_share(*, token: str, user: Any) -> ShareDecision:
         return ShareDecision(Refusal(Reason.NO_HOLDER, record=found.record), share)
     try:
         creator_may_read = await apply_policy(share.created_by, found.holder, found.record)
+    except DatabaseError:
+        raise
     except Exception:
         return ShareDecision(Refusal(Reason.POLICY_ERROR, record=found.record), share)
     if creator_may_read is None:

@@ -12,13 +12,15 @@ pool stops, which a ``ThreadPoolExecutor`` cannot do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import connections
 
 _STOP = None
@@ -108,3 +110,40 @@ def refresh_connections(max_age: float) -> None:
         else:
             connection.errors_occurred = False
             connection.health_check_done = False  # type: ignore[attr-defined]
+
+
+# The pool of the entry point that took the current request, if one did.
+_current_pool: contextvars.ContextVar[tuple[ConnectionThreads, float] | None] = (
+    contextvars.ContextVar("protected_media_pool", default=None)
+)
+
+
+@contextlib.contextmanager
+def using_pool(pool: ConnectionThreads, conn_max_age: float) -> Iterator[None]:
+    """Within it, ``run_blocking`` calls go to ``pool`` (the entry point's)."""
+    token = _current_pool.set((pool, conn_max_age))
+    try:
+        yield
+    finally:
+        _current_pool.reset(token)
+
+
+async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` where this request's database work belongs.
+
+    Under Django's handler, that is its per-request thread (``sync_to_async``).
+    Under the entry point it is the pool, whose threads refresh their
+    connections first: asgiref's shared thread, where ``sync_to_async`` would
+    go outside a request, keeps a connection nothing ever checks or closes, so
+    a database restart would break it for good.
+    """
+    current = _current_pool.get()
+    if current is None:
+        return await sync_to_async(function)(*args)
+    pool, conn_max_age = current
+    return await pool.run(_refreshed, conn_max_age, function, args)
+
+
+def _refreshed(conn_max_age: float, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    refresh_connections(conn_max_age)
+    return function(*args)

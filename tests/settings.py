@@ -22,6 +22,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # A real object-permission backend for the policy tests (tests/test_policies.py);
+    # the gateway's own settings do not install it.
+    "guardian",
     "protected_media",
     "gateway.demo",
     "tests.testapp",
@@ -36,6 +39,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "gateway.urls"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+# No guardian "AnonymousUser" row: anonymous requests are refused before any
+# policy runs, and the row would be created again after every flush.
+ANONYMOUS_USER_NAME = None
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
