@@ -234,4 +234,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("GATEWAY_LOG_LEVEL", "WARNING")},
+    "loggers": {
+        # One line per media decision (protected_media.audit), whatever the
+        # general level: INFO keeps them, WARNING silences them.
+        "protected_media.audit": {"level": os.environ.get("GATEWAY_AUDIT_LOG_LEVEL", "INFO")},
+    },
 }

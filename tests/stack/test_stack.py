@@ -317,3 +317,18 @@ def test_nginx_refuses_a_symlink_planted_under_the_root(stack, alice, bob, targe
     response = stack.raw("GET", mine["url"], headers=cookie_header(alice))
     assert response.status in (403, 404)
     assert b"secret" not in response.body
+
+
+def test_each_media_decision_is_one_audit_line_in_the_log(stack: Stack, alice, bob) -> None:
+    created = upload(alice, "audited.txt", b"on the record\n", "text/plain").json()
+    key = created["url"].rsplit("/", 1)[1]
+    assert stack.raw("GET", created["url"], headers=cookie_header(alice)).status == 200
+    assert stack.raw("GET", created["url"], headers=cookie_header(bob)).status == 404
+    assert stack.raw("GET", created["url"]).status == 302
+    lines = [line for line in stack.log().splitlines() if f"key={key}" in line]
+    decisions = [line.split("media ", 1)[1].split(" user=")[0] for line in lines]
+    assert decisions == [
+        "decision=served reason=owner",
+        "decision=denied reason=policy_denied",
+        "decision=denied reason=anonymous",
+    ], lines
