@@ -30,6 +30,17 @@ NEW_SHARE_COOKIE = "demo_new_share"
 NEW_SHARE_SALT = "gateway.demo.new_share"
 NEW_SHARE_MAX_AGE = 120
 
+# What a card says about a file: a short label on its icon and a name for
+# people. The type is the one detected from the bytes, never the client's.
+KINDS = {
+    "image/png": ("PNG", "PNG image"),
+    "image/jpeg": ("JPEG", "JPEG image"),
+    "image/gif": ("GIF", "GIF image"),
+    "image/webp": ("WebP", "WebP image"),
+    "text/plain": ("TXT", "Plain text"),
+    "application/pdf": ("PDF", "PDF document"),
+}
+
 
 async def healthz(request: HttpRequest) -> HttpResponse:
     # Touches no database: load balancers and the run command poll it, and it
@@ -63,6 +74,7 @@ def files(request: HttpRequest) -> HttpResponse:
     shares = shares_by_file(request.user, owned)
     for item in owned:
         item.share_form = ShareForm(auto_id=f"share-{item.pk}-%s")
+        item.kind = file_kind(item.content_type)
         item.active_shares = shares.get(item.file.name, [])
         for share in item.active_shares:
             share.audience_label = audience_label(share)
@@ -76,6 +88,11 @@ def files(request: HttpRequest) -> HttpResponse:
             "max_size": conf.max_upload_size,
             "allowed_types": conf.allowed_types,
             "new_share": new_share,
+            "upload": {
+                "api_url": reverse("api-files"),
+                "max_size": conf.max_upload_size,
+                "allowed_types": " ".join(conf.allowed_types),
+            },
         },
     )
     if NEW_SHARE_COOKIE in request.COOKIES:
@@ -85,6 +102,15 @@ def files(request: HttpRequest) -> HttpResponse:
         # browser's back-forward history included.
         patch_cache_control(response, private=True, no_store=True)
     return response
+
+
+def file_kind(content_type: str) -> dict[str, Any]:
+    """How a card shows a file: a thumbnail for images, else an icon with a label."""
+    label, name = KINDS.get(content_type) or (
+        content_type.rpartition("/")[2][:4].upper() or "FILE",
+        content_type or "Unknown type",
+    )
+    return {"label": label, "name": name, "is_image": content_type.startswith("image/")}
 
 
 def _new_share(request: HttpRequest) -> dict[str, Any] | None:

@@ -1,0 +1,321 @@
+// "My files", enhanced: several files at once, drag and drop, a progress bar
+// and a Cancel button per file, and a dialog before a delete. Without this
+// script the page is a plain form post of one file, and delete posts at once.
+"use strict";
+
+(function () {
+  const form = document.querySelector("form.upload");
+  if (!form || !window.XMLHttpRequest || !window.FormData) {
+    return;
+  }
+  const input = form.querySelector("input[type=file]");
+  const zone = form.querySelector(".dropzone");
+  const rows = document.querySelector("ol.uploads");
+  const status = document.getElementById("messages");
+  const token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const apiUrl = form.dataset.apiUrl;
+  const maxSize = Number(form.dataset.maxSize);
+  const maxSizeLabel = form.dataset.maxSizeLabel;
+  const allowed = form.dataset.allowedTypes.split(" ").filter(Boolean);
+  // The server judges the type from the bytes; the browser guesses from the
+  // name. A guess of some other text type may still be plain UTF-8 text.
+  const MARKUP = ["text/html", "text/xml", "application/xhtml+xml", "image/svg+xml"];
+  const queue = [];
+  let current = null;
+  let stored = 0;
+
+  input.multiple = true;
+  form.querySelector("label[for='" + input.id + "']").append(", or several");
+  form.querySelector(".drop-hint").hidden = false;
+
+  // Django's filesizeformat, non-breaking space included.
+  function humanSize(bytes) {
+    const units = ["KB", "MB", "GB", "TB"];
+    if (bytes < 1024) {
+      return bytes + "\u00a0" + (bytes === 1 ? "byte" : "bytes");
+    }
+    let value = bytes / 1024;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return value.toFixed(1) + "\u00a0" + units[unit];
+  }
+
+  function refusal(file) {
+    if (file.size > maxSize) {
+      return (
+        file.name + " is too large (" + humanSize(file.size) + "). Files may be up to " +
+        maxSizeLabel + "; nothing was uploaded."
+      );
+    }
+    const type = file.type;
+    const textLike = type.startsWith("text/") && allowed.includes("text/plain");
+    if (type && !allowed.includes(type) && (!textLike || MARKUP.includes(type))) {
+      return (
+        file.name + ": this type of file (" + type + ") is not allowed. Allowed: " +
+        allowed.join(", ") + ". Nothing was uploaded."
+      );
+    }
+    return null;
+  }
+
+  function announce(text, kind) {
+    const item = document.createElement("li");
+    item.className = kind;
+    item.textContent = text;
+    status.append(item);
+  }
+
+  function row(file) {
+    const item = document.createElement("li");
+    item.className = "upload-row";
+    item.tabIndex = -1;
+    const name = document.createElement("span");
+    name.className = "upload-name";
+    name.textContent = file.name;
+    const state = document.createElement("p");
+    state.className = "upload-state";
+    item.append(name);
+    rows.append(item);
+    rows.hidden = false;
+    return { file: file, item: item, state: state, progress: null, cancel: null, xhr: null };
+  }
+
+  function finish(job, kind, text, message) {
+    job.state.textContent = text;
+    job.item.classList.add(kind);
+    if (job.cancel) {
+      const hadFocus = document.activeElement === job.cancel;
+      job.cancel.remove();
+      job.cancel = null;
+      if (hadFocus) {
+        job.item.focus();
+      }
+    }
+    announce(message, kind === "done" ? "success" : "error");
+  }
+
+  function choose(files) {
+    if (!files.length) {
+      return;
+    }
+    if (!current && !queue.length) {
+      // A new batch: earlier messages and finished rows make way for it.
+      status.replaceChildren();
+      rows.replaceChildren();
+      stored = 0;
+    }
+    for (const file of files) {
+      const job = row(file);
+      const refused = refusal(file);
+      if (refused) {
+        job.item.append(job.state);
+        finish(job, "error", refused, refused);
+        continue;
+      }
+      job.progress = document.createElement("progress");
+      job.progress.max = file.size || 1;
+      job.progress.value = 0;
+      job.progress.setAttribute("aria-label", "Upload of " + file.name);
+      job.cancel = document.createElement("button");
+      job.cancel.type = "button";
+      job.cancel.textContent = "Cancel";
+      job.cancel.setAttribute("aria-label", "Cancel the upload of " + file.name);
+      job.cancel.addEventListener("click", function () {
+        cancel(job);
+      });
+      job.state.textContent = "Waiting…";
+      job.item.append(job.cancel, job.progress, job.state);
+      queue.push(job);
+    }
+    input.value = "";
+    next();
+  }
+
+  function cancel(job) {
+    const waiting = queue.indexOf(job);
+    if (waiting >= 0) {
+      queue.splice(waiting, 1);
+    }
+    if (current === job) {
+      // Only while the body is still on its way (the button goes once it is
+      // all sent): nginx buffers a request body in full before passing it
+      // on, so an aborted upload never reaches Django and nothing is stored.
+      current = null;
+      job.xhr.abort();
+    }
+    job.progress.remove();
+    finish(
+      job,
+      "error",
+      "Cancelled; nothing was stored.",
+      "Cancelled " + job.file.name + "; nothing was stored.",
+    );
+    next();
+  }
+
+  function answer(xhr) {
+    try {
+      const body = JSON.parse(xhr.responseText);
+      if (body && typeof body.error === "string") {
+        return body.error;
+      }
+    } catch (error) {
+      // Not JSON: nginx itself answered (a limit, or the app is down).
+    }
+    if (xhr.status === 413) {
+      return "The file is larger than the limit of " + maxSizeLabel + ".";
+    }
+    if (xhr.status === 0) {
+      return "The connection was lost; nothing was stored.";
+    }
+    return "The server refused the file (HTTP " + xhr.status + ").";
+  }
+
+  // One upload at a time: the server limits each client's concurrent uploads.
+  function next() {
+    if (current) {
+      return;
+    }
+    const job = queue.shift();
+    if (!job) {
+      done();
+      return;
+    }
+    current = job;
+    const xhr = new XMLHttpRequest();
+    job.xhr = xhr;
+    job.state.textContent = "Uploading…";
+    xhr.upload.addEventListener("progress", function (event) {
+      if (event.lengthComputable) {
+        job.progress.max = event.total;
+        job.progress.value = event.loaded;
+      }
+    });
+    xhr.upload.addEventListener("load", function () {
+      if (job.cancel) {
+        job.progress.value = job.progress.max;
+        job.state.textContent = "Checking…";
+        const hadFocus = document.activeElement === job.cancel;
+        job.cancel.remove();
+        job.cancel = null;
+        if (hadFocus) {
+          job.item.focus();
+        }
+      }
+    });
+    xhr.addEventListener("loadend", function () {
+      if (current !== job) {
+        return; // cancelled
+      }
+      current = null;
+      if (xhr.status === 201) {
+        job.progress.value = job.progress.max;
+        stored += 1;
+        finish(job, "done", "Uploaded.", "Uploaded " + job.file.name + ".");
+      } else {
+        job.progress.remove();
+        const why = answer(xhr);
+        finish(job, "error", why, job.file.name + ": " + why);
+      }
+      next();
+    });
+    xhr.open("POST", apiUrl);
+    xhr.setRequestHeader("X-CSRFToken", token);
+    xhr.setRequestHeader("Accept", "application/json");
+    const body = new FormData();
+    body.append("file", job.file, job.file.name);
+    xhr.send(body);
+  }
+
+  // The batch is over: show the new files by fetching this page again and
+  // swapping in its list of files (the status and the rows stay).
+  function done() {
+    if (!stored) {
+      return;
+    }
+    stored = 0;
+    fetch(window.location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        return response.ok ? response.text() : Promise.reject(response.status);
+      })
+      .then(function (html) {
+        const fresh = new DOMParser().parseFromString(html, "text/html").querySelector("section.files");
+        const old = document.querySelector("section.files");
+        if (fresh && old) {
+          old.replaceWith(document.adoptNode(fresh));
+        }
+      })
+      .catch(function () {
+        window.location.reload();
+      });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    choose(Array.from(input.files));
+  });
+
+  // Dropping anywhere else must not open the file in place of the page.
+  for (const type of ["dragover", "drop"]) {
+    document.addEventListener(type, function (event) {
+      if (event.dataTransfer && Array.from(event.dataTransfer.types).includes("Files")) {
+        event.preventDefault();
+      }
+    });
+  }
+  zone.addEventListener("dragenter", function () {
+    zone.classList.add("dragover");
+  });
+  zone.addEventListener("dragover", function (event) {
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+    zone.classList.add("dragover");
+  });
+  zone.addEventListener("dragleave", function (event) {
+    if (!zone.contains(event.relatedTarget)) {
+      zone.classList.remove("dragover");
+    }
+  });
+  zone.addEventListener("drop", function (event) {
+    event.preventDefault();
+    zone.classList.remove("dragover");
+    choose(Array.from(event.dataTransfer.files));
+  });
+})();
+
+// Delete: ask first, in a dialog; "Keep it" (or Escape) changes nothing.
+(function () {
+  const dialog = document.querySelector("dialog.confirm");
+  if (!dialog || typeof dialog.showModal !== "function") {
+    return;
+  }
+  let pending = null;
+  let opener = null;
+  // Delegated: the list of files is swapped in again after uploads.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!form.matches("form.delete") || form === pending) {
+      return;
+    }
+    event.preventDefault();
+    pending = form;
+    opener = event.submitter || form.querySelector("button");
+    dialog.querySelector(".confirm-name").textContent = form.dataset.name;
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+  dialog.addEventListener("close", function () {
+    const form = pending;
+    if (dialog.returnValue === "delete" && form) {
+      form.submit();
+      return;
+    }
+    pending = null;
+    if (opener && opener.isConnected) {
+      opener.focus();
+    }
+  });
+})();

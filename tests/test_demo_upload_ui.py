@@ -1,0 +1,153 @@
+"""What "My files" renders for its script and for people: the upload limits
+as data attributes, one external script and nothing inline, a thumbnail or an
+icon with type and size per file, Open and Download links, the delete dialog,
+and the one live region."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import override_settings
+
+from gateway.demo.views import file_kind
+
+from .conftest import png_bytes
+from .test_demo_site import PDF, Element, Page, page, signed_in
+
+pytestmark = pytest.mark.django_db
+
+NBSP = "\u00a0"
+
+
+def card(html: Page, name: str) -> Element:
+    [found] = [
+        c for c in html.find_all("li", class_="card") if c.find("p", class_="name").text == name
+    ]
+    return found
+
+
+def test_the_upload_form_tells_the_script_the_limits(alice) -> None:
+    html = page(signed_in(alice).get("/files/"))
+    form = html.find("form", class_="upload")
+    assert form["data-api-url"] == "/api/files/"
+    assert form["data-max-size"] == "10485760"
+    assert form["data-max-size-label"] == f"10.0{NBSP}MB"
+    assert form["data-allowed-types"] == (
+        "image/png image/jpeg image/gif image/webp text/plain application/pdf"
+    )
+    # The plain form stays a one-file post until the script enhances it.
+    picker = form.find("input", name="file")
+    assert "multiple" not in picker.attrs
+    assert "hidden" in form.find("p", class_="drop-hint").attrs
+    rows = html.find("ol", class_="uploads")
+    assert rows["aria-label"] == "Uploads"
+    assert "hidden" in rows.attrs
+
+
+@override_settings(
+    PROTECTED_MEDIA_MAX_UPLOAD_SIZE=2048, PROTECTED_MEDIA_ALLOWED_TYPES=("text/plain",)
+)
+def test_the_limits_follow_the_settings(alice) -> None:
+    html = page(signed_in(alice).get("/files/"))
+    form = html.find("form", class_="upload")
+    assert (form["data-max-size"], form["data-max-size-label"]) == ("2048", f"2.0{NBSP}KB")
+    assert form["data-allowed-types"] == "text/plain"
+    assert "Allowed: text/plain." in form.find("p", class_="hint").text
+
+
+def test_one_script_from_static_files_and_nothing_inline(alice) -> None:
+    html = page(signed_in(alice).get("/files/"))
+    [script] = html.find_all("script")
+    assert re.fullmatch(r"/static/demo/files(\.[0-9a-f]{12})?\.js", script["src"])
+    assert "defer" in script.attrs
+    assert script.text.strip() == ""
+    # Every stylesheet and script is ours, from /static/.
+    for element in [*html.find_all("link", rel="stylesheet"), script]:
+        url = element["href"] if element.tag == "link" else element["src"]
+        assert url.startswith("/static/demo/")
+
+
+def test_one_live_region_even_without_messages(alice) -> None:
+    html = page(signed_in(alice).get("/files/"))
+    [region] = html.find_all("ul", role="status")
+    assert region["id"] == "messages"
+    assert region.find_all("li") == []
+    assert html.messages() == []
+
+
+def test_cards_show_a_thumbnail_or_an_icon_with_type_and_size(alice, make_file) -> None:
+    photo = make_file(alice, "photo.png", png_bytes())
+    paper = make_file(alice, "paper.pdf", PDF)
+    notes = make_file(alice, "notes.txt", b"notes\n")
+    html = page(signed_in(alice).get("/files/"))
+
+    image = card(html, "photo.png").find("img")
+    assert image.attrs == {
+        "src": photo.file.url,
+        "alt": "photo.png",
+        "width": "240",
+        "height": "160",
+        "loading": "lazy",
+    }
+    for item, label, kind in ((paper, "PDF", "PDF document"), (notes, "TXT", "Plain text")):
+        found = card(html, item.original_name)
+        assert found.find_all("img") == []
+        icon = found.find("span", class_="icon")
+        assert (icon.text, icon["aria-hidden"]) == (label, "true")
+        meta = found.find("p", class_="meta")
+        assert meta.find("span", class_="kind")["title"] == item.content_type
+        assert meta.text == f"{kind} · {item.size}{NBSP}bytes"
+    assert card(html, "photo.png").find("p", class_="meta").text.startswith("PNG image · ")
+
+
+def test_each_card_opens_downloads_and_asks_before_deleting(alice, make_file) -> None:
+    paper = make_file(alice, "paper.pdf", PDF)
+    html = page(signed_in(alice).get("/files/"))
+    found = card(html, "paper.pdf")
+    name = found.find("p", class_="name")
+    assert name["id"] == f"name-{paper.pk}"
+    links = {a.text.strip(): a for a in found.find("p", class_="actions").find_all("a")}
+    assert set(links) == {"Open", "Download"}
+    for link in links.values():
+        assert link["href"] == paper.file.url
+        assert link["aria-describedby"] == name["id"]
+    assert "download" not in links["Open"].attrs
+    assert links["Download"]["download"] == "paper.pdf"
+    delete = found.find("form", class_="delete")
+    assert delete["action"] == f"/files/{paper.pk}/delete/"
+    assert delete["data-name"] == "paper.pdf"
+    assert delete.find("button")["aria-label"] == "Delete paper.pdf"
+
+    dialog = html.find("dialog", class_="confirm")
+    assert "open" not in dialog.attrs
+    assert html.find("h2", id=dialog["aria-labelledby"]).text == "Delete this file?"
+    assert dialog.find("form")["method"] == "dialog"
+    buttons = [(b["value"], b.text.strip()) for b in dialog.find_all("button")]
+    assert buttons == [("cancel", "Keep it"), ("delete", "Delete file")]
+    assert "autofocus" in dialog.find("button", value="cancel").attrs
+
+
+def test_the_thumbnail_url_is_set_in_one_place() -> None:
+    from django.template.loader import get_template
+
+    source = get_template("demo/files.html").template.source
+    assert source.count("thumbnail_url=") == 1
+    assert source.count("{{ thumbnail_url }}") == 1
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ("image/png", {"label": "PNG", "name": "PNG image", "is_image": True}),
+        ("image/webp", {"label": "WebP", "name": "WebP image", "is_image": True}),
+        ("application/pdf", {"label": "PDF", "name": "PDF document", "is_image": False}),
+        ("text/plain", {"label": "TXT", "name": "Plain text", "is_image": False}),
+        # Allowed by a project's settings but unknown to the demo.
+        ("application/zip", {"label": "ZIP", "name": "application/zip", "is_image": False}),
+        ("image/avif", {"label": "AVIF", "name": "image/avif", "is_image": True}),
+        ("", {"label": "FILE", "name": "Unknown type", "is_image": False}),
+    ],
+)
+def test_file_kind(content_type, expected) -> None:
+    assert file_kind(content_type) == expected
