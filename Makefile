@@ -16,7 +16,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 LTS_DATABASE_URL ?=
 NEXT_DATABASE_URL ?= $(POSTGRES_URL)
 
-.PHONY: run test test-lts test-next venv nginx test-system postgres lock lint clean bench bench-smoke
+.PHONY: run test test-lts test-next venv nginx test-system postgres lock lint clean bench bench-smoke soak
 
 run: venv nginx
 	$(VENV_PYTHON) -m gateway.stack
@@ -80,6 +80,14 @@ bench: venv nginx
 # The same code paths in a few seconds per case, as CI runs them.
 bench-smoke: venv nginx
 	$(VENV_PYTHON) -m tests.benchmarks.bench --smoke $(BENCH_ARGS)
+
+# 256 clients mixing static files, media (their own and refused), and uploads
+# against two uvicorn workers on PostgreSQL for five minutes: no 5xx, every
+# file intact, memory flat. Figures printed, JSON in var/soak/.
+SOAK_ARGS ?= --duration 300 --clients 256
+soak: venv nginx
+	@scripts/ensure-postgres '$(POSTGRES_URL)'
+	POSTGRES_URL='$(POSTGRES_URL)' $(VENV_PYTHON) -m tests.stack.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(NEXT_VENV) var .pytest_cache .hypothesis
