@@ -1,4 +1,5 @@
-"""The audit trail: for every media decision, one signal and one log line.
+"""The audit trail: for every media decision, one signal, one log line and
+the metrics (``metrics``).
 
 The log line goes to the ``protected_media.audit`` logger at INFO, as
 ``key=value`` pairs in the message and the same values as attributes of the
@@ -15,6 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from . import metrics
 from .decision import Grant, Refusal
 from .keys import is_key
 from .signals import file_denied, file_served
@@ -55,6 +57,7 @@ async def arecord(
     served = isinstance(outcome, Grant)
     decision = SERVED if served else DENIED
     reason = str(outcome.reason)
+    metrics.record_decision(decision, reason, latency_ms / 1000)
     user_id = getattr(user, "pk", None)
     share_id = str(share.pk) if share is not None else None
     # The key as the client sent it is hostile text (CR/LF would forge lines).

@@ -27,7 +27,15 @@ _CONFIG_UNSAFE = re.compile(r"[\s;{}\"'$\\#]")
 
 
 def register() -> None:
-    for check in (check_storage, check_urls, check_access, check_fallback, check_rate_limits):
+    for check in (
+        check_storage,
+        check_urls,
+        check_access,
+        check_fallback,
+        check_rate_limits,
+        check_metrics,
+        check_thumbnails,
+    ):
         register_check(check, Tags.security)
 
 
@@ -192,6 +200,19 @@ def check_rate_limits(**kwargs: Any) -> list[CheckMessage]:
     return errors
 
 
+def check_thumbnails(**kwargs: Any) -> list[CheckMessage]:
+    sizes: object = conf.thumbnail_sizes
+    if isinstance(sizes, tuple) and all(_is_int(size, 1) for size in sizes):
+        return []
+    return [
+        Error(
+            f"PROTECTED_MEDIA_THUMBNAIL_SIZES {sizes!r} must be a tuple of ints, 1 or more.",
+            hint="The longest edge of each thumbnail in pixels, such as (256,); () for none.",
+            id="protected_media.E015",
+        )
+    ]
+
+
 def _is_int(value: object, minimum: int) -> bool:
     # bool is an int to Python, not to nginx.
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
@@ -222,3 +243,35 @@ _LIMIT_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
 def _overlaps(first: Path, second: Path) -> bool:
     first, second = first.resolve(), second.resolve()
     return first == second or first.is_relative_to(second) or second.is_relative_to(first)
+
+
+def check_metrics(**kwargs: Any) -> list[CheckMessage]:
+    """The metrics URL must be one exact path, where the metrics view is
+    mounted: the nginx config opens that path to loopback only."""
+    url = conf.metrics_url
+    if url is None:
+        return []
+    from django.urls import Resolver404, resolve
+
+    from . import metrics
+
+    problem = None
+    if not isinstance(url, str) or not url.startswith("/") or _CONFIG_UNSAFE.search(url):
+        problem = "must be a path starting with a slash, with nothing nginx would misread"
+    else:
+        try:
+            mounted = resolve(url).func is metrics.view
+        except Resolver404:
+            mounted = False
+        if not mounted:
+            problem = "does not resolve to protected_media.metrics.view"
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"PROTECTED_MEDIA_METRICS_URL {url!r} {problem}.",
+            hint='Mount it, e.g. path("metrics", protected_media.metrics.view), and set '
+            'PROTECTED_MEDIA_METRICS_URL = "/metrics".',
+            id="protected_media.E016",
+        )
+    ]

@@ -36,6 +36,9 @@ DEFAULT_UPLOAD_RATE = "2r/s"
 DEFAULT_UPLOAD_BURST = 10
 DEFAULT_UPLOAD_CONNECTIONS = 4
 
+# The longest edge, in pixels, of each thumbnail made for an uploaded image.
+DEFAULT_THUMBNAIL_SIZES = (256,)
+
 
 class Settings:
     @property
@@ -154,6 +157,19 @@ class Settings:
         return getattr(
             django_settings, "PROTECTED_MEDIA_UPLOAD_CONNECTIONS", DEFAULT_UPLOAD_CONNECTIONS
         )
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where ``protected_media.metrics.view`` is mounted; the rendered
+        nginx config lets only loopback reach it. None: no metrics location."""
+        return getattr(django_settings, "PROTECTED_MEDIA_METRICS_URL", None)
+
+    @property
+    def thumbnail_sizes(self) -> tuple[int, ...]:
+        """The longest edge of each thumbnail made for an uploaded image; empty
+        for none. Returned as set: checks.py refuses anything but ints of 1 or more."""
+        value = getattr(django_settings, "PROTECTED_MEDIA_THUMBNAIL_SIZES", DEFAULT_THUMBNAIL_SIZES)
+        return tuple(value) if isinstance(value, (list, tuple)) else value
 
     @property
     def cache_control(self) -> str:

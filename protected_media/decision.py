@@ -102,7 +102,8 @@ async def adecide(*, key: str, user: Any, prefetched: Found | None = None) -> Gr
     if obj is None:
         return Refusal(Reason.NO_HOLDER, record=record)
     try:
-        reason = await apply_policy(user, obj, record)
+        # A thumbnail is judged as its original, with its original's record.
+        reason = await apply_policy(user, obj, record.judged_record)
     except DatabaseError:
         # An outage, not a broken policy: the view's 503, logged once.
         raise
@@ -158,7 +159,17 @@ def find(key: str) -> Found:
     if not is_safe_stored_name(record.name):
         logger.error("protected_media record %s has an unsafe name; refused", record.pk)
         return Found(key, None, None)
-    return Found(key, record, _holder(record))
+    if record.original_id is None:
+        return Found(key, record, _holder(record))
+    # A thumbnail is served under its own name but judged by the row holding
+    # its original, so it never outlives nor out-shares it. One more lookup,
+    # for thumbnails only.
+    originals = _RECORD.fetch(record.original_id)
+    if not originals or originals[0].original_id is not None:
+        return Found(key, record, None)
+    # Cached on the thumbnail: a policy can read record.original without a query.
+    record.original = originals[0]
+    return Found(key, record, _holder(originals[0]))
 
 
 def _holder(record: StoredFile) -> Model | None:

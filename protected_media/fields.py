@@ -23,11 +23,14 @@ from django.db import models, router, transaction
 from django.db.models.fields.files import FieldFile, ImageFieldFile
 from django.db.models.signals import post_delete, post_init, post_save
 
+from . import metrics
 from .conf import conf
 from .inspection import IMAGE_FORMATS, Inspected, UploadRefused, inspect_upload
 from .keys import new_key
 from .names import sanitize_original_name, stored_name
 from .storage import protected_storage
+from .thumbnails import pick as pick_thumbnail
+from .thumbnails import store as store_thumbnails
 
 if TYPE_CHECKING:
     from .models import StoredFile
@@ -59,7 +62,7 @@ class ProtectedFieldFileMixin:
             # is left on disk, and no record was made.
             raise storage_failure(error) from error
         try:
-            StoredFile.objects.using(self._db).create(
+            record = StoredFile.objects.using(self._db).create(
                 key=key,
                 name=self.name,
                 source=self.field.source_label,
@@ -70,9 +73,20 @@ class ProtectedFieldFileMixin:
         except BaseException:
             self.storage.delete(self.name)
             raise
+        thumbnails: list[StoredFile] = []
+        if inspected.replacement is not None and conf.thumbnail_sizes:
+            thumbnails = store_thumbnails(
+                record,
+                inspected.replacement,
+                storage=self.storage,
+                using=self._db,
+                sizes=conf.thumbnail_sizes,
+            )
         setattr(self.instance, self.field.attname, self.name)
         self._committed = True
-        self.__dict__.pop("record", None)
+        self.__dict__["record"] = record
+        self.__dict__["thumbnails"] = thumbnails
+        metrics.record_upload()
         if save:
             self.instance.save()
 
@@ -92,6 +106,28 @@ class ProtectedFieldFileMixin:
                 StoredFile.objects.filter(name=self.name).first() if self.name else None
             )
         return self.__dict__["record"]  # type: ignore[no-any-return]
+
+    @property
+    def thumbnails(self) -> list[StoredFile]:
+        """This file's thumbnails, smallest first (from ``prefetch_records``
+        when it ran; cached on the FieldFile)."""
+        if "thumbnails" not in self.__dict__:
+            record = self.record
+            found = list(record.thumbnails.all()) if record is not None else []
+            self.__dict__["thumbnails"] = sorted(found, key=lambda thumb: thumb.size_px or 0)
+        return self.__dict__["thumbnails"]  # type: ignore[no-any-return]
+
+    def thumbnail(self, size: int | None = None) -> StoredFile | None:
+        """The smallest thumbnail made for at least ``size`` pixels (the
+        smallest of all for None); None if there is none: an image that fits
+        a size has no thumbnail for it, and is its own."""
+        return pick_thumbnail(self.thumbnails, size)
+
+    def thumbnail_url(self, size: int | None = None) -> str | None:
+        """The gateway URL of ``thumbnail(size)``, or None. Templates call it
+        without a size: ``{{ item.file.thumbnail_url|default:item.file.url }}``."""
+        thumbnail = self.thumbnail(size)
+        return protected_storage.url(thumbnail.name) if thumbnail is not None else None
 
 
 class ProtectedFieldFile(ProtectedFieldFileMixin, FieldFile):
@@ -230,12 +266,17 @@ def inspect_for_field(upload: Any, field: ProtectedFieldMixin) -> Inspected:
     cached = getattr(upload, _INSPECTION, None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    inspected = inspect_upload(
-        upload,
-        allowed_types=field.allowed_types or conf.allowed_types,
-        max_size=conf.max_upload_size,
-        max_image_pixels=conf.max_image_pixels,
-    )
+    try:
+        inspected = inspect_upload(
+            upload,
+            allowed_types=field.allowed_types or conf.allowed_types,
+            max_size=conf.max_upload_size,
+            max_image_pixels=conf.max_image_pixels,
+        )
+    except UploadRefused as refusal:
+        # Counted here, once: a form's clean() that refuses keeps save() away.
+        metrics.record_upload_refusal(refusal.reason)
+        raise
     setattr(upload, _INSPECTION, inspected)
     return inspected
 
@@ -260,20 +301,31 @@ def storage_failure(error: OSError) -> UploadRefused:
     an operator must act."""
     logger.error("protected_media could not store an upload: %s", error)
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return UploadRefused(
+        refusal = UploadRefused(
             "storage_full", "The server has no room for this file; nothing was stored.", 507
         )
-    return UploadRefused(
-        "storage_error", "The server could not store this file; nothing was stored.", 500
-    )
+    else:
+        refusal = UploadRefused(
+            "storage_error", "The server could not store this file; nothing was stored.", 500
+        )
+    metrics.record_upload_refusal(refusal.reason)
+    return refusal
 
 
 def forget_file(name: str, *, using: str) -> None:
-    """Drop the record now and the file once the transaction commits (rule 9)."""
+    """Drop the record now and the file once the transaction commits (rule 9),
+    with its thumbnails (their records go by CASCADE)."""
     from .models import StoredFile
 
-    StoredFile.objects.using(using).filter(name=name).delete()
-    transaction.on_commit(lambda: protected_storage.delete(name), using=using)
+    records = StoredFile.objects.using(using)
+    names = [name, *records.filter(original__name=name).values_list("name", flat=True)]
+    records.filter(name=name).delete()
+    transaction.on_commit(lambda: _delete_files(names), using=using)
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        protected_storage.delete(name)
 
 
 # The stubs give Field and FileField different contribute_to_class signatures.

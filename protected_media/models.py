@@ -26,12 +26,35 @@ class StoredFile(models.Model):
     size = models.PositiveBigIntegerField()
     content_type = models.CharField(max_length=100)
     created = models.DateTimeField(auto_now_add=True)
+    # A thumbnail is a file of its own, judged by its original's row and
+    # deleted with it (protected_media.thumbnails).
+    original = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="thumbnails",
+    )
+    size_px = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("For a thumbnail, the longest edge it was made for."),
+    )
 
     class Meta:
         verbose_name = _("stored file")
 
     def __str__(self) -> str:
         return self.original_name
+
+    @property
+    def judged_record(self) -> StoredFile:
+        """The record a policy judges: a thumbnail's original, else itself
+        (``decision.find`` loads the original with the thumbnail)."""
+        original = self.original if self.original_id is not None else None
+        return original if original is not None else self
 
 
 class ProtectedFile(models.Model):
@@ -110,9 +133,15 @@ class ShareLink(models.Model):
 
 
 def prefetch_records(instances: list[Any], field_name: str = "file") -> list[Any]:
-    """Load the records of many rows' files in one query (for listings)."""
+    """Load the records of many rows' files and their thumbnails in two
+    queries (for listings)."""
     files = [getattr(instance, field_name) for instance in instances]
-    records = StoredFile.objects.in_bulk([f.name for f in files if f.name], field_name="name")
+    records = StoredFile.objects.prefetch_related("thumbnails").in_bulk(
+        [f.name for f in files if f.name], field_name="name"
+    )
     for file in files:
-        file.__dict__["record"] = records.get(file.name)
+        record = records.get(file.name)
+        file.__dict__["record"] = record
+        thumbnails = list(record.thumbnails.all()) if record is not None else []
+        file.__dict__["thumbnails"] = sorted(thumbnails, key=lambda thumb: thumb.size_px or 0)
     return instances

@@ -85,6 +85,8 @@ class SiteConfig:
     max_body_size: int
     media_limits: Limits = field(default_factory=Limits)
     upload_limits: Limits = field(default_factory=Limits)
+    # The Prometheus endpoint (PROTECTED_MEDIA_METRICS_URL), or None.
+    metrics_url: str | None = None
 
 
 def render_site(site: SiteConfig) -> str:
@@ -156,7 +158,7 @@ server {{
         error_page 404 @protected_media_not_found;
     }}
 
-    location / {{
+{_render_metrics(site.metrics_url, ignore_accel)}    location / {{
 {limits.upload}        proxy_ignore_headers {ignore_accel};
         proxy_pass http://protected_media_app;
     }}
@@ -284,6 +286,24 @@ def _render_limits(media: Limits, upload: Limits) -> _LimitLines:
         named_location=named_location,
         http=block(http),
     )
+
+
+def _render_metrics(url: str | None, ignore_accel: str) -> str:
+    if url is None:
+        return ""
+    return f"""\
+    # Metrics, for a scraper on this machine only: anyone else gets the one
+    # 404, as if there were nothing here.
+    location = {url} {{
+        allow 127.0.0.1;
+        allow ::1;
+        deny all;
+        error_page 403 =404 @protected_media_not_found;
+        proxy_ignore_headers {ignore_accel};
+        proxy_pass http://protected_media_app;
+    }}
+
+"""
 
 
 def render_standalone(site_config: str, *, state_dir: str, user: str | None) -> str:

@@ -58,6 +58,7 @@ def render_from_settings(
         upload_limits=Limits(
             rate=conf.upload_rate, burst=conf.upload_burst, connections=conf.upload_connections
         ),
+        metrics_url=conf.metrics_url,
     )
     text = render_site(site)
     if standalone is not None:

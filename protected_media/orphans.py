@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.db import transaction
+
 from .models import StoredFile
 from .storage import TEMPORARY_PREFIX
 
@@ -167,11 +169,30 @@ def delete_file(root: Path, entry: DiskEntry, *, now: float, grace: float) -> bo
 
 
 def delete_record(root: Path, record: Record) -> bool:
-    """Delete a record whose file is still missing (a dangling symlink counts as present)."""
+    """Delete a record whose file is still missing (a dangling symlink counts as present).
+
+    Its thumbnails' records go with it (CASCADE), and their files after the
+    commit: a thumbnail never outlives its original."""
     if os.path.lexists(root / record.name):
         return False
-    deleted, _ = StoredFile.objects.filter(pk=record.key, name=record.name).delete()
+    with transaction.atomic():
+        found = StoredFile.objects.filter(pk=record.key, name=record.name)
+        thumbnails = list(
+            StoredFile.objects.filter(original__in=found).values_list("name", flat=True)
+        )
+        deleted, _ = found.delete()
+        transaction.on_commit(lambda: _unlink_thumbnails(root, thumbnails))
     return deleted > 0
+
+
+def _unlink_thumbnails(root: Path, names: list[str]) -> None:
+    for name in names:
+        path = root / name
+        try:
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def display(name: str) -> str:

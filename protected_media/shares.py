@@ -174,7 +174,9 @@ async def adecide_share(*, token: str, user: Any) -> ShareDecision:
     if found.holder is None:
         return ShareDecision(Refusal(Reason.NO_HOLDER, record=found.record), share)
     try:
-        creator_may_read = await apply_policy(share.created_by, found.holder, found.record)
+        creator_may_read = await apply_policy(
+            share.created_by, found.holder, found.record.judged_record
+        )
     except DatabaseError:
         raise
     except Exception:

@@ -110,6 +110,7 @@ def test_upload_png_is_stored_as_a_decodable_png(alice, private_root) -> None:
         "size": len(stored),
         "content_type": "image/png",
         "url": f"/media/{key}",
+        "thumbnail_url": None,  # small images get none
     }
     assert files_on_disk(private_root) == {record.name}
     with Image.open(io.BytesIO(stored)) as image:
@@ -145,6 +146,7 @@ def test_upload_text_with_a_non_ascii_name(alice, private_root, sent_name, kept_
         "size": len(data),
         "content_type": "text/plain",
         "url": f"/media/{record.key}",
+        "thumbnail_url": None,  # small images get none
     }
     assert record.original_name == kept_name
     assert record.name == f"files/{record.key}.txt"
@@ -164,6 +166,7 @@ def test_upload_pdf(alice, private_root) -> None:
         "size": len(PDF),
         "content_type": "application/pdf",
         "url": f"/media/{record.key}",
+        "thumbnail_url": None,  # small images get none
     }
     assert record.name == f"files/{record.key}.pdf"
     assert (private_root / record.name).read_bytes() == PDF
@@ -339,6 +342,7 @@ def test_listing_shows_only_the_callers_files(alice, bob, make_file) -> None:
             "size": 6,
             "content_type": "text/plain",
             "url": notes.file.url,
+            "thumbnail_url": None,  # small images get none
         },
         {
             "id": str(photo.pk),
@@ -346,6 +350,7 @@ def test_listing_shows_only_the_callers_files(alice, bob, make_file) -> None:
             "size": photo.record.size,
             "content_type": "image/png",
             "url": photo.file.url,
+            "thumbnail_url": None,  # small images get none
         },
     ]
     assert theirs.file.url not in response.content.decode()

@@ -144,8 +144,14 @@ def environment_reads(path: Path) -> set[str]:
 
 
 def gateway_env_reads() -> set[str]:
-    return environment_reads(BASE_DIR / "gateway" / "settings.py") | environment_reads(
-        BASE_DIR / "gateway" / "stack.py"
+    from protected_media.metrics import MULTIPROCESS_ENV
+
+    # The one variable not ours: prometheus-client's multiprocess folder,
+    # which protected_media.metrics reads too.
+    return (
+        environment_reads(BASE_DIR / "gateway" / "settings.py")
+        | environment_reads(BASE_DIR / "gateway" / "stack.py")
+        | {MULTIPROCESS_ENV}
     )
 
 

@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from protected_media.keys import new_key
-from protected_media.models import StoredFile
+from protected_media.models import ProtectedFile, StoredFile
 from protected_media.orphans import DiskEntry, Kind, Record, classify
 from protected_media.storage import protected_storage
+from tests.conftest import png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -262,3 +264,52 @@ def test_records_under_an_unreadable_folder_are_not_called_fileless() -> None:
     # An unreadable root hides everything.
     hidden = classify([DiskEntry("", Kind.UNREADABLE)], records, now=10_000.0, grace=0.0)
     assert hidden.records_without_file == []
+
+
+# -- thumbnails are records like any other -------------------------------------------
+
+
+@pytest.fixture
+def photo(settings, alice, private_root):
+    settings.PROTECTED_MEDIA_THUMBNAIL_SIZES = (64,)
+    item = ProtectedFile(owner=alice)
+    item.file.save("photo.png", SimpleUploadedFile("photo.png", png_bytes((400, 300))))
+    [thumbnail] = item.file.thumbnails
+    return item, thumbnail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thumbnail_without_its_file_is_a_record_without_file(photo, private_root) -> None:
+    item, thumbnail = photo
+    (private_root / thumbnail.name).unlink()
+    report = orphans("--grace", "0")
+    assert f"Records without a file: 1\n  {thumbnail.key} {thumbnail.name} " in report
+    assert "Files without a record: 0\n" in report
+    assert orphans("--delete", "--grace", "0").endswith("Deleted 0 files and 1 record.\n")
+    assert list(StoredFile.objects.values_list("name", flat=True)) == [item.file.name]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thumbnail_file_without_its_record_is_a_file_without_record(photo, private_root) -> None:
+    item, thumbnail = photo
+    StoredFile.objects.filter(pk=thumbnail.pk).delete()
+    report = orphans("--grace", "0")
+    assert f"Files without a record: 1\n  {thumbnail.name} (" in report
+    assert "Records without a file: 0\n" in report
+    orphans("--delete", "--grace", "0")
+    assert not (private_root / thumbnail.name).exists()
+    assert (private_root / item.file.name).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_an_originals_fileless_record_takes_its_thumbnails(photo, private_root) -> None:
+    item, thumbnail = photo
+    (private_root / item.file.name).unlink()
+    report = orphans("--grace", "0")
+    # The thumbnail's file is there: only the original's record is fileless.
+    assert "Files without a record: 0\nRecords without a file: 1\n" in report
+    assert orphans("--delete", "--grace", "0").endswith("Deleted 0 files and 1 record.\n")
+    assert not StoredFile.objects.exists()
+    assert not (private_root / thumbnail.name).exists()
+    again = orphans("--grace", "0")
+    assert "Files without a record: 0\nRecords without a file: 0\n" in again

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -14,14 +15,17 @@ from django.core.exceptions import (
     TooManyFilesSent,
     ValidationError,
 )
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.defaults import bad_request as django_bad_request
+from django.views.defaults import server_error as django_server_error
 
 from protected_media.conf import conf
 from protected_media.inspection import UploadRefused
 from protected_media.models import ProtectedFile, ShareLink, StoredFile, prefetch_records
+from protected_media.responses import database_unavailable
 from protected_media.shares import create_share, revoke, share_url
 
 from .sharing import AUDIENCES, owned_shares
@@ -42,6 +46,8 @@ def describe(item: ProtectedFile) -> dict[str, object]:
         "size": item.size,
         "content_type": item.content_type,
         "url": item.file.url,
+        # The smallest thumbnail, for images larger than it; else null.
+        "thumbnail_url": item.file.thumbnail_url(),
     }
 
 
@@ -197,6 +203,24 @@ def parse_lifetime(value: object) -> timedelta | None:
     if not 0 < value <= conf.share_max_lifetime.total_seconds():
         raise ValueError(value)
     return timedelta(seconds=value)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a database that cannot answer now (down, or its connection
+    pool exhausted under load) is a 503 with Retry-After, logged once per
+    outage, not a 500 with a traceback per request; JSON for the API."""
+    raised = sys.exc_info()[1]
+    if not isinstance(raised, DatabaseError):
+        return django_server_error(request)
+    response = database_unavailable(raised)
+    if request.path.startswith("/api/"):
+        busy = error("The database cannot answer right now; try again in a few seconds.", 503)
+        for header in ("Retry-After", "Cache-Control"):
+            busy[header] = response[header]
+        response = busy
+    # database_unavailable() logged it, once for the whole outage.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

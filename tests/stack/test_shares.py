@@ -19,7 +19,8 @@ from datetime import timedelta
 from protected_media.models import ProtectedFile
 from protected_media.shares import create_share, share_url
 item = ProtectedFile.objects.get(pk={file_id!r})
-share, token = create_share(item.record, created_by=item.owner, lifetime=timedelta(seconds={seconds}))
+lifetime = timedelta(seconds={seconds})
+share, token = create_share(item.record, created_by=item.owner, lifetime=lifetime)
 print(json.dumps({{"id": str(share.pk), "url": share_url(token)}}))
 """
 REVOKE_LINK = """

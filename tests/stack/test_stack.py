@@ -319,7 +319,7 @@ def test_nginx_refuses_a_symlink_planted_under_the_root(stack, alice, bob, targe
     assert b"secret" not in response.body
 
 
-def test_each_media_decision_is_one_audit_line_in_the_log(stack: Stack, alice, bob) -> None:
+def test_each_media_decision_is_one_audit_line_in_the_log(stack, alice, bob) -> None:
     created = upload(alice, "audited.txt", b"on the record\n", "text/plain").json()
     key = created["url"].rsplit("/", 1)[1]
     assert stack.raw("GET", created["url"], headers=cookie_header(alice)).status == 200
