@@ -129,7 +129,10 @@ if DATABASE_URL:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 4,
-        "max_size": 16,
+        # 16 ran dry under 256 clients (the soak test: uploads hold theirs
+        # while they inspect and write the file); a request that still finds
+        # none gets a 503 with Retry-After (handler500), not a 500.
+        "max_size": 24,
         "timeout": 5,
     }
 
@@ -168,6 +171,9 @@ SENDFILE_ROOT = str(DATA_DIR / "private")
 SENDFILE_URL = "/_protected/"
 SENDFILE_BACKEND = os.environ.get("GATEWAY_SENDFILE_BACKEND", "django_sendfile.backends.nginx")
 PROTECTED_MEDIA_URL = "/media/"
+# Prometheus metrics (protected_media.metrics), mounted in gateway/urls.py; the
+# rendered nginx config lets only loopback reach it.
+PROTECTED_MEDIA_METRICS_URL = "/metrics"
 # Media requests answered by protected_media.asgi's entry point (gateway/asgi.py)
 # rather than Django's full handler: same view, same answers, several times
 # the throughput (README, Performance).

@@ -26,6 +26,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+# Where the workers' metrics meet (protected_media.metrics).
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def log(message: str) -> None:
@@ -60,6 +62,7 @@ class Stack:
             "GATEWAY_DATA_DIR": str(data_dir),
             "GATEWAY_SECRET_KEY": os.environ.get("GATEWAY_SECRET_KEY") or self._secret_key(),
             "PYTHONUNBUFFERED": "1",
+            METRICS_ENV: str(data_dir / "run" / "metrics"),
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = False
@@ -88,6 +91,8 @@ class Stack:
     def prepare(self) -> None:
         for folder in ("private", "static", "run", "nginx/tmp"):
             (self.data_dir / folder).mkdir(parents=True, exist_ok=True)
+        # The commands below share the workers' environment, metrics included.
+        self._empty_metrics_folder()
         self.manage("migrate", "--noinput", "-v", "0")
         self.manage("collectstatic", "--noinput", "-v", "0")
         self.manage(
@@ -142,6 +147,7 @@ class Stack:
     def start(self, name: str) -> None:
         if name == "uvicorn":
             self.socket.unlink(missing_ok=True)
+            self._empty_metrics_folder()
             command = self._uvicorn_command()
         else:
             command = self._nginx_command()
@@ -149,6 +155,13 @@ class Stack:
         self.processes[name] = subprocess.Popen(
             command, env=self.env, cwd=BASE_DIR, start_new_session=True
         )
+
+    def _empty_metrics_folder(self) -> None:
+        # prometheus-client's multiprocess mode: every worker writes its counts
+        # here and /metrics adds them up; a new uvicorn starts from zero.
+        folder = Path(self.env[METRICS_ENV])
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, mode=0o700)
 
     def wait_until_healthy(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT

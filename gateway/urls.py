@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from protected_media import metrics
+
 from .demo import api, views
 
 handler400 = "gateway.demo.api.bad_request"
+handler500 = "gateway.demo.api.server_error"
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,6 +22,8 @@ urlpatterns = [
     path("api/files/<uuid:file_id>/shares/", api.file_shares, name="api-file-shares"),
     path("api/shares/<uuid:share_id>/", api.share_detail, name="api-share"),
     path("admin/", admin.site.urls),
+    # PROTECTED_MEDIA_METRICS_URL: nginx lets only loopback reach it.
+    path("metrics", metrics.view, name="metrics"),
     # Must match PROTECTED_MEDIA_URL (system check protected_media.E008).
     path("media/", include("protected_media.urls")),
 ]
