@@ -194,27 +194,6 @@ def run_wrk(wrk: str, url: str, cookie: str, concurrency: int, seconds: float) -
 # the app's memory
 
 
-def _app_pids(stack: Stack) -> list[int]:
-    """uvicorn's processes and their children (the workers, when there are several)."""
-    roots = set(stack.uvicorn_pids())
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found = set(roots)
-    for _ in range(8):  # a few generations at most
-        children = {pid for pid, parent in parents.items() if parent in found} - found
-        if not children:
-            break
-        found |= children
-    return sorted(found)
-
-
 def _rss_kib(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -394,7 +373,7 @@ def measure(
     access_log = stack.data_dir / "nginx" / "access.log"
     log_offset = access_log.stat().st_size
     stack_log_offset = stack.log_path.stat().st_size
-    pids = _app_pids(stack)
+    pids = stack.app_pids()
     with RssSampler(pids, max_seconds=2 * seconds + WRK_TIMEOUT_MARGIN + 60) as rss:
         figures = run_wrk(wrk, f"{stack.url}{target.path}", cookie, concurrency, seconds)
     # nginx logs the requests wrk abandoned at the end once they are torn down.
@@ -415,7 +394,7 @@ def measure(
             f"read {figures['bytes_read']:.0f} bytes for {figures['requests']} responses "
             f"of {len(target.body)}: the responses were not the file"
         )
-    if sorted(_app_pids(stack)) != pids:
+    if sorted(stack.app_pids()) != pids:
         problems.append(f"the app's processes changed during the case ({pids} before)")
     new_log = _read_new(stack.log_path, stack_log_offset)
     if "Traceback" in new_log or "exited with" in new_log:

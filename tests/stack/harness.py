@@ -13,11 +13,11 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -58,6 +58,17 @@ def postgres_admin(statement: str, database: str) -> None:
 
     with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as connection:
         connection.execute(sql.SQL(statement).format(sql.Identifier(database)))
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float) -> Any:
+    """``condition()``'s first true result, polled for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -242,6 +253,25 @@ class Stack:
                 if b"uvicorn" in command and str(self.uvicorn_socket).encode() in command:
                     pids.append(int(entry.name))
         return pids
+
+    def app_pids(self) -> list[int]:
+        """uvicorn's processes and their descendants (the workers)."""
+        found = set(self.uvicorn_pids())
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        for _ in range(8):  # a few generations at most
+            children = {pid for pid, parent in parents.items() if parent in found} - found
+            if not children:
+                break
+            found |= children
+        return sorted(found)
 
     # HTTP
 

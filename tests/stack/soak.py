@@ -104,26 +104,6 @@ class SoakTimeout(Exception):
 # the app's memory
 
 
-def app_pids(stack: Stack) -> list[int]:
-    """uvicorn's supervisor and its descendants (the workers)."""
-    found = set(stack.uvicorn_pids())
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    for _ in range(8):  # a few generations at most
-        children = {pid for pid, parent in parents.items() if parent in found} - found
-        if not children:
-            break
-        found |= children
-    return sorted(found)
-
-
 def rss_kib(pids: list[int]) -> dict[int, int]:
     """Each process's resident memory."""
     found = {}
@@ -152,7 +132,7 @@ class Memory:
     last: dict[int, int] = field(default_factory=dict)
 
     def sample(self, stack: Stack) -> int:
-        pids = app_pids(stack)
+        pids = stack.app_pids()
         if pids != self.pids and pids not in self.pids_changed:
             self.pids_changed.append(pids)
         self.last = rss_kib(pids)
@@ -780,7 +760,7 @@ def run(args: argparse.Namespace) -> int:
         soak = prepare(stack, rng)
         soak.max_uploads = args.max_uploads
         soak.access_log_offset = access_log(stack).stat().st_size
-        memory = Memory(app_pids(stack))
+        memory = Memory(stack.app_pids())
         memory.start = memory.sample(stack)
         log(
             f"{USERS} users with {FILES_PER_USER} files each; app processes {memory.pids},"

@@ -6,31 +6,19 @@ back. Always on PostgreSQL, whichever database the rest of the suite uses."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
-import urllib.parse
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from .conftest import CREATE_USERS, MAX_UPLOAD, USERS
+from .conftest import ADMIN_URL, USERS, admin, postgres_stack
 from .harness import Stack, cookie_header, upload
 
 pytestmark = pytest.mark.stack
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get(
-    "POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
 RECOVERY_TIMEOUT = 60.0
 RECOVERED_IN_A_ROW = 10
-
-
-def admin(statement: str, database: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
-        connection.execute(sql.SQL(statement).format(name=sql.Identifier(database)))
 
 
 def take_down(database: str) -> None:
@@ -43,26 +31,16 @@ def take_down(database: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def postgres_stack(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
-    database = f"gateway_down_{secrets.token_hex(6)}"
-    admin("CREATE DATABASE {name}", database)
-    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(ADMIN_URL)._replace(path=f"/{database}"))
-    stack = Stack(
-        tmp_path_factory.mktemp("database-down"),
-        {"GATEWAY_MAX_UPLOAD_SIZE": str(MAX_UPLOAD), "GATEWAY_DATABASE_URL": url},
-    )
-    try:
-        stack.start()
-        stack.shell(CREATE_USERS)
-        yield stack, database
-    finally:
-        stack.stop()
-        admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
-        admin("DROP DATABASE IF EXISTS {name} WITH (FORCE)", database)
+def down_stack(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
+    with postgres_stack(tmp_path_factory, "database-down") as (stack, database, _):
+        try:
+            yield stack, database
+        finally:
+            admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
 
 
-def test_media_answers_503_while_the_database_is_down_and_recovers(postgres_stack) -> None:
-    stack, database = postgres_stack
+def test_media_answers_503_while_the_database_is_down_and_recovers(down_stack) -> None:
+    stack, database = down_stack
     alice = stack.login("alice", USERS["alice"])
     try:
         created = upload(alice, "ledger.txt", b"balanced\n", "text/plain").json()

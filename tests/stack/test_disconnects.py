@@ -9,23 +9,20 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from .conftest import CREATE_USERS, MAX_UPLOAD, USERS
+from . import harness
+from .conftest import ADMIN_URL, MAX_UPLOAD, USERS, postgres_stack
 from .harness import Stack, cookie_header, upload
 
 pytestmark = pytest.mark.stack
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get(
-    "POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
 WAIT_TIMEOUT = 30.0
 NORMAL_REQUESTS = 20
 BIG_SIZE = 20 * 1024 * 1024
@@ -42,14 +39,8 @@ BUFFERED_TO_FILE = "a client request body is buffered to a temporary file"
 # helpers
 
 
-def wait_for(condition, what: str, timeout: float = WAIT_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_TIMEOUT) -> Any:
+    return harness.wait_for(condition, what, timeout)
 
 
 def access_log(stack: Stack) -> Path:
@@ -395,29 +386,10 @@ def test_fallback_download_abandoned_at_uvicorn(fallback_stack, fallback_owner) 
 # (c) while the view waits on the database
 
 
-def admin(statement: str, database: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
-        connection.execute(sql.SQL(statement).format(name=sql.Identifier(database)))
-
-
 @pytest.fixture(scope="module")
-def postgres_stack(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
-    """A stack on a PostgreSQL database of its own, whichever database the
-    rest of the suite uses (as tests/stack/test_database_down.py)."""
-    database = f"gateway_disconnect_{secrets.token_hex(6)}"
-    admin("CREATE DATABASE {name}", database)
-    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(ADMIN_URL)._replace(path=f"/{database}"))
-    stack = Stack(
-        tmp_path_factory.mktemp("disconnect-postgres"),
-        {"GATEWAY_MAX_UPLOAD_SIZE": str(MAX_UPLOAD), "GATEWAY_DATABASE_URL": url},
-    )
-    try:
-        stack.start()
-        stack.shell(CREATE_USERS)
+def locked_stack(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
+    with postgres_stack(tmp_path_factory, "disconnect-postgres") as (stack, _, url):
         yield stack, url
-    finally:
-        stack.stop()
-        admin("DROP DATABASE IF EXISTS {name} WITH (FORCE)", database)
 
 
 def backends(url: str, database: str, where: str) -> int:
@@ -430,8 +402,8 @@ def backends(url: str, database: str, where: str) -> int:
     return int(row[0])
 
 
-def test_disconnect_while_the_view_waits_on_a_locked_table(postgres_stack) -> None:
-    stack, url = postgres_stack
+def test_disconnect_while_the_view_waits_on_a_locked_table(locked_stack) -> None:
+    stack, url = locked_stack
     database = urllib.parse.urlsplit(url).path.lstrip("/")
     alice = stack.login("alice", USERS["alice"])
     try:

@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,16 +25,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from .conftest import CREATE_USERS, MAX_UPLOAD, USERS
+from . import harness
+from .conftest import ADMIN_URL, MAX_UPLOAD, USERS, postgres_stack
 from .harness import RawResponse, Stack, cookie_header, upload
 
 pytestmark = pytest.mark.stack
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get(
-    "POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
 WAIT_TIMEOUT = 60.0
 WORKERS = 2
 # The entry point's threads per worker (PROTECTED_MEDIA_FAST_PATH_THREADS):
@@ -50,40 +46,17 @@ REQUESTS_PER_PHASE = 100
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def admin(statement: str, database: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
-        connection.execute(sql.SQL(statement).format(name=sql.Identifier(database)))
+    return harness.wait_for(condition, what, timeout)
 
 
 @pytest.fixture(scope="module")
 def pg_stack(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
-    database = f"gateway_restart_{secrets.token_hex(6)}"
-    admin("CREATE DATABASE {name}", database)
-    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(ADMIN_URL)._replace(path=f"/{database}"))
-    stack = Stack(
-        tmp_path_factory.mktemp("restart"),
-        {
-            "GATEWAY_MAX_UPLOAD_SIZE": str(MAX_UPLOAD),
-            "GATEWAY_DATABASE_URL": url,
-            "GATEWAY_WORKERS": str(WORKERS),
-        },
-    )
-    try:
-        stack.start()
-        stack.shell(CREATE_USERS)
+    with postgres_stack(tmp_path_factory, "restart", GATEWAY_WORKERS=str(WORKERS)) as (
+        stack,
+        _,
+        url,
+    ):
         yield stack, url
-    finally:
-        stack.stop()
-        admin("DROP DATABASE IF EXISTS {name} WITH (FORCE)", database)
 
 
 @pytest.fixture
