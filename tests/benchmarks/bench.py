@@ -52,7 +52,7 @@ from typing import Any
 
 import httpx
 
-from tests.stack.harness import Stack, upload
+from tests.stack.harness import Stack, rss_kib, upload
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = BASE_DIR / "var" / "bench"
@@ -89,6 +89,10 @@ LOG_SETTLE = 0.3
 
 def log(message: str) -> None:
     print(f"[bench] {message}", flush=True)
+
+
+def _total_rss_kib(pids: list[int]) -> int:
+    return sum(rss_kib(pids).values())
 
 
 class BenchError(Exception):
@@ -194,19 +198,6 @@ def run_wrk(wrk: str, url: str, cookie: str, concurrency: int, seconds: float) -
 # the app's memory
 
 
-def _rss_kib(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        if match:
-            total += int(match[1])
-    return total
-
-
 class RssSampler:
     """The summed resident memory of some processes: before, and at its peak during."""
 
@@ -222,17 +213,17 @@ class RssSampler:
         for _ in range(self.max_samples):
             if self._stop.wait(RSS_INTERVAL):
                 return
-            self.peak = max(self.peak, _rss_kib(self.pids))
+            self.peak = max(self.peak, _total_rss_kib(self.pids))
 
     def __enter__(self) -> RssSampler:
-        self.baseline = self.peak = _rss_kib(self.pids)
+        self.baseline = self.peak = _total_rss_kib(self.pids)
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.peak = max(self.peak, _rss_kib(self.pids))
+        self.peak = max(self.peak, _total_rss_kib(self.pids))
 
 
 # the stacks

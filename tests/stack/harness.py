@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import secrets
 import signal
 import socket
@@ -58,6 +59,20 @@ def postgres_admin(statement: str, database: str) -> None:
 
     with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as connection:
         connection.execute(sql.SQL(statement).format(sql.Identifier(database)))
+
+
+def rss_kib(pids: list[int]) -> dict[int, int]:
+    """Each live process's resident memory, in KiB."""
+    found = {}
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        if match:
+            found[pid] = int(match[1])
+    return found
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float) -> Any:

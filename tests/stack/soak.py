@@ -57,7 +57,7 @@ import psycopg
 from PIL import Image
 from psycopg import sql
 
-from tests.stack.harness import Stack, upload
+from tests.stack.harness import Stack, rss_kib, upload
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = BASE_DIR / "var" / "soak"
@@ -102,20 +102,6 @@ class SoakTimeout(Exception):
 
 
 # the app's memory
-
-
-def rss_kib(pids: list[int]) -> dict[int, int]:
-    """Each process's resident memory."""
-    found = {}
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        if match:
-            found[pid] = int(match[1])
-    return found
 
 
 @dataclass
