@@ -57,3 +57,26 @@ def test_the_security_table_names_tests_that_exist() -> None:
             if name and (current is None or f"def {name}(" not in current.read_text()):
                 missing.append(f"{current}::{name}")
     assert missing == []
+
+
+def test_the_nginx_lines_in_the_guide_are_what_render_nginx_writes(settings) -> None:
+    """The README's nginx snippet, line by line and in order, is in the config
+    the settings of its guide render."""
+    from protected_media.nginx_config import render_from_settings
+
+    readme = (ROOT / "README.md").read_text()
+    guide = readme.split("## Adding `protected_media` to an existing project", 1)[1]
+    (snippet,) = re.findall(r"```nginx\n(.*?)```", guide.split("\n## ", 1)[0], re.S)
+    settings.SENDFILE_ROOT = "/srv/site/private"
+    settings.SENDFILE_URL = "/_protected/"
+    settings.PROTECTED_MEDIA_URL = "/media/"
+    rendered = [
+        line.strip()
+        for line in render_from_settings(
+            listen="127.0.0.1:8000", upstream="unix:/run/site/uvicorn.sock", server_name="_"
+        ).splitlines()
+    ]
+    position = 0
+    for line in (line.strip() for line in snippet.splitlines() if line.strip()):
+        assert line in rendered[position:], f"{line!r} is not rendered (after line {position})"
+        position = rendered.index(line, position) + 1
