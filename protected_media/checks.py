@@ -18,7 +18,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
 from .conf import NGINX_BACKEND, STREAMING_BACKEND, SUPPORTED_BACKENDS, conf
-from .nginx import RATE_RE
+from .nginx_limits import RATE_RE
 
 # A URL prefix that is safe to paste into an nginx location: slashes at both
 # ends, nothing nginx would read as syntax.
