@@ -148,8 +148,9 @@ def test_an_uploaded_image_is_shown_through_the_gateway(page, stack) -> None:
     page.get_by_role("button", name="Upload").click()
     expect(page.get_by_role("status")).to_have_text("Uploaded holiday.png.")
 
+    # The grid shows the thumbnail (longest edge 256), a private file of its own.
     image = page.get_by_role("img", name="holiday.png")
-    assert wait_until_shown(page, image) == (320, 200)
+    assert wait_until_shown(page, image) == (256, 160)
     src = image.get_attribute("src")
     assert src is not None
     record, on_disk = stored(stack, src)
@@ -157,10 +158,15 @@ def test_an_uploaded_image_is_shown_through_the_gateway(page, stack) -> None:
     assert record == {
         "name": f"files/{key}.png",
         "content_type": "image/png",
-        "original_name": "holiday.png",
+        "original_name": "holiday-256.png",
     }
-    # Stored re-encoded, with the very pixels that were uploaded.
-    assert pixels(on_disk) == pixels(data)
+    # The file itself, behind the card's link: stored re-encoded, with the very
+    # pixels that were uploaded.
+    href = image.locator("xpath=ancestor::a[1]").get_attribute("href")
+    assert href is not None and href != src
+    original_record, original = stored(stack, href)
+    assert original_record["original_name"] == "holiday.png"
+    assert pixels(original) == pixels(data)
     [response] = [response for response in media if response.url == f"{stack.url}{src}"]
     assert response.request.resource_type == "image"
     assert_media_response(response, "image/png", on_disk)

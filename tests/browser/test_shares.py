@@ -31,9 +31,10 @@ def test_a_shared_file_opens_without_a_session_until_revoked(
     sign_in(alice, stack, "alice")
     name = "shared view.png"
     upload(alice, name, "image/png", picture(hue=40))
-    src = alice.get_by_role("img", name=name).get_attribute("src")
-    assert src is not None
-    record, on_disk = stored(stack, src)
+    # The file itself: the card's link (its image is the thumbnail).
+    href = alice.get_by_role("img", name=name).locator("xpath=ancestor::a[1]").get_attribute("href")
+    assert href is not None
+    record, on_disk = stored(stack, href)
 
     # As a person does it: choose the lifetime and who may open it, then Share.
     alice.get_by_label(f"Link expires after (link to {name})", exact=True).select_option(

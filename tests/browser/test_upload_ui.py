@@ -127,9 +127,10 @@ def test_dropped_files_upload_with_progress_and_appear_in_the_grid(
         expect(row.get_by_role("button")).to_have_count(0)
     expect(messages(page)).to_have_text(["Uploaded sunset.png.", "Uploaded minutes.pdf."])
 
-    # The grid is refreshed in place: a thumbnail for the image, through the gateway.
+    # The grid is refreshed in place: a thumbnail for the image (its longest
+    # edge brought down to PROTECTED_MEDIA_THUMBNAIL_SIZES' 256), through the gateway.
     thumbnail = page.get_by_role("img", name="sunset.png")
-    assert wait_until_shown(page, thumbnail) == (300, 180)
+    assert wait_until_shown(page, thumbnail) == (256, 154)
     assert thumbnail.get_attribute("loading") == "lazy"
     assert thumbnail.get_attribute("width") and thumbnail.get_attribute("height")
     src = thumbnail.get_attribute("src")
