@@ -16,7 +16,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 LTS_DATABASE_URL ?=
 NEXT_DATABASE_URL ?= $(POSTGRES_URL)
 
-.PHONY: run test test-lts test-next venv nginx test-system postgres lock lint clean bench bench-smoke soak
+.PHONY: run test test-lts test-next venv nginx test-system postgres lock lint clean bench bench-smoke timing-probe crafted-uploads soak
 
 run: venv nginx
 	$(VENV_PYTHON) -m gateway.stack
@@ -80,6 +80,18 @@ bench: venv nginx
 # The same code paths in a few seconds per case, as CI runs them.
 bench-smoke: venv nginx
 	$(VENV_PYTHON) -m tests.benchmarks.bench --smoke $(BENCH_ARGS)
+
+# Whether a refusal's time tells that a file exists: another user's file and
+# random keys, interleaved, through both entry points; medians and
+# P(forbidden slower than missing) printed (target 0.40-0.60, medians within 5 %).
+timing-probe: venv nginx
+	$(VENV_PYTHON) -m tests.benchmarks.existence_timing $(PROBE_ARGS)
+
+# What a crafted upload (one per format and trick) costs the worker that
+# inspects it: answer, wall time, CPU seconds and RSS growth per upload, and
+# another user's p99 during a flood of 8 (README, "What an upload can cost").
+crafted-uploads: venv nginx
+	$(VENV_PYTHON) -m tests.benchmarks.crafted_uploads $(CRAFTED_ARGS)
 
 # 256 clients mixing static files, media (their own and refused), and uploads
 # against two uvicorn workers on PostgreSQL for five minutes: no 5xx, every

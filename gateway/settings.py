@@ -58,6 +58,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A Content-Security-Policy on every page and Cache-Control: private,
+    # no-store on every answer that set none (SECURITY.md, the pages' rule).
+    "gateway.middleware.SiteHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -181,6 +184,9 @@ PROTECTED_MEDIA_FAST_PATH = _env_bool("GATEWAY_FAST_MEDIA", True)
 PROTECTED_MEDIA_MAX_UPLOAD_SIZE = int(
     os.environ.get("GATEWAY_MAX_UPLOAD_SIZE", str(10 * 1024 * 1024))
 )
+# What inspecting one image may cost (README, "What an upload can cost").
+if os.environ.get("GATEWAY_MAX_PROCESSED_PIXELS"):
+    PROTECTED_MEDIA_MAX_PROCESSED_PIXELS = int(os.environ["GATEWAY_MAX_PROCESSED_PIXELS"])
 
 
 def _limit(value: str) -> str | None:

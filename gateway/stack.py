@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,32 @@ STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 # Where the workers' metrics meet (protected_media.metrics).
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# How often the supervisor looks at its children.
+POLL_INTERVAL = 0.5
+# A child that keeps dying is restarted after 0.5 s, then 1, 2, 4... up to
+# 30 s, so a broken config does not spin a core; one that stayed up a minute
+# before it died starts the series again.
+RESTART_DELAY = 0.5
+RESTART_DELAY_MAX = 30.0
+STABLE_AFTER = 60.0
+
+
+class Backoff:
+    """The delay before each restart of one child (pure: times are given)."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.started_at = 0.0
+
+    def started(self, now: float) -> None:
+        self.started_at = now
+
+    def delay(self, now: float) -> float:
+        """The wait before restarting a child found dead at ``now``."""
+        if now - self.started_at >= STABLE_AFTER:
+            self.failures = 0
+        self.failures += 1
+        return min(RESTART_DELAY * 2 ** (self.failures - 1), RESTART_DELAY_MAX)
 
 
 def log(message: str) -> None:
@@ -57,6 +84,13 @@ class Stack:
         self.socket = data_dir / "run" / "uvicorn.sock"
         self.nginx_binary = find_nginx()
         self.env = {
+            # glibc hands a freed image buffer back to the system only when it
+            # was mapped on its own; past its first large free it stops mapping
+            # them and keeps hundreds of MiB a worker no longer uses. Fixed
+            # thresholds keep it mapping, and trimming the heap's free top
+            # (README, "What an upload can cost").
+            "MALLOC_MMAP_THRESHOLD_": "131072",
+            "MALLOC_TRIM_THRESHOLD_": "131072",
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "gateway.settings",
             "GATEWAY_DATA_DIR": str(data_dir),
@@ -65,7 +99,13 @@ class Stack:
             METRICS_ENV: str(data_dir / "run" / "metrics"),
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.backoff: dict[str, Backoff] = {}
         self.stopping = False
+        # A stop request writes here, so the supervisor's waits end at once.
+        # A pipe rather than a threading.Event: setting an Event from a signal
+        # handler can deadlock on the lock the interrupted wait holds.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
 
     @property
     def url(self) -> str:
@@ -91,6 +131,12 @@ class Stack:
     def prepare(self) -> None:
         for folder in ("private", "static", "run", "nginx/tmp"):
             (self.data_dir / folder).mkdir(parents=True, exist_ok=True)
+        private = self.data_dir / "private"
+        if not any(private.iterdir()):
+            # mkdir's mode is masked by the umask; the private root must be
+            # open to nginx's group (FILE_UPLOAD_DIRECTORY_PERMISSIONS) whatever
+            # umask the run command was started under.
+            private.chmod(0o750)
         # The commands below share the workers' environment, metrics included.
         self._empty_metrics_folder()
         self.manage("migrate", "--noinput", "-v", "0")
@@ -155,6 +201,7 @@ class Stack:
         self.processes[name] = subprocess.Popen(
             command, env=self.env, cwd=BASE_DIR, start_new_session=True
         )
+        self.backoff.setdefault(name, Backoff()).started(time.monotonic())
 
     def _empty_metrics_folder(self) -> None:
         # prometheus-client's multiprocess mode: every worker writes its counts
@@ -165,7 +212,7 @@ class Stack:
 
     def wait_until_healthy(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.stopping:
             for name, process in self.processes.items():
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode} while starting")
@@ -175,17 +222,43 @@ class Stack:
                         return
             except (urllib.error.URLError, OSError):
                 pass
-            time.sleep(0.2)
+            self._wait(0.2)
+        if self.stopping:
+            return
         raise RuntimeError(f"the stack did not answer {self.url}healthz in {STARTUP_TIMEOUT:.0f}s")
 
     def supervise(self) -> None:
+        """Restart dead children until a stop is requested, then stop them all.
+
+        Signal handlers only request the stop: the stopping is done here, after
+        the loop, so a child started just before the request is stopped with
+        the others, and none is started after it."""
         while not self.stopping:
             for name, process in list(self.processes.items()):
-                if process.poll() is not None and not self.stopping:
-                    log(f"{name} exited with {process.returncode}; restarting it")
-                    time.sleep(0.5)
-                    self.start(name)
-            time.sleep(0.5)
+                if process.poll() is None or self.stopping:
+                    continue
+                delay = self.backoff[name].delay(time.monotonic())
+                log(f"{name} exited with {process.returncode}; restarting it in {delay:g}s")
+                self._wait(delay)
+                if self.stopping:
+                    break
+                self.start(name)
+            self._wait(POLL_INTERVAL)
+        self.stop()
+
+    def request_stop(self, *_: object) -> None:
+        """For signal handlers: async-signal-safe, ends any wait at once."""
+        self.stopping = True
+        try:
+            os.write(self._wake_write, b"x")
+        except BlockingIOError:
+            pass  # the pipe is full: a wake-up is already waiting
+
+    def _wait(self, seconds: float) -> None:
+        # Ends early on a stop request; select is resumed after a signal
+        # handler runs (PEP 475), and then finds the byte it wrote.
+        if not self.stopping:
+            select.select([self._wake_read], [], [], seconds)
 
     def stop(self, *_: object) -> None:
         self.stopping = True
@@ -210,8 +283,8 @@ def main() -> None:
     stack = Stack(data_dir, port, workers)
     log(f"preparing {data_dir}")
     stack.prepare()
-    signal.signal(signal.SIGINT, lambda *_: stack.stop())
-    signal.signal(signal.SIGTERM, lambda *_: stack.stop())
+    signal.signal(signal.SIGINT, stack.request_stop)
+    signal.signal(signal.SIGTERM, stack.request_stop)
     stack.start("uvicorn")
     stack.start("nginx")
     try:
@@ -219,7 +292,8 @@ def main() -> None:
     except RuntimeError as error:
         stack.stop()
         sys.exit(f"[gateway] {error}; see {stack.nginx_dir / 'error.log'}")
-    log(f"running at {stack.url} ({workers} uvicorn worker(s) behind nginx); Ctrl-C stops")
+    if not stack.stopping:
+        log(f"running at {stack.url} ({workers} uvicorn worker(s) behind nginx); Ctrl-C stops")
     stack.supervise()
     log("stopped")
 

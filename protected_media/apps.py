@@ -8,6 +8,7 @@ class ProtectedMediaConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks
+        from . import audit_grants, checks
 
         checks.register()
+        audit_grants.connect()

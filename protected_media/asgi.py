@@ -88,9 +88,14 @@ NEUTRAL_MIDDLEWARE = (
 
 
 def skipped_middleware() -> list[str]:
-    """Middleware in ``settings.MIDDLEWARE`` that media requests skip."""
+    """Middleware in ``settings.MIDDLEWARE`` that media requests skip, but for
+    those whose class says it leaves them alone (``protected_media_neutral``)."""
     known = {*APPLIED_MIDDLEWARE, *NEUTRAL_MIDDLEWARE}
-    return [path for path in settings.MIDDLEWARE if path not in known]
+    return [
+        path
+        for path in settings.MIDDLEWARE
+        if path not in known and not getattr(import_string(path), "protected_media_neutral", False)
+    ]
 
 
 class ProtectedMediaASGI:

@@ -35,6 +35,7 @@ def register() -> None:
         check_rate_limits,
         check_metrics,
         check_thumbnails,
+        check_image_limits,
     ):
         register_check(check, Tags.security)
 
@@ -211,6 +212,39 @@ def check_thumbnails(**kwargs: Any) -> list[CheckMessage]:
             id="protected_media.E015",
         )
     ]
+
+
+# setting -> (id, what one unit is): the cost of inspecting one image.
+_IMAGE_LIMITS = {
+    "PROTECTED_MEDIA_MAX_IMAGE_FRAMES": ("E017", "frames of an animation, such as 200"),
+    "PROTECTED_MEDIA_MAX_PROCESSED_PIXELS": (
+        "E018",
+        "RGB-pixel equivalents decoded and encoded for one upload, such as 100000000",
+    ),
+    "PROTECTED_MEDIA_MAX_JPEG_SCANS": ("E019", "scans of a progressive JPEG, such as 50"),
+    "PROTECTED_MEDIA_MAX_IMAGE_METADATA": ("E020", "bytes of metadata, such as 2097152"),
+}
+
+
+def check_image_limits(**kwargs: Any) -> list[CheckMessage]:
+    values = {
+        "PROTECTED_MEDIA_MAX_IMAGE_FRAMES": conf.max_image_frames,
+        "PROTECTED_MEDIA_MAX_PROCESSED_PIXELS": conf.max_processed_pixels,
+        "PROTECTED_MEDIA_MAX_JPEG_SCANS": conf.max_jpeg_scans,
+        "PROTECTED_MEDIA_MAX_IMAGE_METADATA": conf.max_image_metadata,
+    }
+    errors: list[CheckMessage] = []
+    for setting, value in values.items():
+        if not _is_int(value, 1):
+            check_id, unit = _IMAGE_LIMITS[setting]
+            errors.append(
+                Error(
+                    f"{setting} {value!r} must be an int, 1 or more.",
+                    hint=f"The most {unit}; an upload over it is refused with 413.",
+                    id=f"protected_media.{check_id}",
+                )
+            )
+    return errors
 
 
 def _is_int(value: object, minimum: int) -> bool:

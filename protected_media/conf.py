@@ -39,6 +39,12 @@ DEFAULT_UPLOAD_CONNECTIONS = 4
 # The longest edge, in pixels, of each thumbnail made for an uploaded image.
 DEFAULT_THUMBNAIL_SIZES = (256,)
 
+# The cost of inspecting one image; see "What an upload can cost" in the README.
+DEFAULT_MAX_FRAMES = 200
+DEFAULT_MAX_PROCESSED_PIXELS = 100_000_000
+DEFAULT_MAX_JPEG_SCANS = 50
+DEFAULT_MAX_IMAGE_METADATA = 2 * 1024 * 1024
+
 
 class Settings:
     @property
@@ -77,6 +83,36 @@ class Settings:
     @property
     def max_image_pixels(self) -> int:
         return int(getattr(django_settings, "PROTECTED_MEDIA_MAX_IMAGE_PIXELS", 40_000_000))
+
+    # What inspecting one image may cost (security rule 7). Returned as set:
+    # checks.py refuses anything but ints of 1 or more.
+
+    @property
+    def max_image_frames(self) -> int:
+        """Frames of an animated image, counted before any is decoded."""
+        return getattr(django_settings, "PROTECTED_MEDIA_MAX_IMAGE_FRAMES", DEFAULT_MAX_FRAMES)
+
+    @property
+    def max_processed_pixels(self) -> int:
+        """Pixels decoded and encoded for one upload: every frame, the
+        re-encode and the thumbnails, each frame on its full canvas; counted
+        as RGB pixels, weighed by mode and format (``image_cost``)."""
+        return getattr(
+            django_settings, "PROTECTED_MEDIA_MAX_PROCESSED_PIXELS", DEFAULT_MAX_PROCESSED_PIXELS
+        )
+
+    @property
+    def max_jpeg_scans(self) -> int:
+        """Scans of a progressive JPEG: the decoder passes over the image once per scan."""
+        return getattr(django_settings, "PROTECTED_MEDIA_MAX_JPEG_SCANS", DEFAULT_MAX_JPEG_SCANS)
+
+    @property
+    def max_image_metadata(self) -> int:
+        """Bytes of an image's metadata once inflated (text, ICC, EXIF, XMP,
+        comments), plus the framing of its chunks, blocks or segments."""
+        return getattr(
+            django_settings, "PROTECTED_MEDIA_MAX_IMAGE_METADATA", DEFAULT_MAX_IMAGE_METADATA
+        )
 
     @property
     def allowed_types(self) -> tuple[str, ...]:

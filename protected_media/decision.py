@@ -25,7 +25,7 @@ from .conf import conf
 from .fields import ProtectedFieldMixin
 from .headers import media_headers
 from .keys import is_key
-from .models import StoredFile
+from .models import ProtectedFile, StoredFile
 from .names import is_safe_stored_name
 from .policy import default_grant, default_policy, get_policy
 
@@ -97,9 +97,13 @@ async def adecide(*, key: str, user: Any, prefetched: Found | None = None) -> Gr
     else:
         found = await sync_to_async(find)(key)
     record, obj = found.record, found.holder
-    if record is None:
-        return Refusal(Reason.NO_RECORD)
-    if obj is None:
+    if record is None or obj is None:
+        # Nothing to serve, but the work of a refusal all the same: a key that
+        # names nothing must cost what another user's file costs, or the time
+        # of the one 404 would tell which keys exist (rule 2).
+        await ajudge_stand_in(user)
+        if record is None:
+            return Refusal(Reason.NO_RECORD)
         return Refusal(Reason.NO_HOLDER, record=record)
     try:
         # A thumbnail is judged as its original, with its original's record.
@@ -131,17 +135,51 @@ def grant(record: StoredFile, obj: Model, *, reason: str) -> Grant:
 async def apply_policy(user: Any, obj: Model, record: StoredFile) -> str | None:
     """Why the policy lets ``user`` read the file, or None. Logs and re-raises
     what the policy raises: the caller must deny (fail closed)."""
-    policy = get_policy()
     try:
-        if policy is default_policy:
-            return await default_grant(user, obj, record)
-        # Only True grants: a policy returning a truthy non-bool is a bug.
-        return CUSTOM_POLICY if await policy(user, obj, record) is True else None
+        return await _run_policy(user, obj, record)
     except DatabaseError:
         raise
     except Exception:
         logger.exception("protected_media policy raised; access denied")
         raise
+
+
+async def _run_policy(user: Any, obj: Model, record: StoredFile) -> str | None:
+    policy = get_policy()
+    if policy is default_policy:
+        return await default_grant(user, obj, record)
+    # Only True grants: a policy returning a truthy non-bool is a bug.
+    return CUSTOM_POLICY if await policy(user, obj, record) is True else None
+
+
+async def ajudge_stand_in(user: Any) -> None:
+    """Ask the policy about a stand-in file that belongs to nobody and is in
+    no group, and drop the answer: the queries and policy calls of a refusal,
+    for a key that names no file."""
+    try:
+        await _run_policy(user, stand_in_holder(), stand_in_record())
+    except DatabaseError:
+        # An outage answers 503 whatever the key.
+        raise
+    except Exception:  # noqa: S110 - a stand-in's error means nothing; never logged
+        pass
+
+
+# The stand-in is a file of the ready-made model (the model most sites hold
+# their files in), so that it costs the same statements as one of those.
+STAND_IN_SOURCE = "protected_media.protectedfile.file"
+# A name no row can hold: stored names are relative (names.is_safe_stored_name).
+STAND_IN_NAME = "/"
+
+
+def stand_in_record() -> StoredFile:
+    return StoredFile(key="", name=STAND_IN_NAME, source=STAND_IN_SOURCE, original_name="", size=0)
+
+
+def stand_in_holder() -> Model:
+    # Unsaved, with no owner; its random primary key is in no group and no
+    # permission table.
+    return ProtectedFile()
 
 
 _RECORD = CompiledLookup(StoredFile, ["pk"], limit=1)
@@ -153,12 +191,14 @@ def find(key: str) -> Found:
     if not is_key(key):
         return Found(key, None, None)
     records = _RECORD.fetch(key)
-    if not records:
+    if not records or not is_safe_stored_name(records[0].name):
+        if records:
+            logger.error("protected_media record %s has an unsafe name; refused", records[0].pk)
+        # The holder's lookup all the same, for a name no row holds: a missing
+        # key runs the statements another user's file runs (rule 2).
+        _holder(stand_in_record())
         return Found(key, None, None)
     record = records[0]
-    if not is_safe_stored_name(record.name):
-        logger.error("protected_media record %s has an unsafe name; refused", record.pk)
-        return Found(key, None, None)
     if record.original_id is None:
         return Found(key, record, _holder(record))
     # A thumbnail is served under its own name but judged by the row holding

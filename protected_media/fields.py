@@ -10,8 +10,10 @@ policy judges.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import posixpath
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -25,7 +27,13 @@ from django.db.models.signals import post_delete, post_init, post_save
 
 from . import metrics
 from .conf import conf
-from .inspection import IMAGE_FORMATS, Inspected, UploadRefused, inspect_upload
+from .inspection import (
+    IMAGE_FORMATS,
+    Inspected,
+    UploadRefused,
+    inspect_upload,
+    raise_if_client_gone,
+)
 from .keys import new_key
 from .names import sanitize_original_name, stored_name
 from .storage import protected_storage
@@ -38,6 +46,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("protected_media")
 _INITIAL_NAMES = "_protected_media_initial_names"
 _INSPECTION = "_protected_media_inspection"
+# Files written during the holder's save, until its transaction ends.
+_PENDING = "_protected_media_pending_files"
 
 
 class ProtectedFieldFileMixin:
@@ -55,40 +65,55 @@ class ProtectedFieldFileMixin:
         folder = posixpath.dirname(self.field.generate_filename(self.instance, key))
         target = stored_name(folder=folder, key=key, extension=inspected.extension)
         data = ContentFile(inspected.replacement) if inspected.replacement is not None else content
+        using = self._db
+        # The file, its records and (with save=True) the holding row are one
+        # unit: one transaction, and the files written go again if any part
+        # fails. Called with save=False from the holder's own save, the
+        # holder's insert comes after this returns: _atomic_save_base holds
+        # that insert and this in one transaction, and cleans up after both.
+        before = (self.name, self._committed, self.instance.__dict__.get(self.field.attname))
+        written: list[str] = []
         try:
-            self.name = self.storage.save(target, data, max_length=self.field.max_length)
-        except OSError as error:
-            # The storage wrote under a temporary name and removed it: nothing
-            # is left on disk, and no record was made.
-            raise storage_failure(error) from error
-        try:
-            record = StoredFile.objects.using(self._db).create(
-                key=key,
-                name=self.name,
-                source=self.field.source_label,
-                original_name=sanitize_original_name(name or ""),
-                size=inspected.size,
-                content_type=inspected.content_type,
-            )
+            with transaction.atomic(using=using):
+                try:
+                    self.name = self.storage.save(target, data, max_length=self.field.max_length)
+                except OSError as error:
+                    # The storage wrote under a temporary name and removed it:
+                    # nothing is left on disk, and no record was made.
+                    raise storage_failure(error) from error
+                written.append(self.name)
+                record = StoredFile.objects.using(using).create(
+                    key=key,
+                    name=self.name,
+                    source=self.field.source_label,
+                    original_name=sanitize_original_name(name or ""),
+                    size=inspected.size,
+                    content_type=inspected.content_type,
+                )
+                thumbnails: list[StoredFile] = []
+                if inspected.replacement is not None and conf.thumbnail_sizes:
+                    thumbnails = store_thumbnails(
+                        record,
+                        inspected.replacement,
+                        storage=self.storage,
+                        using=using,
+                        sizes=conf.thumbnail_sizes,
+                    )
+                written.extend(thumbnail.name for thumbnail in thumbnails)
+                setattr(self.instance, self.field.attname, self.name)
+                self._committed = True
+                self.__dict__["record"] = record
+                self.__dict__["thumbnails"] = thumbnails
+                if save:
+                    self.instance.save()
         except BaseException:
-            self.storage.delete(self.name)
+            _delete_files(written)
+            _restore(self, before)
             raise
-        thumbnails: list[StoredFile] = []
-        if inspected.replacement is not None and conf.thumbnail_sizes:
-            thumbnails = store_thumbnails(
-                record,
-                inspected.replacement,
-                storage=self.storage,
-                using=self._db,
-                sizes=conf.thumbnail_sizes,
-            )
-        setattr(self.instance, self.field.attname, self.name)
-        self._committed = True
-        self.__dict__["record"] = record
-        self.__dict__["thumbnails"] = thumbnails
+        pending = self.instance.__dict__.get(_PENDING)
+        if pending is not None:
+            pending.append((self, before, written))
         metrics.record_upload()
-        if save:
-            self.instance.save()
 
     save.alters_data = True  # type: ignore[attr-defined]
 
@@ -204,6 +229,8 @@ class ProtectedFieldMixin:
         super().contribute_to_class(cls, name, **kwargs)  # type: ignore[misc]
         if cls._meta.abstract:
             return
+        if not getattr(cls.save_base, _PENDING, False):
+            cls.save_base = _atomic_save_base(cls.save_base)  # type: ignore[method-assign]
         post_init.connect(self._remember_name, sender=cls, weak=False)
         post_save.connect(self._forget_replaced_file, sender=cls, weak=False)
         post_delete.connect(self._delete_after_row, sender=cls, weak=False)
@@ -264,14 +291,21 @@ class ProtectedFieldMixin:
 def inspect_for_field(upload: Any, field: ProtectedFieldMixin) -> Inspected:
     """Inspect once: a form's clean() and the later save share the result."""
     cached = getattr(upload, _INSPECTION, None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
     try:
+        # Also on the way to save(): nothing is written for a client that left.
+        raise_if_client_gone()
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
         inspected = inspect_upload(
             upload,
             allowed_types=field.allowed_types or conf.allowed_types,
             max_size=conf.max_upload_size,
             max_image_pixels=conf.max_image_pixels,
+            max_frames=conf.max_image_frames,
+            max_processed_pixels=conf.max_processed_pixels,
+            max_jpeg_scans=conf.max_jpeg_scans,
+            max_metadata=conf.max_image_metadata,
+            thumbnail_sizes=conf.thumbnail_sizes,
         )
     except UploadRefused as refusal:
         # Counted here, once: a form's clean() that refuses keeps save() away.
@@ -326,6 +360,54 @@ def forget_file(name: str, *, using: str) -> None:
 def _delete_files(names: list[str]) -> None:
     for name in names:
         protected_storage.delete(name)
+
+
+def _restore(field_file: Any, before: tuple[str | None, bool, Any]) -> None:
+    # As before the failed save: the upload still to be stored, so a retry
+    # stores it again rather than naming a file that is gone.
+    field_file.name, field_file._committed, value = before
+    field_file.__dict__.pop("record", None)
+    field_file.__dict__.pop("thumbnails", None)
+    field_file.instance.__dict__[field_file.field.attname] = value
+
+
+def _has_new_upload(instance: models.Model) -> bool:
+    for field in instance._meta.concrete_fields:
+        # A deferred field (absent from __dict__) holds no new upload, and
+        # reading it would load it.
+        if isinstance(field, ProtectedFieldMixin) and field.attname in instance.__dict__:
+            value = getattr(instance, field.attname)
+            if value and not value._committed:
+                return True
+    return False
+
+
+def _atomic_save_base(save_base: Callable[..., Any]) -> Callable[..., Any]:
+    """The holder's save_base, in one transaction with the files its fields
+    store (FileField.pre_save stores them just before the row's INSERT or
+    UPDATE). Without it, in autocommit, a record would commit before an insert
+    that fails, and stay with its file."""
+
+    @functools.wraps(save_base)
+    def atomic_save_base(instance: models.Model, *args: Any, **kwargs: Any) -> Any:
+        if _PENDING in instance.__dict__ or not _has_new_upload(instance):
+            return save_base(instance, *args, **kwargs)
+        using = kwargs.get("using") or router.db_for_write(type(instance), instance=instance)
+        pending: list[tuple[Any, tuple[str | None, bool, Any], list[str]]] = []
+        instance.__dict__[_PENDING] = pending
+        try:
+            with transaction.atomic(using=using):
+                return save_base(instance, *args, **kwargs)
+        except BaseException:
+            for field_file, before, written in pending:
+                _delete_files(written)
+                _restore(field_file, before)
+            raise
+        finally:
+            del instance.__dict__[_PENDING]
+
+    setattr(atomic_save_base, _PENDING, True)
+    return atomic_save_base
 
 
 # The stubs give Field and FileField different contribute_to_class signatures.

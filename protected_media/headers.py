@@ -6,12 +6,16 @@ from urllib.parse import quote
 
 from django.utils.http import content_disposition_header
 
+from .names import served_name
+
 CONTENT_TYPE = "Content-Type"
 CONTENT_DISPOSITION = "Content-Disposition"
 CACHE_CONTROL = "Cache-Control"
 REFERRER_POLICY = "Referrer-Policy"
-# The start of an RFC 2047 encoded word ("=?utf-8?q?...?=").
-ENCODED_WORD_START = "=?"
+# Text that a browser decodes inside a quoted filename: the start of an RFC
+# 2047 encoded word ("=?utf-8?q?...?="), and percent-escapes, which Chromium
+# decodes there ("doc.html%00.pdf" would reach the disk as "doc.html\0.pdf").
+DECODED_IN_QUOTED_NAMES = ("=?", "%")
 
 
 def media_headers(
@@ -25,18 +29,23 @@ def media_headers(
 
     nginx keeps these three from the upstream response on the redirect and
     would otherwise keep Django's default ``text/html`` (see the nginx notes).
+    The file is named with the extension of ``content_type``, whatever the
+    client called it (``served_name``), so a saved copy never opens as
+    something that runs.
     """
     inline = content_type in inline_types
+    filename = served_name(original_name, content_type=content_type)
     if content_type.startswith("text/"):
         # Text is accepted only as validated UTF-8.
         content_type = f"{content_type}; charset=utf-8"
-    disposition = content_disposition_header(as_attachment=not inline, filename=original_name)
-    if disposition and ENCODED_WORD_START in original_name and "filename*=" not in disposition:
+    disposition = content_disposition_header(as_attachment=not inline, filename=filename)
+    decoded = any(marker in filename for marker in DECODED_IN_QUOTED_NAMES)
+    if disposition and decoded and "filename*=" not in disposition:
         # Browsers (and Python's email parser) decode RFC 2047 encoded words
         # even inside a quoted filename, so "=?utf-8?q?a=2Ehtml?=" would be
-        # saved as "a.html". The percent-encoded form is never decoded that way.
+        # saved as "a.html". The percent-encoded form is decoded exactly once.
         kind = "inline" if inline else "attachment"
-        disposition = f"{kind}; filename*=utf-8''{quote(original_name, safe='')}"
+        disposition = f"{kind}; filename*=utf-8''{quote(filename, safe='')}"
     headers = {CONTENT_TYPE: content_type, CACHE_CONTROL: cache_control}
     if disposition:
         headers[CONTENT_DISPOSITION] = disposition

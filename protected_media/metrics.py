@@ -10,6 +10,7 @@ nginx config says (``PROTECTED_MEDIA_METRICS_URL``: loopback only).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 from django.contrib.auth.decorators import login_not_required
@@ -24,6 +25,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from .responses import not_found
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -45,7 +48,17 @@ UPLOAD_REFUSALS = Counter(
 )
 
 
+# Refusals that differ only by whether the key names a file (or one the user
+# may not read): one label value, or a reader of the counters could ask for a
+# key and see which one grew, and so learn that it exists (rule 2). The
+# audit log keeps the exact reason for operators.
+EXISTENCE_REASONS = frozenset({"no_record", "no_holder", "policy_denied", "policy_error"})
+NOT_FOUND_REASON = "not_found"
+
+
 def record_decision(decision: str, reason: str, seconds: float) -> None:
+    if reason in EXISTENCE_REASONS:
+        reason = NOT_FOUND_REASON
     DECISIONS.labels(decision=decision, reason=reason).inc()
     DECISION_SECONDS.observe(seconds)
 
@@ -58,12 +71,28 @@ def record_upload_refusal(reason: str) -> None:
     UPLOAD_REFUSALS.labels(reason=reason).inc()
 
 
-# No session: a scraper signs in to nothing; the nginx location keeps it to
-# loopback.
+def from_loopback(remote_addr: str | None) -> bool:
+    """Whether the server's own client address (REMOTE_ADDR: the socket's
+    peer, or what a proxy uvicorn trusts put there) is a loopback one. Never
+    the request's X-Forwarded-For, which any client writes."""
+    try:
+        address = ipaddress.ip_address(remote_addr or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+# No session: a scraper signs in to nothing. The nginx location keeps it to
+# loopback, and so does the view, for a site served without that location
+# (the streaming fallback, uvicorn on a port).
 @login_not_required
 @require_safe
 def view(request: HttpRequest) -> HttpResponse:
     """The metrics of every process of this server, in the text format."""
+    if not from_loopback(request.META.get("REMOTE_ADDR")):
+        return not_found()
     if os.environ.get(MULTIPROCESS_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

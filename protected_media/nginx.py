@@ -20,7 +20,7 @@ HASHED_STATIC_RE = r"\.[0-9a-f]{12}\.[^/.]+$"
 # six upstream headers on the redirect, so these must come from nginx itself.
 MEDIA_SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
-    ("Content-Security-Policy", "default-src 'none'; sandbox"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox"),
     ("Referrer-Policy", "no-referrer"),
     ("Cross-Origin-Resource-Policy", "same-origin"),
 )
@@ -35,6 +35,12 @@ ACCEL_HEADERS = (
 # Connections per nginx worker in the standalone config.
 WORKER_CONNECTIONS = 4096
 _UNSAFE = re.compile(r"[\s;{}\"'$\\#]")
+# The access log's format, "combined" with the media paths masked.
+LOG_FORMAT = "protected_media"
+# Share URLs, below the media URL (shares.URL_PREFIX; nginx.py stays free of
+# Django imports), and what the logs show for a masked path.
+SHARE_PREFIX = "s/"
+MASKED_PATH = "<redacted>"
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class SiteConfig:
     upload_limits: Limits = field(default_factory=Limits)
     # The Prometheus endpoint (PROTECTED_MEDIA_METRICS_URL), or None.
     metrics_url: str | None = None
+    # Where the site's access log and the share and file locations' error
+    # log go: Debian's folder, or a standalone stack's state folder.
+    log_dir: str = "/var/log/nginx"
 
 
 def render_site(site: SiteConfig) -> str:
@@ -67,6 +76,8 @@ def render_site(site: SiteConfig) -> str:
     )
     ignore_accel = " ".join(ACCEL_HEADERS)
     limits = render_limits(site.media_limits, site.upload_limits)
+    log_dir = site.log_dir.rstrip("/")
+    share_url = f"{site.media_url}{SHARE_PREFIX}"
     return f"""\
 # Rendered by `manage.py render_nginx` from the Django settings; do not edit.
 upstream protected_media_app {{
@@ -79,10 +90,12 @@ map $uri $protected_media_static_cache {{
     default "public, max-age=3600";
 }}
 
+{_render_log_format(site.media_url)}
 server {{
     listen {site.listen};
     server_name {site.server_name};
     server_tokens off;
+    access_log {log_dir}/access.log {LOG_FORMAT};
 
     # The upload limit (PROTECTED_MEDIA_MAX_UPLOAD_SIZE) plus room for the
     # multipart framing; Django checks the exact limit again.
@@ -111,6 +124,13 @@ server {{
     location ^~ {site.media_url} {{
 {limits.media}        client_max_body_size 1k;
         proxy_pass http://protected_media_app;
+
+        # A share link's token is in its path, and nginx's error lines copy
+        # the request line: only critical errors are written for these.
+        location ^~ {share_url} {{
+            error_log {log_dir}/error.log crit;
+            proxy_pass http://protected_media_app;
+        }}
     }}
 
     # The private files. `internal`: a client asking for it directly gets 404.
@@ -119,6 +139,8 @@ server {{
         alias {private_root};
         disable_symlinks on from={site.private_root.rstrip("/")};
         max_ranges 1;
+        # Reached by share links too, so its error lines may hold a token.
+        error_log {log_dir}/error.log crit;
 {media_headers}
         error_page 404 @protected_media_not_found;
     }}
@@ -156,6 +178,32 @@ server {{
     }}
 {limits.named_location}}}
 {limits.http}"""
+
+
+def _render_log_format(media_url: str) -> str:
+    # nginx's access log would keep a share link's token (in the request line
+    # and in a Referer): both are logged with the token masked. A media key is
+    # logged as it is, as the gateway's audit log does; any other path under
+    # the media prefix (a share link, or an odd spelling of one) is masked.
+    media = re.escape(media_url)
+    masked = f"{media_url}{MASKED_PATH}"
+    return f"""\
+map $request_uri $protected_media_log_uri {{
+    "~^{media}[A-Za-z0-9_-]*$" $request_uri;
+    "~^{media}{SHARE_PREFIX}" "{media_url}{SHARE_PREFIX}{MASKED_PATH}";
+    "~^/*{media.lstrip("/")}" "{masked}";
+    default $request_uri;
+}}
+
+map $http_referer $protected_media_log_referer {{
+    "~{media}" "{masked}";
+    default $http_referer;
+}}
+
+log_format {LOG_FORMAT} '$remote_addr - $remote_user [$time_local] '
+    '"$request_method $protected_media_log_uri $server_protocol" $status $body_bytes_sent '
+    '"$protected_media_log_referer" "$http_user_agent"';
+"""
 
 
 def _render_metrics(url: str | None, ignore_accel: str) -> str:

@@ -59,6 +59,8 @@ def render_from_settings(
             rate=conf.upload_rate, burst=conf.upload_burst, connections=conf.upload_connections
         ),
         metrics_url=conf.metrics_url,
+        # A standalone stack keeps its logs in its state folder.
+        **({"log_dir": standalone} if standalone is not None else {}),
     )
     text = render_site(site)
     if standalone is not None:

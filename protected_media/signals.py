@@ -15,9 +15,20 @@ Receivers get these keyword arguments (``sender`` is the decision's kind,
 
 Both are sent with ``asend_robust``: a receiver that raises is logged and
 never changes the answer. The share token is never passed.
+
+``grant_changed`` is sent once for every grant and revocation on a file
+(``protected_media.audit_grants``), after the change commits. ``sender`` is
+the kind of grant (``"group"``, ``"share"`` or ``"permission"``); receivers
+get ``action`` (``"added"`` or ``"removed"``), ``key`` (the file's key, or
+None when the row holds no file any more), ``holder`` (the row holding the
+file, when known), ``group_id``, ``user_id`` (who received or lost the
+grant), ``share`` (the ``ShareLink``), ``permission`` (a codename) and
+``actor_id`` (who made the change, None when unknown). It is sent with
+``send_robust``.
 """
 
 from django.dispatch import Signal
 
 file_served = Signal()
 file_denied = Signal()
+grant_changed = Signal()

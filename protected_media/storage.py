@@ -52,7 +52,7 @@ class ProtectedStorage(FileSystemStorage):
         # os.link fails instead of overwriting if the name is somehow taken.
         full_path = self.path(name)
         directory = os.path.dirname(full_path)
-        os.makedirs(directory, mode=self.directory_permissions_mode or 0o777, exist_ok=True)
+        self._make_folders(directory)
         descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=TEMPORARY_PREFIX)
         try:
             with os.fdopen(descriptor, "wb") as handle:
@@ -65,6 +65,22 @@ class ProtectedStorage(FileSystemStorage):
         finally:
             os.unlink(temporary)
         return name.replace("\\", "/")
+
+    def _make_folders(self, directory: str) -> None:
+        # os.makedirs(mode=...) is masked by the umask: under umask 077 a
+        # folder meant for 0o750 came out 0o700 and nginx's group could not
+        # enter it. makedirs with the mode (never wider than meant, even for
+        # a moment), then chmod every level it created to the exact mode.
+        mode = self.directory_permissions_mode
+        missing = []
+        path = directory
+        while not os.path.isdir(path) and os.path.dirname(path) != path:
+            missing.append(path)
+            path = os.path.dirname(path)
+        os.makedirs(directory, mode=mode or 0o777, exist_ok=True)
+        if mode is not None:
+            for created in missing:
+                os.chmod(created, mode)
 
 
 protected_storage = ProtectedStorage()

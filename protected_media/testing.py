@@ -23,6 +23,7 @@ from django.shortcuts import resolve_url
 
 from .conf import NGINX_BACKEND, conf
 from .headers import CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE
+from .names import served_name
 from .responses import NOT_FOUND_BODY
 
 if TYPE_CHECKING:
@@ -125,7 +126,9 @@ def _check_served(
     problems += _private_problems(headers.get(CACHE_CONTROL))
     wanted = disposition or ("inline" if record.content_type in conf.inline_types else "attachment")
     problems += _disposition_problems(
-        headers.get(CONTENT_DISPOSITION), wanted, record.original_name
+        headers.get(CONTENT_DISPOSITION),
+        wanted,
+        served_name(record.original_name, content_type=record.content_type),
     )
     if expected is None:
         target = redirect_target(record)

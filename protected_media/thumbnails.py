@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import posixpath
 import warnings
 from collections.abc import Iterable
@@ -21,6 +22,8 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image
 
+from .image_cost import thumbnail_mode
+from .inspection import IMAGE_FORMATS
 from .keys import new_key
 from .names import sanitize_original_name, stored_name
 
@@ -61,34 +64,72 @@ def render(data: bytes, *, content_type: str, sizes: Iterable[int]) -> list[Thum
     if any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in wanted):
         raise ValueError(f"thumbnail sizes must be ints of 1 or more, not {wanted!r}")
     thumb_type, extension, pillow_format = THUMBNAIL_FORMATS[content_type]
+    source_format = IMAGE_FORMATS[content_type][1]
+    thumbnails = []
     with warnings.catch_warnings():
-        # The bytes passed the inspection's pixel limit already.
+        # The bytes passed the inspection's pixel limits already.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=[source_format]) as image:
+            full_size = image.size
+            wanted = [size for size in wanted if size < max(full_size)]
+            box = None
+            if wanted and source_format == "JPEG":
+                # libjpeg decodes at 1/2, 1/4 or 1/8 scale when that still
+                # covers twice the largest thumbnail, as Image.thumbnail does.
+                drafted = image.draft("RGB", _fit(full_size, wanted[-1] * 2))
+                box = drafted[1] if drafted is not None else None
             image.load()  # the first frame of an animation
             source = _convertible(image, pillow_format)
-    thumbnails = []
-    for size in (size for size in wanted if size < max(source.size)):
-        picture = source.copy()
-        picture.thumbnail((size, size), Image.Resampling.LANCZOS)
-        output = io.BytesIO()
-        options: dict[str, Any] = {"quality": 85} if pillow_format in ("JPEG", "WEBP") else {}
-        picture.save(output, format=pillow_format, **options)
-        thumbnails.append(
-            Thumbnail(size, picture.width, picture.height, thumb_type, extension, output.getvalue())
-        )
+            for size in wanted:
+                # A new picture per size, made without copying the source.
+                picture = source.resize(
+                    _fit(full_size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=2.0
+                )
+                # No ICC profile, EXIF or text of the source reaches a thumbnail.
+                picture.info = {}
+                output = io.BytesIO()
+                options: dict[str, Any] = (
+                    {"quality": 85} if pillow_format in ("JPEG", "WEBP") else {}
+                )
+                picture.save(output, format=pillow_format, **options)
+                thumbnails.append(
+                    Thumbnail(
+                        size,
+                        picture.width,
+                        picture.height,
+                        thumb_type,
+                        extension,
+                        output.getvalue(),
+                    )
+                )
     return thumbnails
+
+
+def _fit(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    # What Image.thumbnail((longest, longest)) makes: the aspect kept, the
+    # side that rounds closest to it.
+    width, height = size
+    aspect = width / height
+    if aspect >= 1:
+        other = min(
+            (math.floor(longest / aspect), math.ceil(longest / aspect)),
+            key=lambda n: 0 if n == 0 else abs(aspect - longest / n),
+        )
+        return longest, max(other, 1)
+    other = min(
+        (math.floor(longest * aspect), math.ceil(longest * aspect)),
+        key=lambda n: abs(aspect - n / longest),
+    )
+    return max(other, 1), longest
 
 
 def _convertible(image: Image.Image, pillow_format: str) -> Image.Image:
     # Palette and other modes resample poorly (Pillow falls back to nearest
-    # neighbour); JPEG has no alpha.
-    if pillow_format == "JPEG":
-        return image.convert("L" if image.mode in ("L", "LA") else "RGB")
-    if image.mode in ("RGB", "RGBA", "L", "LA"):
-        return image.copy()
-    has_alpha = "A" in image.mode or "transparency" in image.info
-    return image.convert("RGBA" if has_alpha else "RGB")
+    # neighbour); JPEG has no alpha. The image itself when it needs nothing:
+    # a copy of a large canvas is memory nobody budgeted. The inspection's
+    # budget counts the same conversion (image_cost.thumbnail_cost).
+    target = thumbnail_mode(image.mode, image.info, pillow_format)
+    return image if target is None else image.convert(target)
 
 
 def store(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.decorators import login_not_required
@@ -18,7 +19,7 @@ from .conf import NGINX_BACKEND, STREAMING_BACKEND, conf
 from .decision import Found, Grant, Reason, Refusal, adecide
 from .headers import CACHE_CONTROL, REFERRER_POLICY
 from .responses import database_answered, database_unavailable, not_found
-from .shares import SHARE, adecide_share
+from .shares import MASKED_TOKEN, SHARE, URL_PREFIX, adecide_share
 
 if TYPE_CHECKING:
     from .models import ShareLink
@@ -29,6 +30,7 @@ KEY = "key"
 # Where the ASGI entry point leaves what it already looked up for this request
 # (protected_media.asgi), so that the view does not ask the database again.
 PREFETCHED_ATTRIBUTE = "_protected_media_found"
+request_logger = logging.getLogger("django.request")
 
 
 # Exempt from CSRF so that a POST gets our 405 rather than the CSRF 403: nginx
@@ -60,13 +62,14 @@ async def serve_shared(request: HttpRequest, token: str) -> HttpResponseBase:
     """A share link: the file if the link holds (``protected_media.shares``)."""
     audit.started(request)
     if request.method not in ALLOWED_METHODS:
-        return _method_not_allowed()
+        return _logged_without_token(_method_not_allowed())
     user: Any = None
     try:
         user = await request.auser()
         decision = await adecide_share(token=token, user=user)
     except DatabaseError as error:
-        return await database_refusal(request, error, kind=SHARE, key=None, user=user)
+        refusal = await database_refusal(request, error, kind=SHARE, key=None, user=user)
+        return _logged_without_token(refusal)
     database_answered()
     outcome = decision.outcome
     response = await _answer(
@@ -121,6 +124,21 @@ async def _answer(
     # The audit line above stands for Django's "Not Found: <path>" warning,
     # which would copy a share link's token into the log.
     response._has_been_logged = True  # type: ignore[union-attr]
+    return response
+
+
+def _logged_without_token(response: HttpResponseBase) -> HttpResponseBase:
+    # Django would log "Method Not Allowed: /media/s/<token>": the same line
+    # with the token masked, as nginx's access log masks it. No request in
+    # `extra`: a mailing handler would copy its path into the message.
+    request_logger.log(
+        logging.ERROR if response.status_code >= 500 else logging.WARNING,
+        "%s: %s",
+        response.reason_phrase,
+        f"{conf.url}{URL_PREFIX}{MASKED_TOKEN}",
+        extra={"status_code": response.status_code},
+    )
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 

@@ -29,6 +29,7 @@ SVG_WITH_SCRIPT = (
     b"<script>alert(document.cookie)</script></svg>\n"
 )
 GATEWAY_NOT_FOUND = (404, b"Not Found\n")
+NOT_SHARED = {"groups": [], "users": [], "links": 0, "staff": False}
 
 
 def browser(user=None) -> tuple[Client, dict[str, str]]:
@@ -111,6 +112,7 @@ def test_upload_png_is_stored_as_a_decodable_png(alice, private_root) -> None:
         "content_type": "image/png",
         "url": f"/media/{key}",
         "thumbnail_url": None,  # small images get none
+        "shared_with": NOT_SHARED,  # no grant on a new file
     }
     assert files_on_disk(private_root) == {record.name}
     with Image.open(io.BytesIO(stored)) as image:
@@ -147,6 +149,7 @@ def test_upload_text_with_a_non_ascii_name(alice, private_root, sent_name, kept_
         "content_type": "text/plain",
         "url": f"/media/{record.key}",
         "thumbnail_url": None,  # small images get none
+        "shared_with": NOT_SHARED,  # no grant on a new file
     }
     assert record.original_name == kept_name
     assert record.name == f"files/{record.key}.txt"
@@ -162,11 +165,12 @@ def test_upload_pdf(alice, private_root) -> None:
     record = StoredFile.objects.get()
     assert response.json() == {
         "id": str(ProtectedFile.objects.get().pk),
-        "name": "paper",
+        "name": "paper.pdf",  # served with the extension of its detected type
         "size": len(PDF),
         "content_type": "application/pdf",
         "url": f"/media/{record.key}",
         "thumbnail_url": None,  # small images get none
+        "shared_with": NOT_SHARED,  # no grant on a new file
     }
     assert record.name == f"files/{record.key}.pdf"
     assert (private_root / record.name).read_bytes() == PDF
@@ -343,6 +347,7 @@ def test_listing_shows_only_the_callers_files(alice, bob, make_file) -> None:
             "content_type": "text/plain",
             "url": notes.file.url,
             "thumbnail_url": None,  # small images get none
+            "shared_with": NOT_SHARED,  # no grant on a new file
         },
         {
             "id": str(photo.pk),
@@ -351,6 +356,7 @@ def test_listing_shows_only_the_callers_files(alice, bob, make_file) -> None:
             "content_type": "image/png",
             "url": photo.file.url,
             "thumbnail_url": None,  # small images get none
+            "shared_with": NOT_SHARED,  # no grant on a new file
         },
     ]
     assert theirs.file.url not in response.content.decode()

@@ -13,9 +13,14 @@ from django.utils import timezone
 from protected_media.models import ShareLink
 from protected_media.testing import assert_refused, assert_served
 
+from . import test_grants
 from .test_demo_site import Element, Page, assert_redirect, form_token, page, signed_in
+from .test_grants import line
 
 pytestmark = pytest.mark.django_db
+
+# The audit trail of grants, as a fixture of this module too.
+trail = test_grants.trail
 
 SHARE_URL = "http://testserver/media/s/"
 LIFETIMES = [("3600", "1 hour"), ("86400", "1 day"), ("604800", "7 days"), ("2592000", "30 days")]
@@ -248,6 +253,32 @@ def test_the_revoke_button_ends_the_link(alice, notes) -> None:
         {"csrfmiddlewaretoken": form_token(html, html.find("form", class_="upload"))},
     )
     assert again.status_code == 404
+
+
+def test_the_card_says_who_else_may_read_and_each_change_is_audited(
+    alice, notes, trail, django_capture_on_commit_callbacks
+) -> None:
+    client = signed_in(alice)
+
+    def says() -> str:
+        shown = card(page(client.get("/files/")), "notes.txt").find("p", class_="meta shared-with")
+        return " ".join(shown.text.split())
+
+    assert says() == "Shared with: no one"
+    with django_capture_on_commit_callbacks(execute=True):
+        share(client, notes, lifetime="3600", audience="anyone")
+    link = ShareLink.objects.get()
+    assert says() == "Shared with: 1 link"
+    html = page(client.get("/files/"))
+    form = listed(html, "notes.txt")[0].find("form")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(form["action"], {"csrfmiddlewaretoken": form_token(html, form)})
+    assert says() == "Shared with: no one"
+    key = notes.record.key
+    assert trail.lines == [
+        line("added", "share", key, by=alice.pk, share=link.pk),
+        line("removed", "share", key, by=alice.pk, share=link.pk),
+    ]
 
 
 def test_expired_links_are_not_listed(alice, notes) -> None:

@@ -146,12 +146,13 @@ def environment_reads(path: Path) -> set[str]:
 def gateway_env_reads() -> set[str]:
     from protected_media.metrics import MULTIPROCESS_ENV
 
-    # The one variable not ours: prometheus-client's multiprocess folder,
-    # which protected_media.metrics reads too.
+    # The variables not ours: prometheus-client's multiprocess folder, which
+    # protected_media.metrics reads too, and glibc's malloc thresholds, which
+    # the run command sets for its workers as the unit does.
     return (
         environment_reads(BASE_DIR / "gateway" / "settings.py")
         | environment_reads(BASE_DIR / "gateway" / "stack.py")
-        | {MULTIPROCESS_ENV}
+        | {MULTIPROCESS_ENV, "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}
     )
 
 

@@ -10,9 +10,11 @@ answers change the database (a password change flushes the session).
 from __future__ import annotations
 
 import datetime
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -377,3 +379,130 @@ def test_startup_names_what_media_requests_skip(settings, caplog) -> None:
     assert skipped_middleware() == ["django.middleware.gzip.GZipMiddleware"]
     warnings = [record.getMessage() for record in caplog.records]
     assert any("skip django.middleware.gzip.GZipMiddleware" in line for line in warnings)
+
+
+# -- a missing key costs what another user's file costs (rule 2) -----------------
+
+CALLS: list[tuple[str, str]] = []  # (permission, model) each time a backend is asked
+
+
+class RecordingBackend:
+    """Last among the backends: grants nothing, notes every question the
+    policy asks, so that two requests' policy work can be compared."""
+
+    def authenticate(self, request: Any, **credentials: Any) -> None:
+        return None
+
+    def has_perm(self, user_obj: Any, perm: str, obj: Any = None) -> bool:
+        if obj is not None:
+            CALLS.append((perm, obj._meta.label_lower))
+        return False
+
+
+RECORDING = "tests.test_fast_path.RecordingBackend"
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+GUARDIAN = "guardian.backends.ObjectPermissionBackend"
+POLICIES = {
+    "owner only": [MODEL_BACKEND, RECORDING],
+    "groups": [MODEL_BACKEND, RECORDING],
+    "guardian": [MODEL_BACKEND, GUARDIAN, RECORDING],
+}
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement run, in whichever thread: both paths open a fresh
+    connection for a request (the entry point's new threads, Django's
+    per-request thread), and each new connection is watched."""
+    seen: list[str] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    def on_connect(sender: Any, connection: Any, **kwargs: Any) -> None:
+        connection.execute_wrappers.append(watch)
+
+    connection_created.connect(on_connect)
+    try:
+        yield seen
+    finally:
+        connection_created.disconnect(on_connect)
+
+
+async def work_of(entry: str, url: str, cookie: str) -> tuple[Any, list[str], list[Any], list[str]]:
+    """The answer to one GET, the statements and backend calls it took, and
+    its audit line's fields."""
+    application: Any = get_asgi_application()
+    if entry == "entry point":
+        application = ProtectedMediaASGI(application)
+    CALLS.clear()
+    lines: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = lines.append  # type: ignore[method-assign]
+    audit_logger = logging.getLogger("protected_media.audit")
+    level = audit_logger.level
+    audit_logger.setLevel(logging.INFO)
+    audit_logger.addHandler(handler)
+    try:
+        with statements() as seen:
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                response = await c.get(url, headers={"Cookie": f"sessionid={cookie}"})
+    finally:
+        audit_logger.removeHandler(handler)
+        audit_logger.setLevel(level)
+        if entry == "entry point":
+            await application.aclose()
+    (line,) = lines
+    shape = sorted(name for name in vars(line) if name not in vars(logging.makeLogRecord({})))
+    snapshot = (response.status_code, response.headers.multi_items(), response.content)
+    return snapshot, seen, list(CALLS), [line.decision, line.user_id, line.share_id, *shape]
+
+
+@pytest.mark.parametrize("entry", ["django handler", "entry point"])
+@pytest.mark.parametrize("policy", list(POLICIES))
+async def test_a_missing_key_does_the_work_of_another_users_file(
+    settings, django_user_model, make_file, entry: str, policy: str
+) -> None:
+    settings.AUTHENTICATION_BACKENDS = POLICIES[policy]
+
+    def world() -> tuple[str, str]:
+        from django.contrib.auth.models import Group
+
+        alice = django_user_model.objects.create_user("alice")
+        bob = django_user_model.objects.create_user("bob")
+        item = make_file(alice, "ledger.txt")
+        if policy == "groups":
+            # Shared with a group bob is not in; bob is in another one.
+            item.groups.add(Group.objects.create(name="readers"))
+            bob.groups.add(Group.objects.create(name="others"))
+        if policy == "guardian":
+            from guardian.shortcuts import assign_perm
+
+            # bob holds the permission on another of alice's files.
+            assign_perm("protected_media.view_protectedfile", bob, make_file(alice, "other.txt"))
+        client = Client()
+        client.force_login(bob)
+        return item.file.url, client.cookies["sessionid"].value
+
+    url, cookie = await sync_to_async(world)()
+    missing = "/media/" + "B" * 22
+    # Warm: the first request of a process compiles lookups and loads backends.
+    await work_of(entry, missing, cookie)
+
+    forbidden_answer, forbidden_sql, forbidden_calls, forbidden_line = await work_of(
+        entry, url, cookie
+    )
+    missing_answer, missing_sql, missing_calls, missing_line = await work_of(entry, missing, cookie)
+
+    assert forbidden_answer[0] == 404
+    assert missing_answer == forbidden_answer
+    # The same statements, in the same order; the policy asked the same questions.
+    assert len(forbidden_sql) >= 4  # session, user, record, holder at the least
+    assert missing_sql == forbidden_sql
+    assert forbidden_calls == [
+        ("protected_media.view_protectedfile", "protected_media.protectedfile")
+    ]
+    assert missing_calls == forbidden_calls
+    assert missing_line == forbidden_line

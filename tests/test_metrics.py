@@ -58,7 +58,7 @@ async def test_decisions_are_counted_by_outcome_and_reason(alice, bob, make_file
         return after.get(name, 0) - before.get(name, 0)
 
     assert grew(served("owner")) == 2
-    assert grew(denied("policy_denied")) == 1
+    assert grew(denied("not_found")) == 1
     assert grew(denied("anonymous")) == 1
     assert grew(denied("malformed_key")) == 1
     assert grew("protected_media_decision_seconds_count") == 5
@@ -106,3 +106,44 @@ def test_e016_the_url_must_be_where_the_view_is(settings, url, problem) -> None:
     else:
         assert [e.id for e in errors] == ["protected_media.E016"]
         assert problem in errors[0].msg
+
+
+def decisions_grown(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {
+        name: value - before.get(name, 0)
+        for name, value in after.items()
+        if name.startswith("protected_media_decisions_total") and value != before.get(name, 0)
+    }
+
+
+async def test_the_counters_do_not_tell_whether_a_key_exists(alice, bob, make_file) -> None:
+    # A reader of the metrics who asks for a key must not see a counter of its
+    # own for "exists, not yours" (rule 2): the same one grows for every kind
+    # of refusal that depends on the file.
+    from asgiref.sync import sync_to_async
+
+    item = await sync_to_async(make_file)(alice)
+    gone = await sync_to_async(make_file)(alice)
+    gone_url = gone.file.url
+    await sync_to_async(gone.delete)()
+    other = AsyncClient()
+    await other.aforce_login(bob)
+    grown = []
+    for url in (item.file.url, "/media/" + "C" * 22, gone_url):
+        before = await sync_to_async(scrape)()
+        response = await other.get(url)
+        assert (response.status_code, response.content) == (404, b"Not Found\n")
+        grown.append(decisions_grown(before, await sync_to_async(scrape)()))
+    assert grown == [{denied("not_found"): 1}] * 3
+
+
+def test_every_merged_reason_is_a_refusal_reason() -> None:
+    from protected_media.decision import Reason
+    from protected_media.metrics import EXISTENCE_REASONS
+
+    assert EXISTENCE_REASONS == {
+        Reason.NO_RECORD,
+        Reason.NO_HOLDER,
+        Reason.POLICY_DENIED,
+        Reason.POLICY_ERROR,
+    }

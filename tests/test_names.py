@@ -5,8 +5,11 @@ from hypothesis import strategies as st
 from protected_media.keys import KEY_LENGTH, is_key, new_key
 from protected_media.names import (
     FALLBACK_NAME,
+    UNSAFE_EXTENSIONS,
+    extensions_for,
     is_safe_stored_name,
     sanitize_original_name,
+    served_name,
     stored_name,
 )
 
@@ -50,6 +53,47 @@ def test_sanitizer_invariants(name: str) -> None:
     assert not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in cleaned)
     assert len(cleaned) <= 200
     assert sanitize_original_name(cleaned) == cleaned
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "served"),
+    [
+        ("doc.html", "application/pdf", "doc.pdf"),  # the type decides
+        ("x.html", "text/plain", "x.txt"),
+        ("report", "application/pdf", "report.pdf"),  # no extension: the type's
+        ("photo.jpeg", "image/jpeg", "photo.jpeg"),  # one the type accepts: kept
+        ("photo.JPG", "image/jpeg", "photo.JPG"),
+        ("photo.png", "image/jpeg", "photo.jpg"),
+        ("notes.csv", "text/plain", "notes.txt"),  # a spreadsheet runs formulas
+        ("doc.html.", "application/pdf", "doc.pdf"),  # trailing dot
+        ("doc.html ", "application/pdf", "doc.pdf"),  # trailing space
+        ("doc.HTML", "text/plain", "doc.txt"),
+        ("doc.html::$DATA", "application/pdf", "doc.pdf"),  # an NTFS stream
+        ("fdp\u202e.html", "application/pdf", "fdp.pdf"),  # U+202E: "fdplmth.pdf" on screen
+        ("doc.pdf.html", "application/pdf", "doc.pdf.pdf"),
+        ("doc.html%00.pdf", "application/pdf", "doc.html%00.pdf"),  # sent as filename*
+        (".html", "text/plain", "html.txt"),
+        ("", "text/plain", "file.txt"),
+        ("a.exe", "application/x-msdownload", "a.bin"),  # the detector's own extension runs
+        ("a.swf", "application/x-shockwave-flash", "a.bin"),
+        ("a.zip", "application/zip", "a.zip"),  # the detector's table for other types
+        ("a.svg", "image/svg+xml", "a.bin"),  # a type with no safe extension
+        ("a.txt", "text/plain; charset=utf-8", "a.txt"),
+        ("a" * 250 + ".html", "application/pdf", "a" * 195 + ".pdf"),
+        ("\u65e5" * 150 + ".txt", "text/plain", "\u65e5" * 65 + ".txt"),  # 200 bytes at most
+    ],
+)
+def test_served_names_take_the_types_extension(name: str, content_type: str, served: str) -> None:
+    assert served_name(name, content_type=content_type) == served
+
+
+def test_no_type_is_served_under_an_extension_that_runs() -> None:
+    import filetype
+
+    for kind in filetype.types:
+        assert not set(extensions_for(kind.mime)) & UNSAFE_EXTENSIONS, kind.mime
+    for unsafe in ("text/html", "image/svg+xml", "application/xml", "text/javascript"):
+        assert extensions_for(unsafe) == (".bin",)
 
 
 def test_keys_carry_128_random_bits() -> None:

@@ -40,10 +40,14 @@ ACCEL_HEADERS = {
 }
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+
+
+# The access log's masks: the request's path, then its Referer.
+LOG_MAPS = ["$request_uri", "$http_referer"]
 
 
 # -- a small reader for nginx's config syntax -----------------------------------------
@@ -278,6 +282,49 @@ LIMIT_DIRECTIVES = {
 }
 
 
+def test_the_access_log_never_holds_a_share_token() -> None:
+    conf = parse(render_site(SITE))
+    server = conf.one("server")
+    assert server.one("access_log").args == ["/var/log/nginx/access.log", "protected_media"]
+    log_format = conf.one("log_format")
+    assert log_format.args[0] == "protected_media"
+    fields = "".join(log_format.args[1:])
+    # The request line, rebuilt from its parts with the path masked: never
+    # $request, $request_uri, $uri or $http_referer themselves.
+    assert '"$request_method $protected_media_log_uri $server_protocol"' in fields
+    assert '"$protected_media_log_referer"' in fields
+    for raw in ("$request ", "$request_uri", "$uri", "$http_referer", "$args", "$query_string"):
+        assert raw not in fields
+    path, referer = conf.all("map")[1:]
+    assert path.args == ["$request_uri", "$protected_media_log_uri"]
+    assert [(d.name, d.args) for d in path.block or []] == [
+        ("~^/media/[A-Za-z0-9_-]*$", ["$request_uri"]),
+        ("~^/media/s/", ["/media/s/<redacted>"]),
+        ("~^/*media/", ["/media/<redacted>"]),
+        ("default", ["$request_uri"]),
+    ]
+    assert referer.args == ["$http_referer", "$protected_media_log_referer"]
+    assert [(d.name, d.args) for d in referer.block or []] == [
+        ("~/media/", ["/media/<redacted>"]),
+        ("default", ["$http_referer"]),
+    ]
+
+
+def test_locations_a_share_link_reaches_write_only_critical_errors() -> None:
+    # nginx's error lines copy the request line, which it cannot mask.
+    server = server_of(render_site(dataclasses.replace(SITE, log_dir="/var/log/gw/")))
+    assert server.one("access_log").args[0] == "/var/log/gw/access.log"
+    media = server.location("/media/")
+    share = media.location("/media/s/")
+    assert share.args == ["^~", "/media/s/"]
+    assert share.one("error_log").args == ["/var/log/gw/error.log", "crit"]
+    assert share.one("proxy_pass").args == ["http://protected_media_app"]
+    internal = server.location("/_protected/")
+    assert internal.one("error_log").args == ["/var/log/gw/error.log", "crit"]
+    # Key requests keep the server's error log.
+    assert media.all("error_log") == []
+
+
 def all_directives(directive: Directive) -> list[Directive]:
     found = []
     for child in directive.block or []:
@@ -290,7 +337,7 @@ def test_no_limits_no_limit_directives() -> None:
     for site in (SITE, dataclasses.replace(SITE, media_limits=Limits(burst=5))):
         conf = parse(render_site(site))
         assert {d.name for d in all_directives(conf)} & LIMIT_DIRECTIVES == set()
-        assert [d.args[0] for d in conf.all("map")] == ["$uri"]
+        assert [d.args[0] for d in conf.all("map")] == ["$uri", *LOG_MAPS]
         server = conf.one("server")
         assert all(d.args[-1] != "@protected_media_too_many" for d in server.all("location"))
         assert [d.args[0] for d in server.all("error_page")] == ["502", "504"]
@@ -444,7 +491,7 @@ def test_none_removes_one_limit_and_keeps_the_others(which, field, removed) -> N
 def test_upload_map_only_with_an_upload_limit() -> None:
     site = dataclasses.replace(LIMITED, upload_limits=Limits(burst=10))
     conf = parse(render_site(site))
-    assert [d.args[0] for d in conf.all("map")] == ["$uri"]
+    assert [d.args[0] for d in conf.all("map")] == ["$uri", *LOG_MAPS]
     assert server_of(render_site(site)).one("limit_req_status").args == ["429"]
     # No connection limit left anywhere: no status for it either.
     site = dataclasses.replace(site, media_limits=Limits(rate="30r/s", burst=200))

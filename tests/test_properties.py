@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import mimetypes
 import unicodedata
 import uuid
 from datetime import timedelta
 from email.message import EmailMessage
 from urllib.parse import unquote, unquote_to_bytes
 
+import filetype
 from asgiref.sync import async_to_sync
 from django.core import signing
 from django.test import RequestFactory
@@ -28,7 +30,14 @@ from protected_media.conf import DEFAULT_INLINE_TYPES, conf
 from protected_media.decision import Grant, Reason
 from protected_media.headers import CONTENT_DISPOSITION, media_headers
 from protected_media.models import ShareLink, StoredFile
-from protected_media.names import is_safe_stored_name, sanitize_original_name
+from protected_media.names import (
+    MAX_SERVED_NAME_BYTES,
+    UNSAFE_EXTENSIONS,
+    extensions_for,
+    is_safe_stored_name,
+    sanitize_original_name,
+    served_name,
+)
 from protected_media.views import ahandoff
 
 # Characters that split, end or escape a path or a header: the ones an
@@ -157,7 +166,7 @@ def test_sanitiser_is_idempotent_and_never_yields_a_path(name: str) -> None:
 @example(name="100% (final) [v2].pdf", content_type="application/pdf")
 @example(name="e\u0301te\u0301.txt", content_type="text/plain")
 @example(name="x" * 300 + ".txt", content_type="text/plain")
-def test_content_disposition_parses_to_the_sanitised_name(name: str, content_type: str) -> None:
+def test_content_disposition_parses_to_the_served_name(name: str, content_type: str) -> None:
     cleaned = sanitize_original_name(name)
     headers = media_headers(
         content_type=content_type,
@@ -170,8 +179,46 @@ def test_content_disposition_parses_to_the_sanitised_name(name: str, content_typ
     disposition, filenames, filename, defects = parse_disposition(value)
     assert disposition == ("inline" if content_type in DEFAULT_INLINE_TYPES else "attachment")
     assert len(filenames) == 1
-    assert filename == cleaned
+    assert filename == served_name(cleaned, content_type=content_type)
     assert defects == []
+
+
+# Every type an operator may allowlist (the detector's whole table), types
+# nobody detects, and the ones that would run if their own extension came back.
+SERVED_TYPES = st.sampled_from(
+    sorted(
+        {kind.mime for kind in filetype.types}
+        | {*DEFAULT_INLINE_TYPES, "application/pdf", "text/html", "image/svg+xml", "x/y", ""}
+    )
+)
+# What the standard library's own table says each served extension holds
+# (Python 3.11's lacks WebP, which 3.13's has).
+MIME_TABLE = mimetypes.MimeTypes()
+MIME_TABLE.add_type("image/webp", ".webp")
+
+
+@SETTINGS
+@given(name=ORIGINAL_NAMES, content_type=SERVED_TYPES)
+@example(name="doc.html", content_type="application/pdf")
+@example(name="doc.html.", content_type="text/plain")
+@example(name="doc.html%00.pdf", content_type="text/plain")
+@example(name="fdp\u202e.html", content_type="application/pdf")
+@example(name="doc.HTML", content_type="text/plain")
+@example(name="doc.html::$DATA", content_type="application/pdf")
+@example(name="\u65e5" * 190 + ".html", content_type="text/plain")
+@example(name="setup.exe", content_type="application/x-msdownload")
+def test_the_served_name_carries_the_served_types_extension(name: str, content_type: str) -> None:
+    served = served_name(name, content_type=content_type)
+    extension = "." + served.rpartition(".")[2].lower()
+    assert served.rpartition(".")[0].strip(". ")
+    assert extension in extensions_for(content_type)
+    assert extension not in UNSAFE_EXTENSIONS
+    assert len(served.encode()) <= MAX_SERVED_NAME_BYTES
+    assert served == sanitize_original_name(served)
+    assert served_name(served, content_type=content_type) == served
+    if content_type in conf.allowed_types:
+        # By the extension alone: guess_type reads "0:.pdf" as a URL.
+        assert MIME_TABLE.guess_type("file" + extension) == (content_type, None)
 
 
 # -- share tokens ---------------------------------------------------------------
@@ -202,7 +249,7 @@ def test_a_share_token_verifies_only_for_what_it_was_signed_for(
     share_id, key, expires, audience, position, replacement
 ) -> None:
     token = signed_share(share_id, key, expires, audience)
-    assert shares.read_claim(token) == shares.Claim(share_id, key, expires, audience)
+    assert shares.read_claim(token) == shares.Claim(share_id, expires, audience)
     # Any one character changed: refused, whatever it was.
     index = position % len(token)
     assume(token[index] != replacement)

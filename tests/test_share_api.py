@@ -188,13 +188,21 @@ def test_a_bad_audience_is_400_saying_what_is_allowed(alice, notes, audience) ->
     assert not ShareLink.objects.exists()
 
 
-@pytest.mark.parametrize("body", [b"[]", b'"anyone"', b"{", b"\xff"])
-def test_a_json_body_that_is_not_an_object_is_400(alice, notes, body) -> None:
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[]", "Send the fields as a JSON object."),
+        (b'"anyone"', "Send the fields as a JSON object."),
+        (b"{", "The body is not valid JSON."),
+        (b"\xff", "The body is not valid UTF-8."),
+    ],
+)
+def test_a_json_body_that_is_not_an_object_is_400(alice, notes, body, message) -> None:
     client, headers = browser(alice)
     response = client.post(
         shares_url(notes), body, content_type="application/json", headers=headers
     )
-    assert assert_json_error(response, 400) == "Send the fields as a form or as a JSON object."
+    assert assert_json_error(response, 400) == message
     assert not ShareLink.objects.exists()
 
 

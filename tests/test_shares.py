@@ -3,7 +3,9 @@ gets the one refusal (security rules 2 and 10)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from datetime import timedelta
 from unittest import mock
 
@@ -244,10 +246,43 @@ def test_read_claim_is_pure_and_exact(report) -> None:
     token = url.rsplit("/", 1)[1]
     claim = shares.read_claim(token)
     assert not isinstance(claim, Reason)
-    assert (claim.share_id, claim.key, claim.expires, claim.audience) == (
+    assert (claim.share_id, claim.expires, claim.audience) == (
         share.pk,
-        share.record_id,
         share.expires,
         "anyone",
     )
     assert shares.read_claim(token, now=share.expires) == Reason.SHARE_EXPIRED
+
+
+def payload_of(token: str) -> str:
+    """The token's payload as anyone holding it can read it: base64 JSON,
+    no secret needed."""
+    encoded = token.split(":", 1)[0]
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+
+
+def test_a_token_names_the_link_and_nothing_of_the_file(report) -> None:
+    # A recipient must not keep the file's permanent key once the link is revoked.
+    share, url = link_to(report, audience=ShareLink.Audience.SIGNED_IN)
+    record = record_of(report)
+    payload = json.loads(payload_of(url.rsplit("/", 1)[1]))
+    assert payload == {
+        "s": share.pk.hex,
+        "e": int(share.expires.timestamp()),
+        "a": "signed_in",
+    }
+    text = payload_of(url.rsplit("/", 1)[1])
+    for secret in (record.key, record.name, record.name.rsplit("/", 1)[-1], "Quarterly"):
+        assert secret not in text
+
+
+def test_a_revoked_link_leaves_the_recipient_nothing_that_opens_the_file(report, bob) -> None:
+    share, url = link_to(report)
+    assert_served(Client().get(url), report.file)
+    shares.revoke(share)
+    client = client_for(bob)
+    assert snapshot(client.get(url)) == refusal_of(client)
+    # Whatever the token held, nothing in it reaches the file by its media URL.
+    payload = payload_of(url.rsplit("/", 1)[1])
+    assert record_of(report).key not in payload
+    assert snapshot(client.get(report.file.url)) == refusal_of(client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 from datetime import timedelta
@@ -22,17 +23,31 @@ from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import server_error as django_server_error
 
+from protected_media.audit_grants import acting
 from protected_media.conf import conf
+from protected_media.disconnects import stop_on_disconnect
+from protected_media.grants import grants_of, prefetch_grants
 from protected_media.inspection import UploadRefused
 from protected_media.models import ProtectedFile, ShareLink, StoredFile, prefetch_records
+from protected_media.names import served_name
 from protected_media.responses import database_unavailable
 from protected_media.shares import create_share, revoke, share_url
 
 from .sharing import AUDIENCES, owned_shares
 
+logger = logging.getLogger("django.request")
 UNREADABLE_UPLOAD = "The request could not be read as a file upload."
 UNREADABLE_FIELDS = "Send the fields as a form or as a JSON object."
 SECONDS = re.compile(r"[0-9]{1,12}")
+# A share's fields fit in a few dozen bytes. A JSON body is read whole and
+# parsed recursively, so its size and its nesting are bounded before parsing:
+# "[" repeated 100,000 times would otherwise end in a RecursionError (a 500).
+MAX_JSON_BODY = 16 * 1024
+MAX_JSON_DEPTH = 8
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# A JSON string, escapes included: brackets inside one do not nest.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 def error(message: str, status: int) -> JsonResponse:
@@ -42,15 +57,19 @@ def error(message: str, status: int) -> JsonResponse:
 def describe(item: ProtectedFile) -> dict[str, object]:
     return {
         "id": str(item.pk),
-        "name": item.original_name,
+        # The name the file is served under, with its type's extension.
+        "name": served_name(item.original_name, content_type=item.content_type),
         "size": item.size,
         "content_type": item.content_type,
         "url": item.file.url,
         # The smallest thumbnail, for images larger than it; else null.
         "thumbnail_url": item.file.thumbnail_url(),
+        # Everyone else who may read it, whoever granted it.
+        "shared_with": grants_of(item).as_json(),
     }
 
 
+@stop_on_disconnect  # a client that hangs up mid-upload gets nothing stored
 def files(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD", "POST"):
         response = error("Method not allowed.", 405)
@@ -60,7 +79,9 @@ def files(request: HttpRequest) -> HttpResponse:
         return error("Sign in first.", 403)
     if request.method == "POST":
         return upload(request)
-    owned = prefetch_records(list(ProtectedFile.objects.filter(owner=request.user)))
+    owned = prefetch_grants(
+        prefetch_records(list(ProtectedFile.objects.filter(owner=request.user)))
+    )
     return JsonResponse({"files": [describe(item) for item in owned]})
 
 
@@ -124,9 +145,10 @@ def file_shares(request: HttpRequest, file_id: UUID) -> HttpResponse:
 
 
 def share(request: HttpRequest, record: StoredFile) -> HttpResponse:
-    fields = share_fields(request)
-    if fields is None:
-        return error(UNREADABLE_FIELDS, 400)
+    try:
+        fields = share_fields(request)
+    except BadBody as refusal:
+        return error(refusal.message, refusal.status)
     try:
         lifetime = parse_lifetime(fields.get("lifetime"))
     except ValueError:
@@ -137,7 +159,10 @@ def share(request: HttpRequest, record: StoredFile) -> HttpResponse:
             f"(leave it out for {default}).",
             400,
         )
-    audience = fields.get("audience") or ShareLink.Audience.ANYONE
+    audience = fields.get("audience")
+    if audience is None or audience == "":
+        audience = ShareLink.Audience.ANYONE
+    # Any other value that is not one of the names, a JSON 0, [] or {} included.
     if not isinstance(audience, str) or audience not in AUDIENCES:
         return error(f"'audience' must be one of: {', '.join(AUDIENCES)}.", 400)
     try:
@@ -159,7 +184,8 @@ def share_detail(request: HttpRequest, share_id: UUID) -> HttpResponse:
     if link is None:
         return error("Not found.", 404)
     if request.method == "DELETE":
-        revoke(link)
+        with acting(request.user):
+            revoke(link)
         return HttpResponse(status=204)
     response = error("Method not allowed.", 405)
     response["Allow"] = "DELETE"
@@ -176,18 +202,74 @@ def describe_share(link: ShareLink) -> dict[str, object]:
     }
 
 
-def share_fields(request: HttpRequest) -> dict[str, Any] | None:
-    """The fields of a form or a JSON object; None when the body is neither."""
-    if request.content_type == "application/json":
-        try:
-            fields = json.loads(request.body or b"{}")
-        except (RequestDataTooBig, ValueError):
-            return None
-        return fields if isinstance(fields, dict) else None
+class BadBody(Exception):
+    """A request body the API cannot read; ``status`` is the answer for it."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def share_fields(request: HttpRequest) -> dict[str, Any]:
+    """The fields of a form or a JSON object (an empty body has none);
+    BadBody when the body is neither, or too large to read."""
     try:
-        return {name: request.POST.get(name) for name in ("lifetime", "audience")}
-    except (RequestDataTooBig, TooManyFilesSent, MultiPartParserError, SuspiciousOperation):
-        return None
+        if request.content_type in FORM_TYPES:
+            return {name: request.POST.get(name) for name in ("lifetime", "audience")}
+        body = request.body
+    except RequestDataTooBig as error:
+        raise BadBody(f"The body is larger than {MAX_JSON_BODY} bytes.", 413) from error
+    except (TooManyFilesSent, MultiPartParserError, SuspiciousOperation) as error:
+        raise BadBody(UNREADABLE_FIELDS) from error
+    if request.content_type == "application/json":
+        return parse_json_object(body)
+    if body:
+        raise BadBody(UNREADABLE_FIELDS)
+    return {}
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """A JSON object from a body of bounded size, nesting and encoding; BadBody
+    with what is wrong otherwise."""
+    # The nesting first, in as much as is ever parsed: "[" repeated 100,000
+    # times is too deep in its first bytes, whatever its length.
+    head = body[:MAX_JSON_BODY].decode("utf-8", errors="replace")
+    if json_depth(head) > MAX_JSON_DEPTH:
+        raise BadBody(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
+    if len(body) > MAX_JSON_BODY:
+        raise BadBody(f"The body is larger than {MAX_JSON_BODY} bytes.", 413)
+    try:
+        # RFC 8259: JSON between systems is UTF-8. json.loads would guess
+        # UTF-16 or UTF-32 from the bytes.
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadBody("The body is not valid UTF-8.") from error
+    try:
+        value = json.loads(text or "{}", parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        raise BadBody("The body is not valid JSON.") from error
+    if not isinstance(value, dict):
+        raise BadBody("Send the fields as a JSON object.")
+    return value
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of ``text`` nest, counted without
+    parsing (an upper bound for text that is not JSON)."""
+    depth = deepest = 0
+    for char in _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> object:
+    # NaN and Infinity are Python's extensions, not JSON.
+    raise ValueError(name)
 
 
 def parse_lifetime(value: object) -> timedelta | None:
@@ -227,8 +309,16 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     # CsrfViewMiddleware reads request.POST on every POST, so a malformed or
     # oversized form fails there, before the view: answer the API in JSON.
     if request.path.startswith("/api/"):
-        return error(UNREADABLE_UPLOAD, 400)
-    return django_bad_request(request, exception)
+        response: HttpResponse = error(UNREADABLE_UPLOAD, 400)
+    else:
+        response = django_bad_request(request, exception)
+    if not isinstance(exception, SuspiciousOperation):
+        # Django would log a traceback and the path for every garbled body a
+        # client sends (and a share link's path holds its token): one line,
+        # naming neither. Suspicious operations keep django.security's record.
+        logger.warning("Bad request: %s", type(exception).__name__)
+        response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

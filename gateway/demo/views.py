@@ -14,7 +14,10 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 
+from protected_media.audit_grants import acting
 from protected_media.conf import conf
+from protected_media.disconnects import stop_on_disconnect
+from protected_media.grants import shared_with
 from protected_media.inspection import UploadRefused
 from protected_media.models import ProtectedFile, ShareLink, prefetch_records
 from protected_media.shares import create_share, revoke, share_url
@@ -52,6 +55,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("files" if request.user.is_authenticated else "login")
 
 
+@stop_on_disconnect  # a client that hangs up mid-upload gets nothing stored
 @login_required
 def files(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
@@ -72,10 +76,14 @@ def files(request: HttpRequest) -> HttpResponse:
         return redirect("files")
     owned = prefetch_records(list(ProtectedFile.objects.filter(owner=request.user)))
     shares = shares_by_file(request.user, owned)
+    # Everyone else who may read each file, whoever granted it (the admin
+    # included): the owner sees every grant.
+    grants = shared_with(owned)
     for item in owned:
         item.share_form = ShareForm(auto_id=f"share-{item.pk}-%s")
         item.kind = file_kind(item.content_type)
         item.active_shares = shares.get(item.file.name, [])
+        item.shared_with = grants[item.pk]
         for share in item.active_shares:
             share.audience_label = audience_label(share)
     new_share = _new_share(request)
@@ -191,11 +199,13 @@ def share_file(request: HttpRequest, file_id: UUID) -> HttpResponse:
 @require_POST
 def revoke_share(request: HttpRequest, share_id: UUID) -> HttpResponse:
     share = get_object_or_404(owned_shares(request.user), pk=share_id)
-    revoke(share)
+    with acting(request.user):
+        revoke(share)
     messages.success(request, f"Revoked a share link to {share.record.original_name}.")
     return redirect("files")
 
 
+@stop_on_disconnect  # a client that hangs up mid-upload gets nothing stored
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
     user_profile, _ = Profile.objects.get_or_create(user=request.user)

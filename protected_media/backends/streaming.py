@@ -17,9 +17,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, Stre
 from django.utils.http import http_date, parse_http_date_safe
 
 from ..headers import CACHE_CONTROL
+from ..nginx import MEDIA_SECURITY_HEADERS
 
 CHUNK_SIZE = 192 * 1024
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+# What nginx adds to every answer of its internal location (security rule 5),
+# so a file served here cannot run, load anything, or be framed either.
+_SECURITY_HEADERS = dict(MEDIA_SECURITY_HEADERS)
 
 
 async def asendfile(
@@ -36,11 +40,10 @@ async def asendfile(
     etag = f'"{int(info.st_mtime):x}-{size:x}"'
     last_modified = http_date(info.st_mtime)
     validators = {"ETag": etag, "Last-Modified": last_modified}
+    cache = {CACHE_CONTROL: headers[CACHE_CONTROL], **_SECURITY_HEADERS}
 
     if not_modified(request, etag=etag, mtime=int(info.st_mtime)):
-        return HttpResponseNotModified(
-            headers={**validators, CACHE_CONTROL: headers[CACHE_CONTROL]}
-        )
+        return HttpResponseNotModified(headers={**validators, **cache})
 
     span = None
     if _range_applies(request, etag, last_modified):
@@ -48,12 +51,13 @@ async def asendfile(
     if span == "unsatisfiable":
         return HttpResponse(
             status=416,
-            headers={"Content-Range": f"bytes */{size}", CACHE_CONTROL: headers[CACHE_CONTROL]},
+            headers={"Content-Range": f"bytes */{size}", **cache},
         )
 
     start, length = span if isinstance(span, tuple) else (0, size)
     response_headers = {
         **headers,
+        **_SECURITY_HEADERS,
         **validators,
         "Accept-Ranges": "bytes",
         "Content-Length": str(length),

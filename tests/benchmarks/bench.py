@@ -323,10 +323,8 @@ def verify(target: Target, cookie: str) -> None:
     if response.content != target.body:
         raise BenchError(f"{where}: {len(response.content)} bytes, not the expected ones")
     if target.case in (*HANDOFF_CASES, "fallback"):
-        # Added by nginx's internal location alone: present only on the handoff.
-        handed_off = "sandbox" in response.headers.get("content-security-policy", "")
-        if handed_off != (target.case in HANDOFF_CASES):
-            raise BenchError(f"{where}: served by the wrong path (CSP {handed_off=})")
+        # The file's security headers come from nginx on the handoff and from
+        # the fallback itself: which path served it shows only at uvicorn.
         direct = target.stack.raw_uvicorn("GET", target.path, {"Cookie": cookie})
         if direct.status != 200:
             raise BenchError(f"{where}: uvicorn answered {direct.status}")

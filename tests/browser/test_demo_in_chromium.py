@@ -20,7 +20,7 @@ pytestmark = pytest.mark.stack
 MEDIA_URL = re.compile(r"/media/([A-Za-z0-9_-]{22})")
 MEDIA_HEADERS = {
     "x-content-type-options": "nosniff",
-    "content-security-policy": "default-src 'none'; sandbox",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
     "cache-control": "private, no-store",
 }
 PDF = (

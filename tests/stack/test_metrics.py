@@ -15,7 +15,7 @@ from .harness import Stack, cookie_header, upload
 pytestmark = pytest.mark.stack
 
 SERVED = 'protected_media_decisions_total{decision="served",reason="owner"}'
-DENIED = 'protected_media_decisions_total{decision="denied",reason="policy_denied"}'
+DENIED = 'protected_media_decisions_total{decision="denied",reason="not_found"}'
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from .harness import Stack
+from .conftest import CREATE_USERS, USERS
+from .harness import Stack, cookie_header, upload
 
 pytestmark = pytest.mark.stack
 
@@ -65,3 +69,80 @@ def test_supervises_and_stops_on_ctrl_c(tmp_path) -> None:
         assert not healthy(stack)
     finally:
         stack.stop()
+
+
+# -- under umask 077, and a child that keeps dying --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict_umask_stack(tmp_path_factory) -> Iterator[Stack]:
+    # The run command and everything it starts inherit the umask, as under a
+    # service manager's UMask=0077.
+    previous = os.umask(0o077)
+    try:
+        stack = Stack(tmp_path_factory.mktemp("umask") / "data").start()
+    finally:
+        os.umask(previous)
+    stack.shell(CREATE_USERS)
+    yield stack
+    stack.stop()
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_files_stored_under_umask_077_keep_their_modes(strict_umask_stack: Stack) -> None:
+    stack = strict_umask_stack
+    owner = stack.login("alice", USERS["alice"])
+    try:
+        created = upload(owner, "notes.txt", b"under umask 077\n", "text/plain")
+        assert created.status_code == 201, created.text
+        served = stack.raw("GET", created.json()["url"], headers=cookie_header(owner))
+    finally:
+        owner.close()
+    assert (served.status, served.body) == (200, b"under umask 077\n")
+    stored = next(path for path in stack.private_root.rglob("*.txt"))
+    folders = [stored.parent]
+    while folders[-1] != stack.private_root:
+        folders.append(folders[-1].parent)
+    # nginx reads as the app's group: every folder 0o750, the file 0o640.
+    assert {str(folder): mode(folder) for folder in folders} == {
+        str(folder): 0o750 for folder in folders
+    }
+    assert mode(stored) == 0o640
+
+
+def emergencies(stack: Stack) -> int:
+    # Each nginx started on a broken config says so once on its stderr (the
+    # run command's output), then exits.
+    return stack.log().count("[emerg]")
+
+
+def test_restarts_back_off_and_a_stop_during_the_wait_starts_nothing(
+    strict_umask_stack: Stack,
+) -> None:
+    # Ends the module's stack: it is the last test here.
+    stack = strict_umask_stack
+    (stack.data_dir / "nginx" / "nginx.conf").write_text("this is not a config;\n")
+    os.kill(nginx_pids(stack)[0], signal.SIGQUIT)
+    # Each failed start waits twice as long as the one before.
+    expected = [
+        "nginx exited with 0; restarting it in 0.5s",
+        "nginx exited with 1; restarting it in 1s",
+        "nginx exited with 1; restarting it in 2s",
+        "nginx exited with 1; restarting it in 4s",
+    ]
+    assert wait_for(lambda: expected[-1] in stack.log()), stack.log()
+    lines = [line for line in stack.log().splitlines() if "restarting it in" in line]
+    assert [line.removeprefix("[gateway] ") for line in lines] == expected
+    uvicorn = stack.uvicorn_pids()
+    before = emergencies(stack)
+    assert before == 3
+
+    # SIGTERM during the 4 s wait: it ends the wait, and no nginx starts.
+    stack.process.send_signal(signal.SIGTERM)
+    assert stack.process.wait(timeout=30) == 0
+    assert emergencies(stack) == before
+    assert stack.log().rstrip().endswith("[gateway] stopped"), stack.log()
+    assert not [pid for pid in uvicorn if alive(pid)]

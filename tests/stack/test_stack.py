@@ -21,7 +21,7 @@ pytestmark = pytest.mark.stack
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
-    "content-security-policy": "default-src 'none'; sandbox",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
     "referrer-policy": "no-referrer",
     "cross-origin-resource-policy": "same-origin",
 }

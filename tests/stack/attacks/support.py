@@ -21,7 +21,7 @@ PRIVATE_TEXT = b"alice's private notes, canary 7f3a9c\n"
 DJANGO_FINGERPRINT = ("x-frame-options", "cross-origin-opener-policy")
 MEDIA_SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
-    "content-security-policy": "default-src 'none'; sandbox",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
     "referrer-policy": "no-referrer",
     "cross-origin-resource-policy": "same-origin",
 }
