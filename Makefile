@@ -16,7 +16,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 LTS_DATABASE_URL ?=
 NEXT_DATABASE_URL ?= $(POSTGRES_URL)
 
-.PHONY: run test test-lts test-next venv nginx test-system postgres lock lint clean bench bench-smoke timing-probe crafted-uploads soak
+.PHONY: run test test-quick test-lts test-next venv nginx test-system postgres lock lint clean bench bench-smoke timing-probe crafted-uploads soak
 
 run: venv nginx
 	$(VENV_PYTHON) -m gateway.stack
@@ -25,6 +25,11 @@ run: venv nginx
 # coverage on Python 3.11 and Django 5.2 LTS, on SQLite; then the suite again
 # on Python 3.13 and Django 6.x, the newest pair we support, on PostgreSQL.
 test: postgres test-lts test-next
+
+# The inner loop: every test that starts no real server (no nginx, uvicorn or
+# Chromium), on the LTS venv.
+test-quick: venv
+	$(VENV_PYTHON) -m pytest -m "not stack and not browser" $(PYTEST_ARGS)
 
 test-lts: venv test-system lint
 	@scripts/ensure-postgres '$(LTS_DATABASE_URL)'
@@ -75,23 +80,23 @@ lint: venv
 # What the permission check costs next to nginx sending the bytes: one run on
 # this machine, figures and ratios printed, raw JSON and a chart in var/bench/.
 bench: venv nginx
-	$(VENV_PYTHON) -m tests.benchmarks.bench $(BENCH_ARGS)
+	$(VENV_PYTHON) -m bench.bench $(BENCH_ARGS)
 
 # The same code paths in a few seconds per case, as CI runs them.
 bench-smoke: venv nginx
-	$(VENV_PYTHON) -m tests.benchmarks.bench --smoke $(BENCH_ARGS)
+	$(VENV_PYTHON) -m bench.bench --smoke $(BENCH_ARGS)
 
 # Whether a refusal's time tells that a file exists: another user's file and
 # random keys, interleaved, through both entry points; medians and
 # P(forbidden slower than missing) printed (target 0.40-0.60, medians within 5 %).
 timing-probe: venv nginx
-	$(VENV_PYTHON) -m tests.benchmarks.existence_timing $(PROBE_ARGS)
+	$(VENV_PYTHON) -m bench.existence_timing $(PROBE_ARGS)
 
 # What a crafted upload (one per format and trick) costs the worker that
 # inspects it: answer, wall time, CPU seconds and RSS growth per upload, and
 # another user's p99 during a flood of 8 (README, "What an upload can cost").
 crafted-uploads: venv nginx
-	$(VENV_PYTHON) -m tests.benchmarks.crafted_uploads $(CRAFTED_ARGS)
+	$(VENV_PYTHON) -m bench.crafted_uploads $(CRAFTED_ARGS)
 
 # 256 clients mixing static files, media (their own and refused), and uploads
 # against two uvicorn workers on PostgreSQL for five minutes: no 5xx, every
@@ -99,7 +104,7 @@ crafted-uploads: venv nginx
 SOAK_ARGS ?= --duration 300 --clients 256
 soak: venv nginx
 	@scripts/ensure-postgres '$(POSTGRES_URL)'
-	POSTGRES_URL='$(POSTGRES_URL)' $(VENV_PYTHON) -m tests.stack.soak $(SOAK_ARGS)
+	POSTGRES_URL='$(POSTGRES_URL)' $(VENV_PYTHON) -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(NEXT_VENV) var .pytest_cache .hypothesis

@@ -142,7 +142,7 @@ class Stack:
         self.manage("migrate", "--noinput", "-v", "0")
         self.manage("collectstatic", "--noinput", "-v", "0")
         self.manage(
-            "render_nginx",
+            "protected_media_nginx",
             "--standalone",
             str(self.nginx_dir),
             "--listen",

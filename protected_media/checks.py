@@ -178,7 +178,7 @@ def check_fallback(**kwargs: Any) -> list[CheckMessage]:
 
 def check_rate_limits(**kwargs: Any) -> list[CheckMessage]:
     # Each is written into the nginx config: a wrong one would make
-    # render_nginx refuse to write it, or nginx refuse to start.
+    # protected_media_nginx refuse to write it, or nginx refuse to start.
     values = {
         "PROTECTED_MEDIA_MEDIA_RATE": conf.media_rate,
         "PROTECTED_MEDIA_MEDIA_BURST": conf.media_burst,

@@ -275,7 +275,9 @@ def check_nginx_config(path: Path | None) -> Result:
     except (ImproperlyConfigured, ValueError) as error:
         return Result(name, "FAIL", f"the settings cannot be rendered: {error}")
     if text == expected:
-        return Result(name, "PASS", f"{path} is what render_nginx writes for these settings")
+        return Result(
+            name, "PASS", f"{path} is what protected_media_nginx writes for these settings"
+        )
     return Result(
         name, "FAIL", f"{path} differs from a fresh render: {first_difference(text, expected)}"
     )
@@ -453,7 +455,7 @@ class RenderOptions:
 
 
 def rendered_options(text: str) -> RenderOptions | None:
-    """The render_nginx options that produced ``text``: what it was rendered with
+    """The protected_media_nginx options that produced ``text``: what it was rendered with
     is the operator's choice; everything else must follow from the settings."""
     listen = re.search(r"^\s*listen ([^;\n]*);", text, re.M)
     server_name = re.search(r"^\s*server_name ([^;\n]*);", text, re.M)

@@ -79,7 +79,7 @@ def render_site(site: SiteConfig) -> str:
     log_dir = site.log_dir.rstrip("/")
     share_url = f"{site.media_url}{SHARE_PREFIX}"
     return f"""\
-# Rendered by `manage.py render_nginx` from the Django settings; do not edit.
+# Rendered by `manage.py protected_media_nginx` from the Django settings; do not edit.
 upstream protected_media_app {{
     server {site.upstream};
     keepalive 32;
@@ -235,7 +235,7 @@ def render_standalone(site_config: str, *, state_dir: str, user: str | None) -> 
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     return f"""\
-# Rendered by `manage.py render_nginx --standalone`; do not edit.
+# Rendered by `manage.py protected_media_nginx --standalone`; do not edit.
 {user_line}worker_processes auto;
 # Every proxied connection holds two descriptors (client and upstream): without
 # this, the shell's limit (often 1024) runs out long before worker_connections.

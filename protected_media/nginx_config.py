@@ -1,6 +1,6 @@
 """The nginx config for the current Django settings: the adapter between
-``conf`` and the pure renderer in ``nginx``. ``render_nginx`` writes it and
-``gateway_doctor`` compares a deployed file with it.
+``conf`` and the pure renderer in ``nginx``. ``protected_media_nginx`` writes it and
+``protected_media_doctor`` compares a deployed file with it.
 
 Raises ``ImproperlyConfigured`` for a missing setting and ``ValueError`` for
 a value that cannot be written into an nginx config.
@@ -33,7 +33,8 @@ def render_from_settings(
     standalone: str | None = None,
     user: str | None = None,
 ) -> str:
-    """The config for the current settings; render_nginx writes it, gateway_doctor compares.
+    """The config for the current settings: protected_media_nginx writes it,
+    protected_media_doctor compares.
 
     ``standalone`` is the state folder of a complete nginx.conf (None: the site
     only); ``user`` is its ``user`` line.

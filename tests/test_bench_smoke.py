@@ -23,7 +23,7 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
     output = tmp_path / "bench"
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
     done = subprocess.run(
-        [sys.executable, "-m", "tests.benchmarks.bench", "--smoke", "--output", str(output)],
+        [sys.executable, "-m", "bench.bench", "--smoke", "--output", str(output)],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -38,7 +38,7 @@ README = DEPLOY / "README.md"
 
 RENDER_ENV = {"GATEWAY_DATA_DIR": "/srv/gateway", "GATEWAY_SECRET_KEY": "render-only"}
 RENDER_ARGS = (
-    "manage.py", "render_nginx",
+    "manage.py", "protected_media_nginx",
     "--listen", "443",
     "--server-name", "gateway.example.com",
     "--upstream", "unix:/run/gateway/uvicorn.sock",
@@ -174,7 +174,7 @@ def setting_names() -> set[str]:
 
 
 def render_options() -> set[str]:
-    command = BASE_DIR / "protected_media" / "management" / "commands" / "render_nginx.py"
+    command = BASE_DIR / "protected_media" / "management" / "commands" / "protected_media_nginx.py"
     return {
         arg.value
         for node in ast.walk(ast.parse(command.read_text()))
@@ -187,7 +187,7 @@ def render_options() -> set[str]:
 # -- the committed config is the renderer's output ------------------------
 
 
-def test_gateway_conf_is_exactly_what_render_nginx_writes(tmp_path: Path) -> None:
+def test_gateway_conf_is_exactly_what_protected_media_nginx_writes(tmp_path: Path) -> None:
     output = tmp_path / "gateway.conf"
     done = subprocess.run(
         [sys.executable, *RENDER_ARGS, "-o", str(output)],

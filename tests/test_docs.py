@@ -60,7 +60,7 @@ def test_the_security_table_names_tests_that_exist() -> None:
     assert missing == []
 
 
-def test_the_nginx_lines_in_the_guide_are_what_render_nginx_writes(settings) -> None:
+def test_the_nginx_lines_in_the_guide_are_what_protected_media_nginx_writes(settings) -> None:
     """The README's nginx snippet, line by line and in order, is in the config
     the settings of its guide render."""
     from protected_media.nginx_config import render_from_settings

@@ -1,9 +1,9 @@
 """The cost of inspecting an upload is bounded, whatever its bytes say.
 
-Every crafted input of ``tests.benchmarks.crafted_uploads`` (built against
-small limits here, so the whole table runs in a moment) gets the answer it
-must; the limits refuse with 413 and say which limit and its value; and for
-any animation, inspection refuses or spends no more pixels than its budget.
+Every crafted input of ``bench.crafted_uploads`` (built against small limits
+here, so the whole table runs in a moment) gets the answer it must; the
+limits refuse with 413 and say which limit and its value; and for any
+animation, inspection refuses or spends no more pixels than its budget.
 """
 
 from __future__ import annotations
@@ -23,12 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from protected_media import checks, disconnects
-from protected_media.conf import DEFAULT_ALLOWED_TYPES
-from protected_media.disconnects import client_gone, stop_on_disconnect
-from protected_media.image_cost import FORMAT_WEIGHT, MODE_BYTES
-from protected_media.inspection import UploadRefused, inspect_upload
-from tests.benchmarks.crafted_inputs import (
+from bench.crafted_inputs import (
     ACCEPTED,
     DEFAULT_LIMITS,
     Limits,
@@ -38,6 +33,11 @@ from tests.benchmarks.crafted_inputs import (
     png,
     screenshot,
 )
+from protected_media import checks, disconnects
+from protected_media.conf import DEFAULT_ALLOWED_TYPES
+from protected_media.disconnects import client_gone, stop_on_disconnect
+from protected_media.image_cost import FORMAT_WEIGHT, MODE_BYTES
+from protected_media.inspection import UploadRefused, inspect_upload
 
 SMALL = Limits(
     max_size=1024 * 1024,

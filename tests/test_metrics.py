@@ -13,6 +13,7 @@ from django.test import AsyncClient, Client
 from protected_media.checks import check_metrics
 from protected_media.nginx import render_site
 
+from .metrics_text import samples
 from .test_nginx_config import SITE, server_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,12 +24,7 @@ def scrape(client: Client | None = None) -> dict[str, float]:
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=")
     assert response["Cache-Control"] == "no-store"
-    samples = {}
-    for line in response.content.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
+    return samples(response.content.decode())
 
 
 def served(reason: str) -> str:
@@ -85,7 +81,7 @@ def test_the_nginx_location_is_loopback_only() -> None:
 def test_the_render_command_writes_the_setting(settings, tmp_path) -> None:
     settings.PROTECTED_MEDIA_METRICS_URL = "/metrics"
     output = tmp_path / "site.conf"
-    call_command("render_nginx", "--output", str(output))
+    call_command("protected_media_nginx", "--output", str(output))
     assert re.search(r"location = /metrics \{\n\s+allow 127\.0\.0\.1;", output.read_text())
 
 

@@ -608,7 +608,7 @@ def free_port() -> int:
 
 def render_command(*args: str) -> str:
     out = io.StringIO()
-    call_command("render_nginx", *args, stdout=out)
+    call_command("protected_media_nginx", *args, stdout=out)
     return out.getvalue()
 
 

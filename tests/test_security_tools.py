@@ -58,10 +58,11 @@ def rendered(tmp_path: Path) -> Path:
 
 
 def render_command(tmp_path: Path) -> Path:
-    """What `make run` writes: the standalone config from manage.py render_nginx."""
+    """What `make run` writes: the standalone config from manage.py protected_media_nginx."""
     output = tmp_path / "command.conf"
     done = subprocess.run(
-        [sys.executable, "manage.py", "render_nginx", "--standalone", str(tmp_path / "state"),
+        [sys.executable, "manage.py", "protected_media_nginx",
+         "--standalone", str(tmp_path / "state"),
          "--listen", "127.0.0.1:8000", "--upstream", f"unix:{tmp_path / 'u.sock'}",
          "-o", str(output)],
         cwd=BASE_DIR,
@@ -74,12 +75,14 @@ def render_command(tmp_path: Path) -> Path:
     return output
 
 
-@pytest.mark.parametrize("which", ["deploy/nginx/gateway.conf", "render_site", "render_nginx"])
+@pytest.mark.parametrize(
+    "which", ["deploy/nginx/gateway.conf", "render_site", "protected_media_nginx"]
+)
 def test_gixy_finds_nothing(tmp_path: Path, which: str) -> None:
     path = {
         "deploy/nginx/gateway.conf": lambda: DEPLOYED,
         "render_site": lambda: rendered(tmp_path),
-        "render_nginx": lambda: render_command(tmp_path),
+        "protected_media_nginx": lambda: render_command(tmp_path),
     }[which]()
     assert gixy(path, *GIXY_SKIPS) == []
 

@@ -15,7 +15,7 @@ from playwright.sync_api import Locator, Page, Response, expect
 from tests.stack.conftest import USERS
 from tests.stack.harness import Stack
 
-pytestmark = pytest.mark.stack
+pytestmark = pytest.mark.browser
 
 MEDIA_URL = re.compile(r"/media/([A-Za-z0-9_-]{22})")
 MEDIA_HEADERS = {

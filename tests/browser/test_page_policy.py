@@ -12,7 +12,7 @@ from tests.stack.harness import Stack
 
 from .test_demo_in_chromium import picture, sign_in, upload
 
-pytestmark = pytest.mark.stack
+pytestmark = pytest.mark.browser
 
 POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "

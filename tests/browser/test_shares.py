@@ -13,7 +13,7 @@ from tests.stack.harness import Stack
 
 from .test_demo_in_chromium import picture, sign_in, stored, upload
 
-pytestmark = pytest.mark.stack
+pytestmark = pytest.mark.browser
 
 SHARE_URL = re.compile(r"/media/s/[A-Za-z0-9_\-:]+")
 

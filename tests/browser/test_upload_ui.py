@@ -19,7 +19,7 @@ from tests.stack.harness import Stack
 from .conftest import VIEWPORT
 from .test_demo_in_chromium import PDF, assert_media_response, picture, stored, wait_until_shown
 
-pytestmark = pytest.mark.stack
+pytestmark = pytest.mark.browser
 
 ALLOWED = "image/png, image/jpeg, image/gif, image/webp, text/plain, application/pdf"
 PASSWORD = "upload-ui-pass-5512"

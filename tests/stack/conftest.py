@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-import os
 import secrets
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from .harness import Stack
+from .harness import ADMIN_URL, Stack, postgres_admin
 
 USERS = {"alice": "alice-pass-4821", "bob": "bob-pass-9377"}
 CREATE_USERS = "from django.contrib.auth.models import User\n" + "".join(
@@ -21,25 +18,13 @@ CREATE_USERS = "from django.contrib.auth.models import User\n" + "".join(
 MAX_UPLOAD = 1024 * 1024
 
 
-# Where the stacks that always run on PostgreSQL make their own database.
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get(
-    "POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def admin(statement: str, database: str) -> None:
-    """``statement`` with ``{name}`` for the quoted ``database``, on ADMIN_URL."""
-    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
-        connection.execute(sql.SQL(statement).format(name=sql.Identifier(database)))
-
-
 @contextmanager
 def postgres_stack(tmp_path_factory, name: str, **env: str) -> Iterator[tuple[Stack, str, str]]:
     """A stack on a PostgreSQL database of its own, made here and dropped on
     the way out, whichever database the rest of the suite uses: (the stack,
     the database's name, its URL)."""
     database = f"gateway_{name.replace('-', '_')}_{secrets.token_hex(6)}"
-    admin("CREATE DATABASE {name}", database)
+    postgres_admin("CREATE DATABASE {name}", database)
     url = urllib.parse.urlunsplit(urllib.parse.urlsplit(ADMIN_URL)._replace(path=f"/{database}"))
     stack = Stack(
         tmp_path_factory.mktemp(name),
@@ -51,7 +36,7 @@ def postgres_stack(tmp_path_factory, name: str, **env: str) -> Iterator[tuple[St
         yield stack, database, url
     finally:
         stack.stop()
-        admin("DROP DATABASE IF EXISTS {name} WITH (FORCE)", database)
+        postgres_admin("DROP DATABASE IF EXISTS {name} WITH (FORCE)", database)
 
 
 def start_stack(tmp_path_factory, name: str, **env: str) -> Stack:

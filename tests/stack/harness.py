@@ -27,6 +27,11 @@ START_TIMEOUT = 120.0
 # Set (a postgres:// URL, as tests/settings.py reads it): each stack gets a
 # fresh PostgreSQL database of its own, made on start and dropped on stop.
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+# Where databases are made and dropped: the suite's PostgreSQL, or the local
+# one for the stacks that always run on PostgreSQL.
+ADMIN_URL = TEST_DATABASE_URL or os.environ.get(
+    "POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
 # Stacks answer every request: the tests and the benchmark send thousands a
 # second from one address. tests/stack/test_rate_limits.py sets its own.
 NO_RATE_LIMITS = {
@@ -52,13 +57,13 @@ class RawResponse:
 
 
 def postgres_admin(statement: str, database: str) -> None:
-    """``statement`` with ``{}`` standing for the quoted name ``database``, run on
-    TEST_DATABASE_URL's database outside a transaction."""
+    """``statement`` with ``{name}`` standing for the quoted name ``database``,
+    run on ADMIN_URL's database outside a transaction."""
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as connection:
-        connection.execute(sql.SQL(statement).format(sql.Identifier(database)))
+    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+        connection.execute(sql.SQL(statement).format(name=sql.Identifier(database)))
 
 
 def rss_kib(pids: list[int]) -> dict[int, int]:
@@ -212,7 +217,7 @@ class Stack:
     def start(self) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.database:
-            postgres_admin("CREATE DATABASE {}", self.database)
+            postgres_admin("CREATE DATABASE {name}", self.database)
         self._log_file = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway.stack"],
@@ -238,7 +243,7 @@ class Stack:
         if self._log_file is not None:
             self._log_file.close()
         if self.database:
-            postgres_admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)
+            postgres_admin("DROP DATABASE IF EXISTS {name} WITH (FORCE)", self.database)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

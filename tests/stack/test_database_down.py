@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from .conftest import ADMIN_URL, USERS, admin, postgres_stack
-from .harness import Stack, cookie_header, upload
+from .conftest import USERS, postgres_stack
+from .harness import ADMIN_URL, Stack, cookie_header, postgres_admin, upload
 
 pytestmark = pytest.mark.stack
 
@@ -22,7 +22,7 @@ RECOVERED_IN_A_ROW = 10
 
 
 def take_down(database: str) -> None:
-    admin("ALTER DATABASE {name} ALLOW_CONNECTIONS false", database)
+    postgres_admin("ALTER DATABASE {name} ALLOW_CONNECTIONS false", database)
     with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
         connection.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
@@ -36,7 +36,7 @@ def down_stack(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
         try:
             yield stack, database
         finally:
-            admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
+            postgres_admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
 
 
 def test_media_answers_503_while_the_database_is_down_and_recovers(down_stack) -> None:
@@ -52,7 +52,7 @@ def test_media_answers_503_while_the_database_is_down_and_recovers(down_stack) -
             answers = [stack.raw("GET", created["url"], headers=headers) for _ in range(5)]
             static = stack.raw("GET", "/static/demo/site.css")
         finally:
-            admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
+            postgres_admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
 
         for answer in answers:
             assert answer.status == 503

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from . import harness
-from .conftest import ADMIN_URL, MAX_UPLOAD, USERS, postgres_stack
-from .harness import Stack, cookie_header, upload
+from .conftest import MAX_UPLOAD, USERS, postgres_stack
+from .harness import ADMIN_URL, Stack, cookie_header, upload
 
 pytestmark = pytest.mark.stack
 

@@ -1,4 +1,4 @@
-"""`manage.py gateway_doctor` against the real stack, and against real nginx
+"""`manage.py protected_media_doctor` against the real stack, and against real nginx
 instances started from the rendered config with one mistake edited in."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def run_doctor(
     stack: Stack, *args: str, stdin: str = "", **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "manage.py", "gateway_doctor", *args],
+        [sys.executable, "manage.py", "protected_media_doctor", *args],
         cwd=BASE_DIR,
         env={
             **stack.env,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ..metrics_text import samples
 from .conftest import start_stack
 from .harness import Stack, cookie_header, upload
 
@@ -29,12 +30,7 @@ def scrape(stack: Stack) -> dict[str, float]:
     response = stack.raw("GET", "/metrics")
     assert response.status == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
-    samples = {}
-    for line in response.body.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
+    return samples(response.body.decode())
 
 
 def test_every_workers_decisions_are_counted(two_workers: Stack) -> None:

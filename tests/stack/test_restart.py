@@ -27,8 +27,8 @@ import psycopg
 import pytest
 
 from . import harness
-from .conftest import ADMIN_URL, MAX_UPLOAD, USERS, postgres_stack
-from .harness import RawResponse, Stack, cookie_header, upload
+from .conftest import MAX_UPLOAD, USERS, postgres_stack
+from .harness import ADMIN_URL, RawResponse, Stack, cookie_header, upload
 
 pytestmark = pytest.mark.stack
 
@@ -361,7 +361,7 @@ def render_and_reload(stack: Stack, max_upload: int) -> None:
     stack.env["GATEWAY_MAX_UPLOAD_SIZE"] = str(max_upload)
     try:
         stack.manage(
-            "render_nginx",
+            "protected_media_nginx",
             "--standalone",
             str(nginx_dir),
             "--listen",

@@ -32,7 +32,7 @@ MAX_RSS_GROWTH_MIB = 20
 def test_soak_short_run(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
     command = [
-        *(sys.executable, "-m", "tests.stack.soak"),
+        *(sys.executable, "-m", "bench.soak"),
         *("--duration", str(DURATION), "--clients", str(CLIENTS)),
         *("--max-rss-growth-mib", str(MAX_RSS_GROWTH_MIB), "--output", str(tmp_path)),
     ]

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import USERS, admin, postgres_stack
-from .harness import RawResponse, Stack, cookie_header, upload
+from .conftest import USERS, postgres_stack
+from .harness import RawResponse, Stack, cookie_header, postgres_admin, upload
 from .test_database_down import take_down
 
 pytestmark = pytest.mark.stack
@@ -42,7 +42,7 @@ def outage_stack(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
         try:
             yield stack, database
         finally:
-            admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
+            postgres_admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
 
 
 def make_link(stack: Stack) -> tuple[str, bytes]:
@@ -97,7 +97,7 @@ def test_no_request_on_a_link_puts_its_token_in_a_log(outage_stack) -> None:
         answers["database down"] = stack.raw("GET", path)
         answers["database down, OPTIONS"] = stack.raw("OPTIONS", path)
     finally:
-        admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
+        postgres_admin("ALTER DATABASE {name} ALLOW_CONNECTIONS true", database)
 
     # What each request was answered, so that the logs below cover real refusals.
     statuses = {case: answer.status for case, answer in answers.items()}

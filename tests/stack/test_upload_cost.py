@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.crafted_inputs import gif
+from bench.crafted_inputs import gif
 
 from . import harness
 from .conftest import USERS, start_stack

@@ -2,9 +2,9 @@
 
 ``crafted(limits)`` builds the table for a set of limits, each input sized
 against them (a canvas just under the pixel limit, one frame past the frame
-limit...), so the same tricks run at the defaults in
-``tests.benchmarks.crafted_uploads`` and at small limits in the fast test
-``tests/test_inspection_budget.py``. Each case says what the answer must be.
+limit...), so the same tricks run at the defaults in ``bench.crafted_uploads``
+and at small limits in the fast test ``tests/test_inspection_budget.py``.
+Each case says what the answer must be.
 """
 
 from __future__ import annotations

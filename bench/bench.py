@@ -1,7 +1,7 @@
 """What the permission check costs next to nginx sending the bytes, in one run.
 
-    python -m tests.benchmarks.bench [--smoke] [--duration S] [--concurrency 1,32,256]
-                                     [--workers N] [--output DIR]
+    python -m bench.bench [--smoke] [--duration S] [--concurrency 1,32,256]
+                          [--workers N] [--output DIR]
 
 Starts four stacks with the run command (each in a fresh temporary data
 folder): the default one (X-Accel-Redirect, media answered by protected_media's
@@ -54,7 +54,7 @@ import httpx
 
 from tests.stack.harness import Stack, rss_kib, upload
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = BASE_DIR / "var" / "bench"
 
 KIB = 1024
@@ -705,7 +705,7 @@ def draw(results: list[Result], path: Path, title: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.benchmarks.bench",
+        prog="python -m bench.bench",
         description="What the permission check costs next to nginx sending the bytes.",
     )
     parser.add_argument(
@@ -809,7 +809,7 @@ def run(args: argparse.Namespace) -> int:
     ratios = ratios_of(results)
     failed = failures_of(results)
     settings = {
-        "command": " ".join(["python -m tests.benchmarks.bench", *sys.argv[1:]]),
+        "command": " ".join(["python -m bench.bench", *sys.argv[1:]]),
         "smoke": args.smoke,
         "duration_s": args.duration,
         "concurrency": args.concurrency,

@@ -30,7 +30,9 @@ class Command(BaseCommand):
             "--nginx-config",
             type=Path,
             metavar="PATH",
-            help="the file render_nginx wrote and nginx loads; compared with a fresh render",
+            help=(
+                "the file protected_media_nginx wrote and nginx loads; compared with a fresh render"
+            ),
         )
         parser.add_argument(
             "--media-url",

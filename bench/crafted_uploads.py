@@ -1,14 +1,14 @@
 """What a crafted upload costs the worker that inspects it, measured.
 
-    python -m tests.benchmarks.crafted_uploads [--flood 8] [--seconds 15]
+    python -m bench.crafted_uploads [--flood 8] [--seconds 15]
 
 Starts the gateway with the run command (default settings, one uvicorn
-worker, in a fresh temporary data folder, as ``tests.benchmarks.bench``
-does), signs a user in and sends, through nginx, each upload of
-``tests.benchmarks.crafted_inputs`` built at the default limits. For each it
-prints the answer, the wall time, the worker's CPU seconds (from
-``/proc/<pid>/stat``) and the growth of its peak resident memory during the
-upload (``VmHWM``, reset through ``clear_refs``) over the idle worker's.
+worker, in a fresh temporary data folder, as ``bench.bench`` does), signs a
+user in and sends, through nginx, each upload of ``bench.crafted_inputs``
+built at the default limits. For each it prints the answer, the wall time,
+the worker's CPU seconds (from ``/proc/<pid>/stat``) and the growth of its
+peak resident memory during the upload (``VmHWM``, reset through
+``clear_refs``) over the idle worker's.
 
 Then another user fetches a small file of theirs through the gateway, one
 request after another, for ``--seconds``: once alone, once while ``--flood``
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.benchmarks.crafted_inputs import DEFAULT_LIMITS, Crafted, crafted
+from bench.crafted_inputs import DEFAULT_LIMITS, Crafted, crafted
 from tests.stack.harness import Stack, cpu_seconds, upload
 
 CPU_TARGET_S = 2.0

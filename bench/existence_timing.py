@@ -1,9 +1,9 @@
 """Does a refusal take longer when the file exists? A probe, not a test.
 
-    python -m tests.benchmarks.existence_timing [--samples N] [--warmup N]
+    python -m bench.existence_timing [--samples N] [--warmup N]
 
 Starts the real stack twice with the run command (nginx in front of uvicorn,
-each in a fresh temporary data folder, as ``bench`` does): once with
+each in a fresh temporary data folder, as ``bench.bench`` does): once with
 protected_media's ASGI entry point answering media requests, once with it off
 (media through Django's handler and the view). On each, alice uploads a file
 and bob signs in; then bob asks, through nginx on one kept-alive connection,
@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.benchmarks.bench import BenchError, log, start_stack
+from bench.bench import BenchError, log, start_stack
 from tests.stack.harness import Stack, cookie_header, upload
 
 USERS = {"alice": "alice-pass-4821", "bob": "bob-pass-9377"}

@@ -1,6 +1,6 @@
 """A soak test: many clients, every kind of request, for minutes, on loopback.
 
-    python -m tests.stack.soak [--duration SECONDS] [--clients N] [--output DIR]
+    python -m bench.soak [--duration SECONDS] [--clients N] [--output DIR]
 
 Starts the real stack (nginx in front of two uvicorn workers) on a fresh
 PostgreSQL database of its own (dropped at the end), creates 16 users and
@@ -53,17 +53,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from PIL import Image
-from psycopg import sql
 
-from tests.stack.harness import Stack, rss_kib, upload
+from tests.stack.harness import ADMIN_URL, Stack, postgres_admin, rss_kib, upload
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = BASE_DIR / "var" / "soak"
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get(
-    "POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
 
 WORKERS = 2
 USERS = 16
@@ -334,13 +329,8 @@ def start_database() -> tuple[str, str]:
     if host and host != "localhost" and not ipaddress.ip_address(host).is_loopback:
         sys.exit(f"[soak] PostgreSQL must be on loopback, not {host!r} ({ADMIN_URL})")
     database = f"gateway_soak_{os.urandom(6).hex()}"
-    admin("CREATE DATABASE {}", database)
+    postgres_admin("CREATE DATABASE {name}", database)
     return database, urllib.parse.urlunsplit(split._replace(path=f"/{database}"))
-
-
-def admin(statement: str, database: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
-        connection.execute(sql.SQL(statement).format(sql.Identifier(database)))
 
 
 def prepare(stack: Stack, rng: random.Random) -> Soak:
@@ -763,7 +753,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.alarm(0)  # the cleanup has its own timeouts
         stack.stop()
-        admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", database)
+        postgres_admin("DROP DATABASE IF EXISTS {name} WITH (FORCE)", database)
         if report is None or report["failures"]:
             tail = stack.log()[-4000:]
             if tail:
@@ -780,7 +770,7 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.stack.soak", description=__doc__.split("\n")[0]
+        prog="python -m bench.soak", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load (300)")
     parser.add_argument("--clients", type=int, default=256, help="concurrent clients (256)")

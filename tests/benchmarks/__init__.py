@@ -1,1 +1,0 @@
-"""Benchmarks: run by hand (`make bench`), never part of the test suite."""
