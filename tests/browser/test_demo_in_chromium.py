@@ -142,6 +142,9 @@ def test_an_uploaded_image_is_shown_through_the_gateway(page, stack) -> None:
     data = picture()
 
     # As a person does it: click the field, pick the file in the chooser, submit.
+    # (A listener first, so that Chromium hands the chooser to Playwright
+    # before the click: tests/browser/test_upload_ui.py says why.)
+    page.on("filechooser", lambda _chooser: None)
     with page.expect_file_chooser() as chooser:
         page.get_by_label("Choose a file").click()
     chooser.value.set_files({"name": "holiday.png", "mimeType": "image/png", "buffer": data})
