@@ -37,8 +37,8 @@ WORKER_CONNECTIONS = 4096
 _UNSAFE = re.compile(r"[\s;{}\"'$\\#]")
 # The access log's format, "combined" with the media paths masked.
 LOG_FORMAT = "protected_media"
-# Share URLs, below the media URL (shares.URL_PREFIX; nginx.py stays free of
-# Django imports), and what the logs show for a masked path.
+# Share URLs, below the media URL (shares.py serves them here), and what the
+# logs show for a masked path: nginx's access log and the views' lines alike.
 SHARE_PREFIX = "s/"
 MASKED_PATH = "<redacted>"
 

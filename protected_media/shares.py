@@ -37,17 +37,19 @@ from . import audit_grants
 from .conf import conf
 from .decision import Grant, Reason, Refusal, anonymous_refusal, apply_policy, find, grant
 from .models import ShareLink, StoredFile
+from .nginx import MASKED_PATH, SHARE_PREFIX
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
 SALT = "protected_media.share"
 # Share URLs live below PROTECTED_MEDIA_URL, where nginx sends every request
-# to the check; a media key never holds a slash, so the two cannot meet.
-URL_PREFIX = "s/"
+# to the check; a media key never holds a slash, so the two cannot meet. The
+# nginx renderer keeps the prefix and the mask its access log writes in place
+# of a token: one source for both, the views' log lines included.
+URL_PREFIX = SHARE_PREFIX
+MASKED_TOKEN = MASKED_PATH
 SHARE = "share"
-# What a log shows in place of a token (views, and nginx's access log format).
-MASKED_TOKEN = "<redacted>"  # noqa: S105 - a placeholder, not a secret
 # base64url, the signer's ":" separators; generous, but bounded.
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_\-:]{1,400}")
 Audience = ShareLink.Audience

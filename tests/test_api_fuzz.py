@@ -178,6 +178,18 @@ def send(client: Client, method: str, path: str, body: bytes, content_type: str,
     return client.generic(method, path, body, content_type=content_type, headers=headers)
 
 
+def send_undone(caplog, client: Client, method: str, path: str, body: bytes, content_type, headers):
+    """``send`` with a fresh log capture, in a transaction rolled back after:
+    each example undoes what it did (a deleted file, a new link), so the next
+    one still finds the user's file and link."""
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    with transaction.atomic():
+        response = send(client, method, path, body, content_type, headers)
+        transaction.set_rollback(True)
+    return response
+
+
 # -- the share API's known cases ---------------------------------------------------
 
 
@@ -307,15 +319,9 @@ def test_no_api_request_is_answered_with_a_5xx(
     path = "/" + route
     for placeholder, kind in ROUTE_IDS.items():
         path = path.replace(placeholder, owned[kind] if own_ids else str(uuid.uuid4()))
-    caplog.clear()
-    caplog.set_level(logging.DEBUG)
-    # Each example undoes what it did (a deleted file, a new link), so the
-    # next one still finds the user's file and link.
-    with transaction.atomic():
-        response = send(
-            client, method, f"{path}?{query}", body, content_type, {**csrf, **extra_headers}
-        )
-        transaction.set_rollback(True)
+    response = send_undone(
+        caplog, client, method, f"{path}?{query}", body, content_type, {**csrf, **extra_headers}
+    )
     assert response.status_code < 500, response.content[:200]
     if response.status_code >= 400:
         assert response["Content-Type"] == "application/json"
@@ -348,12 +354,8 @@ def test_no_form_request_is_answered_with_a_5xx(
 ) -> None:
     client, csrf = signed_in
     path = route.format(**owned)
-    caplog.clear()
-    caplog.set_level(logging.DEBUG)
-    with transaction.atomic():
-        response = send(
-            client, method, f"{path}?{query}", body, content_type, {**csrf, **extra_headers}
-        )
-        transaction.set_rollback(True)
+    response = send_undone(
+        caplog, client, method, f"{path}?{query}", body, content_type, {**csrf, **extra_headers}
+    )
     assert response.status_code < 500, response.content[:200]
     assert_nothing_logged_as_an_error(caplog)
