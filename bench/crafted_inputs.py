@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from protected_media import conf as settings_module
-from protected_media.image_cost import frame_cost, rgb_pixels, stored_mode, thumbnail_cost
+from protected_media.inspection.cost import frame_cost, rgb_pixels, stored_mode, thumbnail_cost
 
 ACCEPTED = "accepted"
 

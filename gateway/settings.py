@@ -177,7 +177,7 @@ SENDFILE_ROOT = str(DATA_DIR / "private")
 SENDFILE_URL = "/_protected/"
 SENDFILE_BACKEND = os.environ.get("GATEWAY_SENDFILE_BACKEND", "django_sendfile.backends.nginx")
 PROTECTED_MEDIA_URL = "/media/"
-# Prometheus metrics (protected_media.metrics), mounted in gateway/urls.py; the
+# Prometheus metrics (protected_media.ops.metrics), mounted in gateway/urls.py; the
 # rendered nginx config lets only loopback reach it.
 PROTECTED_MEDIA_METRICS_URL = "/metrics"
 # Media requests answered by protected_media.asgi's entry point (gateway/asgi.py)

@@ -27,7 +27,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
-# Where the workers' metrics meet (protected_media.metrics).
+# Where the workers' metrics meet (protected_media.ops.metrics).
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # How often the supervisor looks at its children.
 POLL_INTERVAL = 0.5

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from protected_media import metrics
+from protected_media.ops import metrics
 
 from .demo import api, views
 

@@ -50,8 +50,8 @@ from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 
 from .conf import conf
+from .fastpath.threads import ConnectionThreads, refresh_connections, using_pool
 from .keys import is_key
-from .threads import ConnectionThreads, refresh_connections, using_pool
 
 if TYPE_CHECKING:
     from .decision import Found
@@ -275,8 +275,8 @@ def _load(request: HttpRequest, key: str) -> tuple[Any, Found | None]:
     """Everything the view needs from the database, in one call (blocking)."""
     from django.contrib.auth.models import AnonymousUser
 
-    from .auth import load_user
     from .decision import find
+    from .fastpath.auth import load_user
 
     refresh_connections(conf.fast_path_conn_max_age)
     if hasattr(request, "session"):

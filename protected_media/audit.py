@@ -16,9 +16,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import metrics
 from .decision import Grant, Refusal
 from .keys import is_key
+from .ops import metrics
 from .signals import file_denied, file_served
 
 if TYPE_CHECKING:

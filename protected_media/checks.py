@@ -18,7 +18,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
 from .conf import NGINX_BACKEND, STREAMING_BACKEND, SUPPORTED_BACKENDS, conf
-from .nginx_limits import RATE_RE
+from .nginx.limits import RATE_RE
 
 # A URL prefix that is safe to paste into an nginx location: slashes at both
 # ends, nothing nginx would read as syntax.
@@ -287,7 +287,7 @@ def check_metrics(**kwargs: Any) -> list[CheckMessage]:
         return []
     from django.urls import Resolver404, resolve
 
-    from . import metrics
+    from .ops import metrics
 
     problem = None
     if not isinstance(url, str) or not url.startswith("/") or _CONFIG_UNSAFE.search(url):
@@ -298,13 +298,13 @@ def check_metrics(**kwargs: Any) -> list[CheckMessage]:
         except Resolver404:
             mounted = False
         if not mounted:
-            problem = "does not resolve to protected_media.metrics.view"
+            problem = "does not resolve to protected_media.ops.metrics.view"
     if problem is None:
         return []
     return [
         Error(
             f"PROTECTED_MEDIA_METRICS_URL {url!r} {problem}.",
-            hint='Mount it, e.g. path("metrics", protected_media.metrics.view), and set '
+            hint='Mount it, e.g. path("metrics", protected_media.ops.metrics.view), and set '
             'PROTECTED_MEDIA_METRICS_URL = "/metrics".',
             id="protected_media.E016",
         )

@@ -196,7 +196,7 @@ class Settings:
 
     @property
     def metrics_url(self) -> str | None:
-        """Where ``protected_media.metrics.view`` is mounted; the rendered
+        """Where ``protected_media.ops.metrics.view`` is mounted; the rendered
         nginx config lets only loopback reach it. None: no metrics location."""
         return getattr(django_settings, "PROTECTED_MEDIA_METRICS_URL", None)
 

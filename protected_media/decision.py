@@ -20,8 +20,8 @@ from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db import DatabaseError
 
-from .compiled import CompiledLookup
 from .conf import conf
+from .fastpath.compiled import CompiledLookup
 from .fields import ProtectedFieldMixin
 from .headers import media_headers
 from .keys import is_key

@@ -9,158 +9,42 @@ policy judges.
 
 from __future__ import annotations
 
-import errno
 import functools
-import logging
-import posixpath
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
-from django.core.files.base import ContentFile
 from django.db import models, router, transaction
-from django.db.models.fields.files import FieldFile, ImageFieldFile
 from django.db.models.signals import post_delete, post_init, post_save
 
-from . import metrics
-from .conf import conf
-from .inspection import (
-    IMAGE_FORMATS,
-    Inspected,
-    UploadRefused,
-    inspect_upload,
-    raise_if_client_gone,
+from .field_files import (
+    PENDING,
+    ProtectedFieldFile,
+    ProtectedFieldFileMixin,
+    ProtectedImageFieldFile,
+    delete_files,
+    forget_file,
+    inspect_for_field,
+    prefetch_records,
+    restore,
 )
-from .keys import new_key
-from .names import sanitize_original_name, stored_name
+from .inspection import IMAGE_FORMATS, UploadRefused
 from .storage import protected_storage
-from .thumbnails import pick as pick_thumbnail
-from .thumbnails import store as store_thumbnails
 
-if TYPE_CHECKING:
-    from .models import StoredFile
+__all__ = [
+    "ProtectedFieldFile",
+    "ProtectedFieldFileMixin",
+    "ProtectedFieldMixin",
+    "ProtectedFileField",
+    "ProtectedImageField",
+    "ProtectedImageFieldFile",
+    "prefetch_records",
+]
 
-logger = logging.getLogger("protected_media")
 _INITIAL_NAMES = "_protected_media_initial_names"
-_INSPECTION = "_protected_media_inspection"
-# Files written during the holder's save, until its transaction ends.
-_PENDING = "_protected_media_pending_files"
-
-
-class ProtectedFieldFileMixin:
-    field: Any  # a ProtectedFileField or ProtectedImageField
-    instance: models.Model
-    name: str | None
-    storage: Any
-    _committed: bool
-
-    def save(self, name: str, content: Any, save: bool = True) -> None:
-        from .models import StoredFile
-
-        inspected = inspect_for_field(content, self.field)
-        key = new_key()
-        folder = posixpath.dirname(self.field.generate_filename(self.instance, key))
-        target = stored_name(folder=folder, key=key, extension=inspected.extension)
-        data = ContentFile(inspected.replacement) if inspected.replacement is not None else content
-        using = self._db
-        # The file, its records and (with save=True) the holding row are one
-        # unit: one transaction, and the files written go again if any part
-        # fails. Called with save=False from the holder's own save, the
-        # holder's insert comes after this returns: _atomic_save_base holds
-        # that insert and this in one transaction, and cleans up after both.
-        before = (self.name, self._committed, self.instance.__dict__.get(self.field.attname))
-        written: list[str] = []
-        try:
-            with transaction.atomic(using=using):
-                try:
-                    self.name = self.storage.save(target, data, max_length=self.field.max_length)
-                except OSError as error:
-                    # The storage wrote under a temporary name and removed it:
-                    # nothing is left on disk, and no record was made.
-                    raise storage_failure(error) from error
-                written.append(self.name)
-                record = StoredFile.objects.using(using).create(
-                    key=key,
-                    name=self.name,
-                    source=self.field.source_label,
-                    original_name=sanitize_original_name(name or ""),
-                    size=inspected.size,
-                    content_type=inspected.content_type,
-                )
-                thumbnails: list[StoredFile] = []
-                if inspected.replacement is not None and conf.thumbnail_sizes:
-                    thumbnails = store_thumbnails(
-                        record,
-                        inspected.replacement,
-                        storage=self.storage,
-                        using=using,
-                        sizes=conf.thumbnail_sizes,
-                    )
-                written.extend(thumbnail.name for thumbnail in thumbnails)
-                setattr(self.instance, self.field.attname, self.name)
-                self._committed = True
-                self.__dict__["record"] = record
-                self.__dict__["thumbnails"] = thumbnails
-                if save:
-                    self.instance.save()
-        except BaseException:
-            _delete_files(written)
-            _restore(self, before)
-            raise
-        pending = self.instance.__dict__.get(_PENDING)
-        if pending is not None:
-            pending.append((self, before, written))
-        metrics.record_upload()
-
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    @property
-    def _db(self) -> str:
-        return router.db_for_write(type(self.instance), instance=self.instance)
-
-    @property
-    def record(self) -> StoredFile | None:
-        """The metadata row of this file (cached on the FieldFile)."""
-        from .models import StoredFile
-
-        if "record" not in self.__dict__:
-            self.__dict__["record"] = (
-                StoredFile.objects.filter(name=self.name).first() if self.name else None
-            )
-        return self.__dict__["record"]  # type: ignore[no-any-return]
-
-    @property
-    def thumbnails(self) -> list[StoredFile]:
-        """This file's thumbnails, smallest first (from ``prefetch_records``
-        when it ran; cached on the FieldFile)."""
-        if "thumbnails" not in self.__dict__:
-            record = self.record
-            found = list(record.thumbnails.all()) if record is not None else []
-            self.__dict__["thumbnails"] = sorted(found, key=lambda thumb: thumb.size_px or 0)
-        return self.__dict__["thumbnails"]  # type: ignore[no-any-return]
-
-    def thumbnail(self, size: int | None = None) -> StoredFile | None:
-        """The smallest thumbnail made for at least ``size`` pixels (the
-        smallest of all for None); None if there is none: an image that fits
-        a size has no thumbnail for it, and is its own."""
-        return pick_thumbnail(self.thumbnails, size)
-
-    def thumbnail_url(self, size: int | None = None) -> str | None:
-        """The gateway URL of ``thumbnail(size)``, or None. Templates call it
-        without a size: ``{{ item.file.thumbnail_url|default:item.file.url }}``."""
-        thumbnail = self.thumbnail(size)
-        return protected_storage.url(thumbnail.name) if thumbnail is not None else None
-
-
-class ProtectedFieldFile(ProtectedFieldFileMixin, FieldFile):
-    pass
-
-
-class ProtectedImageFieldFile(ProtectedFieldFileMixin, ImageFieldFile):
-    pass
 
 
 class ProtectedFieldMixin:
@@ -229,7 +113,7 @@ class ProtectedFieldMixin:
         super().contribute_to_class(cls, name, **kwargs)  # type: ignore[misc]
         if cls._meta.abstract:
             return
-        if not getattr(cls.save_base, _PENDING, False):
+        if not getattr(cls.save_base, PENDING, False):
             cls.save_base = _atomic_save_base(cls.save_base)  # type: ignore[method-assign]
         post_init.connect(self._remember_name, sender=cls, weak=False)
         post_save.connect(self._forget_replaced_file, sender=cls, weak=False)
@@ -288,33 +172,6 @@ class ProtectedFieldMixin:
         ]
 
 
-def inspect_for_field(upload: Any, field: ProtectedFieldMixin) -> Inspected:
-    """Inspect once: a form's clean() and the later save share the result."""
-    cached = getattr(upload, _INSPECTION, None)
-    try:
-        # Also on the way to save(): nothing is written for a client that left.
-        raise_if_client_gone()
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        inspected = inspect_upload(
-            upload,
-            allowed_types=field.allowed_types or conf.allowed_types,
-            max_size=conf.max_upload_size,
-            max_image_pixels=conf.max_image_pixels,
-            max_frames=conf.max_image_frames,
-            max_processed_pixels=conf.max_processed_pixels,
-            max_jpeg_scans=conf.max_jpeg_scans,
-            max_metadata=conf.max_image_metadata,
-            thumbnail_sizes=conf.thumbnail_sizes,
-        )
-    except UploadRefused as refusal:
-        # Counted here, once: a form's clean() that refuses keeps save() away.
-        metrics.record_upload_refusal(refusal.reason)
-        raise
-    setattr(upload, _INSPECTION, inspected)
-    return inspected
-
-
 def _inspecting_form_field(base: type[forms.FileField], field: ProtectedFieldMixin) -> type:
     class InspectingFileField(base):  # type: ignore[valid-type,misc]
         def clean(self, data: Any, initial: Any = None) -> Any:
@@ -327,48 +184,6 @@ def _inspecting_form_field(base: type[forms.FileField], field: ProtectedFieldMix
             return value
 
     return InspectingFileField
-
-
-def storage_failure(error: OSError) -> UploadRefused:
-    """The answer to an upload the disk could not take: 507 when it is full
-    (or over quota), 500 for anything else (unwritable, gone); logged, since
-    an operator must act."""
-    logger.error("protected_media could not store an upload: %s", error)
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        refusal = UploadRefused(
-            "storage_full", "The server has no room for this file; nothing was stored.", 507
-        )
-    else:
-        refusal = UploadRefused(
-            "storage_error", "The server could not store this file; nothing was stored.", 500
-        )
-    metrics.record_upload_refusal(refusal.reason)
-    return refusal
-
-
-def forget_file(name: str, *, using: str) -> None:
-    """Drop the record now and the file once the transaction commits (rule 9),
-    with its thumbnails (their records go by CASCADE)."""
-    from .models import StoredFile
-
-    records = StoredFile.objects.using(using)
-    names = [name, *records.filter(original__name=name).values_list("name", flat=True)]
-    records.filter(name=name).delete()
-    transaction.on_commit(lambda: _delete_files(names), using=using)
-
-
-def _delete_files(names: list[str]) -> None:
-    for name in names:
-        protected_storage.delete(name)
-
-
-def _restore(field_file: Any, before: tuple[str | None, bool, Any]) -> None:
-    # As before the failed save: the upload still to be stored, so a retry
-    # stores it again rather than naming a file that is gone.
-    field_file.name, field_file._committed, value = before
-    field_file.__dict__.pop("record", None)
-    field_file.__dict__.pop("thumbnails", None)
-    field_file.instance.__dict__[field_file.field.attname] = value
 
 
 def _has_new_upload(instance: models.Model) -> bool:
@@ -390,23 +205,23 @@ def _atomic_save_base(save_base: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(save_base)
     def atomic_save_base(instance: models.Model, *args: Any, **kwargs: Any) -> Any:
-        if _PENDING in instance.__dict__ or not _has_new_upload(instance):
+        if PENDING in instance.__dict__ or not _has_new_upload(instance):
             return save_base(instance, *args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(instance), instance=instance)
         pending: list[tuple[Any, tuple[str | None, bool, Any], list[str]]] = []
-        instance.__dict__[_PENDING] = pending
+        instance.__dict__[PENDING] = pending
         try:
             with transaction.atomic(using=using):
                 return save_base(instance, *args, **kwargs)
         except BaseException:
             for field_file, before, written in pending:
-                _delete_files(written)
-                _restore(field_file, before)
+                delete_files(written)
+                restore(field_file, before)
             raise
         finally:
-            del instance.__dict__[_PENDING]
+            del instance.__dict__[PENDING]
 
-    setattr(atomic_save_base, _PENDING, True)
+    setattr(atomic_save_base, PENDING, True)
     return atomic_save_base
 
 

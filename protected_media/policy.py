@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils.module_loading import import_string
 
 from .conf import conf
-from .threads import run_blocking
+from .fastpath.threads import run_blocking
 
 if TYPE_CHECKING:
     from django.db.models import Model

@@ -37,7 +37,7 @@ from . import audit_grants
 from .conf import conf
 from .decision import Grant, Reason, Refusal, anonymous_refusal, apply_policy, find, grant
 from .models import ShareLink, StoredFile
-from .nginx import MASKED_PATH, SHARE_PREFIX
+from .nginx.render import MASKED_PATH, SHARE_PREFIX
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet

@@ -16,19 +16,17 @@ import posixpath
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image
 
-from .image_cost import thumbnail_mode
 from .inspection import IMAGE_FORMATS
+from .inspection.cost import thumbnail_mode
 from .keys import new_key
 from .names import sanitize_original_name, stored_name
-
-if TYPE_CHECKING:
-    from .models import StoredFile
+from .records import StoredFile
 
 logger = logging.getLogger("protected_media")
 
@@ -143,8 +141,6 @@ def store(
     """Make, write and record the thumbnails of ``original`` (whose bytes are
     ``data``). Never raises: a thumbnail that cannot be made or stored is
     logged and left out, and no file is ever left without its record."""
-    from .models import StoredFile
-
     try:
         thumbnails = render(data, content_type=original.content_type, sizes=sizes)
     except Exception as error:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from protected_media.nginx import render_standalone
+from protected_media.nginx.render import render_standalone
 from tests.stack.harness import UnixServer, nginx_listening, stop_process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -144,10 +144,10 @@ def environment_reads(path: Path) -> set[str]:
 
 
 def gateway_env_reads() -> set[str]:
-    from protected_media.metrics import MULTIPROCESS_ENV
+    from protected_media.ops.metrics import MULTIPROCESS_ENV
 
     # The variables not ours: prometheus-client's multiprocess folder, which
-    # protected_media.metrics reads too, and glibc's malloc thresholds, which
+    # protected_media.ops.metrics reads too, and glibc's malloc thresholds, which
     # the run command sets for its workers as the unit does.
     return (
         environment_reads(BASE_DIR / "gateway" / "settings.py")

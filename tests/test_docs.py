@@ -63,7 +63,7 @@ def test_the_security_table_names_tests_that_exist() -> None:
 def test_the_nginx_lines_in_the_guide_are_what_protected_media_nginx_writes(settings) -> None:
     """The README's nginx snippet, line by line and in order, is in the config
     the settings of its guide render."""
-    from protected_media.nginx_config import render_from_settings
+    from protected_media.nginx.from_settings import render_from_settings
 
     readme = (ROOT / "README.md").read_text()
     guide = readme.split("## Adding `protected_media` to an existing project", 1)[1]

@@ -139,7 +139,7 @@ MEDIA_HEADERS = {
 
 
 def test_the_rendered_internal_location_forbids_framing() -> None:
-    from protected_media.nginx import MEDIA_SECURITY_HEADERS
+    from protected_media.nginx.render import MEDIA_SECURITY_HEADERS
 
     assert dict(MEDIA_SECURITY_HEADERS) == MEDIA_HEADERS
 

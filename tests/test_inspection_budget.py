@@ -36,8 +36,8 @@ from bench.crafted_inputs import (
 from protected_media import checks, disconnects
 from protected_media.conf import DEFAULT_ALLOWED_TYPES
 from protected_media.disconnects import client_gone, stop_on_disconnect
-from protected_media.image_cost import FORMAT_WEIGHT, MODE_BYTES
 from protected_media.inspection import UploadRefused, inspect_upload
+from protected_media.inspection.cost import FORMAT_WEIGHT, MODE_BYTES
 
 SMALL = Limits(
     max_size=1024 * 1024,

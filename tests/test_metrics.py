@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.test import AsyncClient, Client
 
 from protected_media.checks import check_metrics
-from protected_media.nginx import render_site
+from protected_media.nginx.render import render_site
 
 from .metrics_text import samples
 from .test_nginx_config import SITE, server_of
@@ -135,7 +135,7 @@ async def test_the_counters_do_not_tell_whether_a_key_exists(alice, bob, make_fi
 
 def test_every_merged_reason_is_a_refusal_reason() -> None:
     from protected_media.decision import Reason
-    from protected_media.metrics import EXISTENCE_REASONS
+    from protected_media.ops.metrics import EXISTENCE_REASONS
 
     assert EXISTENCE_REASONS == {
         Reason.NO_RECORD,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from protected_media.metrics import from_loopback
+from protected_media.ops.metrics import from_loopback
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protected_media.nginx import Limits, SiteConfig, render_site, render_standalone
+from protected_media.nginx.render import Limits, SiteConfig, render_site, render_standalone
 
 LIMIT = 10 * 1024 * 1024
 SITE = SiteConfig(

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 
 from protected_media.keys import new_key
 from protected_media.models import ProtectedFile, StoredFile
-from protected_media.orphans import DiskEntry, Kind, Record, classify
+from protected_media.ops.orphans import DiskEntry, Kind, Record, classify
 from protected_media.storage import protected_storage
 from tests.conftest import png_bytes
 

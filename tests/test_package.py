@@ -70,7 +70,7 @@ def test_the_wheel_holds_the_app_and_nothing_else(wheel) -> None:
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert shipped == on_disk
-    for needed in ("py.typed", "migrations/0001_initial.py", "testing.py", "pytest_plugin.py"):
+    for needed in ("py.typed", "migrations/0001_initial.py", "testing/__init__.py", "testing/assertions.py", "pytest_plugin.py"):
         assert f"{APP}/{needed}" in shipped
 
 

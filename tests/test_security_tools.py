@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from protected_media.nginx import SiteConfig, render_site, render_standalone
+from protected_media.nginx.render import SiteConfig, render_site, render_standalone
 from tests.test_deploy import clean_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, Stre
 from django.utils.http import http_date, parse_http_date_safe
 
 from ..headers import CACHE_CONTROL
-from ..nginx import MEDIA_SECURITY_HEADERS
+from ..nginx.render import MEDIA_SECURITY_HEADERS
 
 CHUNK_SIZE = 192 * 1024
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")

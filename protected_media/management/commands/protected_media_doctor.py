@@ -10,7 +10,7 @@ from django.core.checks import ERROR, WARNING
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ... import doctor
+from ...ops import doctor
 
 FAIL_LEVELS = {"ERROR": ERROR, "WARNING": WARNING}
 

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...nginx_config import render_from_settings, standalone_user
+from ...nginx.from_settings import render_from_settings, standalone_user
 
 
 class Command(BaseCommand):

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from ... import orphans
 from ...conf import conf
+from ...ops import orphans
 
 T = TypeVar("T")
 

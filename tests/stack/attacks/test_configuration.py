@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from protected_media.nginx import ACCEL_HEADERS, SiteConfig, render_site, render_standalone
+from protected_media.nginx.render import ACCEL_HEADERS, SiteConfig, render_site, render_standalone
 
 from ...test_nginx_config import Directive, parse
 from ..harness import BASE_DIR, Stack, UnixServer, cookie_header, free_port, nginx_listening

@@ -20,16 +20,16 @@ import filetype
 from django.core.files import File
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from .conf import (
+from ..conf import (
     DEFAULT_MAX_FRAMES,
     DEFAULT_MAX_IMAGE_METADATA,
     DEFAULT_MAX_JPEG_SCANS,
     DEFAULT_MAX_PROCESSED_PIXELS,
 )
-from .disconnects import CLIENT_GONE_STATUS, client_gone
-from .image_cost import frame_cost, rgb_pixels, stored_mode, thumbnail_cost
-from .image_survey import Limits, Survey, survey
+from ..disconnects import CLIENT_GONE_STATUS, client_gone
+from .cost import frame_cost, rgb_pixels, stored_mode, thumbnail_cost
 from .plain_text import is_plain_text
+from .survey import Limits, Survey, survey
 
 SNIFF_BYTES = 8192
 

@@ -11,8 +11,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
 from django.utils.deconstruct import deconstructible
 
-from .conf import conf
-from .keys import is_key
+from ..conf import conf
+from ..keys import is_key
 
 # A file being written carries this prefix until it is linked under its final
 # name; the orphans command leaves such files alone.

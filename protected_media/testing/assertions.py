@@ -9,27 +9,26 @@ and a record lookup need the running event loop there.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Mapping
 from email.headerregistry import BaseHeader
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import parse_qs, quote, urlsplit
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import resolve_url
 
-from .conf import NGINX_BACKEND, conf
-from .headers import CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE
-from .names import served_name
-from .responses import NOT_FOUND_BODY
+from ..conf import NGINX_BACKEND, conf
+from ..field_files import ProtectedFieldFileMixin
+from ..headers import CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE
+from ..names import served_name
+from ..records import StoredFile
+from ..responses import NOT_FOUND_BODY
+from .bodies import abody, body, method
 
 if TYPE_CHECKING:
     from django.db.models.fields.files import FieldFile
-
-    from .models import StoredFile
 
 X_ACCEL_REDIRECT = "X-Accel-Redirect"
 X_ACCEL_PREFIX = "x-accel-"
@@ -74,9 +73,7 @@ def assert_served(
     record = _record(file)
     expects_handoff = _expects_handoff(handoff)
     expected = None if expects_handoff else _expected_bytes(record, content)
-    _check_served(
-        response, record, body=_body(response), expected=expected, disposition=disposition
-    )
+    _check_served(response, record, body=body(response), expected=expected, disposition=disposition)
 
 
 async def aassert_served(
@@ -96,7 +93,7 @@ async def aassert_served(
         else await asyncio.to_thread(_expected_bytes, record, content, conf.root)
     )
     _check_served(
-        response, record, body=await _abody(response), expected=expected, disposition=disposition
+        response, record, body=await abody(response), expected=expected, disposition=disposition
     )
 
 
@@ -145,7 +142,7 @@ def _check_served(
             problems.append("X-Accel-Expires is set")
     else:
         problems += _accel_problems(headers)
-        head = _method(response) == "HEAD"
+        head = method(response) == "HEAD"
         if body != (b"" if head else expected):
             problems.append(
                 f"a body of {len(body)} bytes that is not the stored file's {len(expected)}"
@@ -164,14 +161,14 @@ def assert_refused(response: Response, *, login: bool = False, next_url: str | N
     missing, forbidden and malformed requests share, or with ``login=True``
     the redirect to ``LOGIN_URL`` that anonymous requests get (its ``next``
     must equal ``next_url`` when given)."""
-    _check_refused(response, _body(response), login=login, next_url=next_url)
+    _check_refused(response, body(response), login=login, next_url=next_url)
 
 
 async def aassert_refused(
     response: Response, *, login: bool = False, next_url: str | None = None
 ) -> None:
     """``assert_refused`` for async tests."""
-    _check_refused(response, await _abody(response), login=login, next_url=next_url)
+    _check_refused(response, await abody(response), login=login, next_url=next_url)
 
 
 def _check_refused(response: Response, body: bytes, *, login: bool, next_url: str | None) -> None:
@@ -189,7 +186,7 @@ def _check_refused(response: Response, body: bytes, *, login: bool, next_url: st
     else:
         if response.status_code != 404:
             problems.append(f"status {response.status_code}, expected 404")
-        wanted = b"" if _method(response) == "HEAD" else NOT_FOUND_BODY
+        wanted = b"" if method(response) == "HEAD" else NOT_FOUND_BODY
         if body != wanted:
             problems.append(f"body {body[:80]!r}, expected {wanted!r}")
         problems += _content_type_problems(headers.get(CONTENT_TYPE), "text/plain")
@@ -282,9 +279,6 @@ def _expects_handoff(handoff: bool | None) -> bool:
 
 
 def _record(file: StoredFile | FieldFile) -> StoredFile:
-    from .fields import ProtectedFieldFileMixin
-    from .models import StoredFile
-
     if isinstance(file, StoredFile):
         return file
     if isinstance(file, ProtectedFieldFileMixin):
@@ -295,8 +289,6 @@ def _record(file: StoredFile | FieldFile) -> StoredFile:
 
 
 async def _arecord(file: StoredFile | FieldFile) -> StoredFile:
-    from .models import StoredFile
-
     if isinstance(file, StoredFile):
         return file
     record = file.__dict__.get("record")
@@ -318,63 +310,3 @@ def _expected_bytes(record: StoredFile, content: bytes | None, root: Path | None
     if root is None:
         raise AssertionError("SENDFILE_ROOT is not set: pass content= to compare the bytes")
     return (root / record.name).read_bytes()
-
-
-def _method(response: Response) -> str:
-    try:
-        request: Any = getattr(response, "request", None)
-    except RuntimeError:  # httpx, when no request was attached
-        return "GET"
-    if isinstance(request, Mapping):  # Django's test clients: WSGI environ or ASGI scope
-        return str(request.get("REQUEST_METHOD") or request.get("method") or "GET").upper()
-    return str(getattr(request, "method", None) or "GET").upper()
-
-
-def _body(response: Response) -> bytes:
-    if isinstance(response, StreamingHttpResponse):
-        if response.is_async:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                raise RuntimeError("Inside an event loop: await the a-prefixed assertion.")
-            data = async_to_sync(_ajoin)(response)
-        else:
-            data = b"".join(_iterate(response.streaming_content))
-        _put_back(response, data)
-        return data
-    if isinstance(response, HttpResponse):
-        return response.content
-    return bytes(getattr(response, "content", b""))
-
-
-async def _abody(response: Response) -> bytes:
-    if isinstance(response, StreamingHttpResponse):
-        if response.is_async:
-            data = await _ajoin(response)
-        else:
-            data = b"".join(_iterate(response.streaming_content))
-        _put_back(response, data)
-        return data
-    return _body(response)
-
-
-async def _ajoin(response: StreamingHttpResponse) -> bytes:
-    content = response.streaming_content
-    assert isinstance(content, AsyncIterator)
-    return b"".join([chunk async for chunk in content])
-
-
-def _iterate(content: object) -> Iterable[bytes]:
-    assert isinstance(content, Iterable)
-    return content
-
-
-def _put_back(response: StreamingHttpResponse, data: bytes) -> None:
-    # The body was read to be compared: give the test the same bytes to read again.
-    response.streaming_content = _areplay(data) if response.is_async else [data]
-
-
-async def _areplay(data: bytes) -> AsyncIterator[bytes]:
-    yield data

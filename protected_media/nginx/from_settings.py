@@ -15,8 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import conf
-from .nginx import Limits, SiteConfig, render_site, render_standalone
+from ..conf import conf
+from .render import Limits, SiteConfig, render_site, render_standalone
 
 
 def standalone_user() -> str | None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from django.db import transaction
 
-from .models import StoredFile
-from .storage import TEMPORARY_PREFIX
+from ..models import StoredFile
+from ..storage import TEMPORARY_PREFIX
 
 # An upload links its file into place, then commits its record: a file
 # without a record is left alone until it is older than this.

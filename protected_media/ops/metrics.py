@@ -26,7 +26,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .responses import not_found
+from ..responses import not_found
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 
 # Limits is re-exported: it is the type of two SiteConfig fields.
-from .nginx_limits import Limits as Limits
-from .nginx_limits import render_limits
+from .limits import Limits as Limits
+from .limits import render_limits
 
 # Hashed names written by ManifestStaticFilesStorage: "app.3f2a9c1b7e4d.css".
 HASHED_STATIC_RE = r"\.[0-9a-f]{12}\.[^/.]+$"

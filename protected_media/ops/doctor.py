@@ -26,12 +26,12 @@ from django.core.checks import ERROR, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.shortcuts import resolve_url
 
-from .conf import conf
-from .keys import new_key
-from .models import StoredFile
-from .names import is_safe_stored_name
-from .nginx import HASHED_STATIC_RE, MEDIA_SECURITY_HEADERS
-from .nginx_config import render_from_settings
+from ..conf import conf
+from ..keys import new_key
+from ..models import StoredFile
+from ..names import is_safe_stored_name
+from ..nginx.from_settings import render_from_settings
+from ..nginx.render import HASHED_STATIC_RE, MEDIA_SECURITY_HEADERS
 
 Status = Literal["PASS", "FAIL", "SKIP"]
 MANIFEST_NAME = "staticfiles.json"

@@ -1,0 +1,8 @@
+"""The fast entry point's machinery (``protected_media.asgi``).
+
+- ``threads``: a few long-lived threads that own the database connections the
+  entry point's blocking work runs on;
+- ``compiled``: ORM lookups whose SQL is compiled once, then run with new values;
+- ``auth``: the session and user, loaded as ``django.contrib.auth.get_user``
+  does, through those compiled lookups.
+"""

@@ -1,0 +1,7 @@
+"""What an upload really is, decided from its bytes (``uploads``), at a bounded
+cost (``survey`` walks the container before decoding, ``cost`` prices the
+decoding), and whether text is plain text (``plain_text``)."""
+
+from .uploads import IMAGE_FORMATS, Inspected, UploadRefused, inspect_upload, raise_if_client_gone
+
+__all__ = ["IMAGE_FORMATS", "Inspected", "UploadRefused", "inspect_upload", "raise_if_client_gone"]
