@@ -113,31 +113,21 @@ if DATABASE_URL:
     # Django's psycopg pool, not persistent connections. Under ASGI, Django's
     # handler runs each request's queries in a thread that ends with the
     # request: with CONN_MAX_AGE > 0 request_finished keeps that thread's
-    # connection, left open until the garbage collector finds it (8 to 42
-    # connections after 5 s of media requests through Django's handler), while
-    # with a pool the request hands it back. Measured on one 2-core machine,
-    # one uvicorn worker, medians of three 5 s runs at 1 and 8 connections:
-    # Django's handler 133 and 128 requests/s with the pool, 76 and 110 with
-    # persistent connections, 62 and 115 with neither; the entry point, whose
-    # threads take their connections from the same pool, 564 and 711 against
-    # 547 and 652 with persistent connections (118 and 225 with neither).
-    # Per process: min_size covers the entry point's threads
-    # (PROTECTED_MEDIA_FAST_PATH_THREADS, 4), max_size bounds what Django's
-    # concurrent requests hold; workers x max_size must stay under the
-    # server's max_connections. A request waits at most `timeout` seconds for
-    # a connection: while the database refuses connections, each media
-    # request waits that long before its 503 (psycopg's default of 30 s made
-    # tests/stack/test_database_down.py take 122 s, 5 s made it 30 s). 5 s
-    # was too short under 256 clients once uploads also inspect their whole
-    # budget and write file, records and row in one transaction: the soak
-    # saw a few uploads give up waiting for a connection; 10 s absorbs that.
+    # connection, left open until the garbage collector finds it, while with
+    # a pool the request hands it back. Per process: min_size covers the
+    # entry point's threads (PROTECTED_MEDIA_FAST_PATH_THREADS, 4), max_size
+    # bounds what Django's concurrent requests hold; workers x max_size must
+    # stay under the server's max_connections. A request waits at most
+    # `timeout` seconds for a connection: while the database refuses
+    # connections, each media request waits that long before its 503. The
+    # measurements behind the pool, max_size and timeout are in
+    # docs/performance.md ("Database connections").
     # Django refuses CONN_MAX_AGE > 0 with a pool.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 4,
-        # 16 ran dry under 256 clients (the soak test: uploads hold theirs
-        # while they inspect and write the file); a request that still finds
-        # none gets a 503 with Retry-After (handler500), not a 500.
+        # A request that still finds none gets a 503 with Retry-After
+        # (handler500), not a 500.
         "max_size": 24,
         "timeout": 10,
     }
@@ -177,17 +167,19 @@ SENDFILE_ROOT = str(DATA_DIR / "private")
 SENDFILE_URL = "/_protected/"
 SENDFILE_BACKEND = os.environ.get("GATEWAY_SENDFILE_BACKEND", "django_sendfile.backends.nginx")
 PROTECTED_MEDIA_URL = "/media/"
-# Prometheus metrics (protected_media.ops.metrics), mounted in gateway/urls.py; the
-# rendered nginx config lets only loopback reach it.
+# Prometheus metrics (protected_media.ops.metrics, with prometheus-client from
+# the gateway extra), mounted in gateway/urls.py: setting the URL also has the
+# app count decisions and uploads. The rendered nginx config lets only
+# loopback reach it.
 PROTECTED_MEDIA_METRICS_URL = "/metrics"
 # Media requests answered by protected_media.asgi's entry point (gateway/asgi.py)
 # rather than Django's full handler: same view, same answers, several times
-# the throughput (README, Performance).
+# the throughput (docs/performance.md).
 PROTECTED_MEDIA_FAST_PATH = _env_bool("GATEWAY_FAST_MEDIA", True)
 PROTECTED_MEDIA_MAX_UPLOAD_SIZE = int(
     os.environ.get("GATEWAY_MAX_UPLOAD_SIZE", str(10 * 1024 * 1024))
 )
-# What inspecting one image may cost (README, "What an upload can cost").
+# What inspecting one image may cost (docs/uploads.md, "What an upload can cost").
 if os.environ.get("GATEWAY_MAX_PROCESSED_PIXELS"):
     PROTECTED_MEDIA_MAX_PROCESSED_PIXELS = int(os.environ["GATEWAY_MAX_PROCESSED_PIXELS"])
 
@@ -230,7 +222,7 @@ SECURE_HSTS_SECONDS = 365 * 24 * 3600 if SESSION_COOKIE_SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SESSION_COOKIE_SECURE
 SILENCED_SYSTEM_CHECKS = [
     # SECURE_SSL_REDIRECT stays off: nginx answers plain http with a redirect
-    # to https (deploy/README.md, TLS) and passes only TLS requests on, while
+    # to https (docs/deployment.md, TLS) and passes only TLS requests on, while
     # health checks on uvicorn's socket are plain http and must not get a 301.
     "security.W008",
     # No HSTS "preload": once a domain is on the browsers' preload list, every

@@ -38,7 +38,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
-ROOT_URLCONF = "gateway.urls"
+ROOT_URLCONF = "tests.urls"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
@@ -86,4 +86,3 @@ SENDFILE_ROOT = str(_SCRATCH / "private")
 SENDFILE_URL = "/_protected/"
 SENDFILE_BACKEND = "django_sendfile.backends.nginx"
 PROTECTED_MEDIA_URL = "/media/"
-CSRF_FAILURE_VIEW = "gateway.demo.api.csrf_failure"

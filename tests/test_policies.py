@@ -209,7 +209,7 @@ async def test_staff_are_served_when_the_setting_allows(
 async def test_a_superuser_is_not_served_by_default(
     get, decisions, django_user_model, item, is_staff
 ) -> None:
-    # README: "Django's superuser-has-everything shortcut is not applied, so
+    # docs/policies.md: "Django's superuser-has-everything shortcut is not applied, so
     # superusers are staff like any other." django-guardian's backend applies
     # its own (ObjectPermissionChecker.has_perm returns True for any active
     # superuser), so with guardian installed this fails: see the report.

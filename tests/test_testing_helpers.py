@@ -166,7 +166,7 @@ def test_media_backend_switches_the_backend(media_backend, alice, text_file) -> 
 
 
 def test_media_backend_runs_each_backend_and_restores_the_setting(pytester) -> None:
-    # A site's own suite, loading the plugin as the README says.
+    # A site's own suite, loading the plugin as docs/testing.md says.
     pytester.makeconftest('pytest_plugins = ["protected_media.pytest_plugin"]\n')
     pytester.makepyfile(
         textwrap.dedent(
@@ -436,7 +436,7 @@ def test_refused_fails_on_a_served_file(alice, text_file) -> None:
         assert_refused(get(alice, text_file.file.url), login=True)
 
 
-# -- the README's examples, as written there ---------------------------------------
+# -- docs/testing.md's examples, as written there ----------------------------------
 
 
 @pytest.fixture

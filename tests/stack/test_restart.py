@@ -353,7 +353,7 @@ class Load:
 
 
 def render_and_reload(stack: Stack, max_upload: int) -> None:
-    """What deploy/README.md's upgrade does: render from the settings, test the
+    """What docs/deployment.md's upgrade does: render from the settings, test the
     file, reload nginx."""
     nginx_dir = stack.data_dir / "nginx"
     conf = nginx_dir / "nginx.conf"

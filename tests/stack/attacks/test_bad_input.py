@@ -2,7 +2,7 @@
 
 The share API's three known cases, as a client sends them to the running
 stack: each is a JSON 400 saying what is wrong, no link is made, and nothing
-the stack logs holds a traceback. ``tests/test_api_fuzz.py`` fuzzes every
+the stack logs holds a traceback. ``tests/gateway/test_api_fuzz.py`` fuzzes every
 endpoint in-process.
 """
 

@@ -134,7 +134,7 @@ FUZZ = settings(
 def api_routes() -> list[str]:
     return [
         str(pattern.pattern)
-        for pattern in get_resolver().url_patterns
+        for pattern in get_resolver("gateway.urls").url_patterns
         if isinstance(pattern, URLPattern) and str(pattern.pattern).startswith("api/")
     ]
 

@@ -16,7 +16,7 @@ from PIL import Image
 from gateway.demo.models import Profile
 from protected_media.models import ProtectedFile, StoredFile
 
-from .conftest import png_bytes
+from ..conftest import png_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from protected_media.names import UNSAFE_EXTENSIONS
 
-from .conftest import png_bytes
+from ..conftest import png_bytes
 from .test_api import PDF, browser, upload
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from gateway.demo.views import file_kind
 
-from .conftest import png_bytes
+from ..conftest import png_bytes
 from .test_demo_site import PDF, Element, Page, page, signed_in
 
 pytestmark = pytest.mark.django_db
