@@ -1,29 +1,28 @@
 """System checks: misconfigurations caught before a request finds them.
 
-Each id is stable and documented in the README; each has a test.
+Each id is stable and documented in docs/settings.md; each has a test.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.checks import register as register_check
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils.module_loading import import_string
 
 from .conf import NGINX_BACKEND, STREAMING_BACKEND, SUPPORTED_BACKENDS, conf
-from .nginx.limits import RATE_RE
+from .nginx.rules import LIMIT_RULES, is_writable
 
 # A URL prefix that is safe to paste into an nginx location: slashes at both
 # ends, nothing nginx would read as syntax.
 _PREFIX_RE = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
-_CONFIG_UNSAFE = re.compile(r"[\s;{}\"'$\\#]")
 
 
 def register() -> None:
@@ -52,7 +51,7 @@ def check_storage(**kwargs: Any) -> list[CheckMessage]:
                 id="protected_media.E001",
             )
         ]
-    if not root.is_absolute() or _CONFIG_UNSAFE.search(str(root)):
+    if not root.is_absolute() or not is_writable(str(root)):
         errors.append(
             Error(
                 "SENDFILE_ROOT must be an absolute path without spaces or quotes.",
@@ -189,12 +188,12 @@ def check_rate_limits(**kwargs: Any) -> list[CheckMessage]:
     }
     errors: list[CheckMessage] = []
     for setting, value in values.items():
-        valid, hint = _LIMIT_RULES[setting.rsplit("_", 1)[1]]
-        if not valid(value):
+        rule = LIMIT_RULES[setting.rsplit("_", 1)[1].lower()]
+        if not rule.valid(value):
             errors.append(
                 Error(
                     f"{setting} {value!r} cannot be written into the nginx config.",
-                    hint=hint,
+                    hint=rule.hint,
                     id="protected_media.E014",
                 )
             )
@@ -252,28 +251,6 @@ def _is_int(value: object, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
-def _valid_rate(value: object) -> bool:
-    return value is None or (isinstance(value, str) and RATE_RE.fullmatch(value) is not None)
-
-
-def _valid_burst(value: object) -> bool:
-    return _is_int(value, 1)
-
-
-def _valid_connections(value: object) -> bool:
-    return value is None or _is_int(value, 1)
-
-
-_LIMIT_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
-    "RATE": (_valid_rate, "An nginx rate such as '30r/s' or '600r/m', or None for no limit."),
-    "BURST": (_valid_burst, "Requests answered at once beyond the rate: an int, 1 or more."),
-    "CONNECTIONS": (
-        _valid_connections,
-        "Requests at once per client address: an int, 1 or more, or None for no limit.",
-    ),
-}
-
-
 def _overlaps(first: Path, second: Path) -> bool:
     first, second = first.resolve(), second.resolve()
     return first == second or first.is_relative_to(second) or second.is_relative_to(first)
@@ -281,18 +258,24 @@ def _overlaps(first: Path, second: Path) -> bool:
 
 def check_metrics(**kwargs: Any) -> list[CheckMessage]:
     """The metrics URL must be one exact path, where the metrics view is
-    mounted: the nginx config opens that path to loopback only."""
+    mounted: the nginx config opens that path to loopback only. Counting
+    needs prometheus-client, an optional dependency."""
     url = conf.metrics_url
     if url is None:
         return []
-    from django.urls import Resolver404, resolve
-
-    from .ops import metrics
-
     problem = None
-    if not isinstance(url, str) or not url.startswith("/") or _CONFIG_UNSAFE.search(url):
+    hint = (
+        'Mount it, e.g. path("metrics", protected_media.ops.metrics.view), and set '
+        'PROTECTED_MEDIA_METRICS_URL = "/metrics".'
+    )
+    if not isinstance(url, str) or not url.startswith("/") or not is_writable(url):
         problem = "must be a path starting with a slash, with nothing nginx would misread"
+    elif find_spec("prometheus_client") is None:
+        problem = "is set, but prometheus-client is not installed"
+        hint = 'Install the metrics extra: pip install "django-protected-media-gateway[metrics]".'
     else:
+        from .ops import metrics  # an optional dependency (the metrics extra)
+
         try:
             mounted = resolve(url).func is metrics.view
         except Resolver404:
@@ -304,8 +287,7 @@ def check_metrics(**kwargs: Any) -> list[CheckMessage]:
     return [
         Error(
             f"PROTECTED_MEDIA_METRICS_URL {url!r} {problem}.",
-            hint='Mount it, e.g. path("metrics", protected_media.ops.metrics.view), and set '
-            'PROTECTED_MEDIA_METRICS_URL = "/metrics".',
+            hint=hint,
             id="protected_media.E016",
         )
     ]

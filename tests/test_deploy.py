@@ -34,7 +34,7 @@ DEPLOY = BASE_DIR / "deploy"
 SITE_CONF = DEPLOY / "nginx" / "gateway.conf"
 UNIT = DEPLOY / "systemd" / "gateway.service"
 ENV_EXAMPLE = DEPLOY / "systemd" / "gateway.env.example"
-README = DEPLOY / "README.md"
+GUIDE = BASE_DIR / "docs" / "deployment.md"
 
 RENDER_ENV = {"GATEWAY_DATA_DIR": "/srv/gateway", "GATEWAY_SECRET_KEY": "render-only"}
 RENDER_ARGS = (
@@ -115,8 +115,8 @@ def site_lines() -> set[str]:
     return {line for line in lines if line and not line.startswith("#") and line != "}"}
 
 
-def readme_table() -> list[list[str]]:
-    section = README.read_text().split(TABLE_HEADING, 1)[1].split("\n## ", 1)[0]
+def guide_table() -> list[list[str]]:
+    section = GUIDE.read_text().split(TABLE_HEADING, 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("|")]
     assert rows[0] == "| Line | From | Why |", rows[0]
     return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows[2:]]
@@ -201,8 +201,8 @@ def test_gateway_conf_is_exactly_what_protected_media_nginx_writes(tmp_path: Pat
     assert output.read_bytes() == SITE_CONF.read_bytes()
 
 
-def test_readme_gives_the_render_command() -> None:
-    assert RENDER_COMMAND in README.read_text()
+def test_guide_gives_the_render_command() -> None:
+    assert RENDER_COMMAND in GUIDE.read_text()
 
 
 # -- nginx accepts it --------------------------------------------------------
@@ -237,7 +237,7 @@ def test_nginx_check_reads_gateway_conf(tmp_path: Path) -> None:
     assert "max_ranges" in done.stderr
 
 
-# -- the README's TLS file with the rendered site, served for real -----------
+# -- the guide's TLS file with the rendered site, served for real ------------
 
 
 def free_port() -> int:
@@ -316,10 +316,10 @@ def running_nginx(state: Path, config: str, port: int) -> Iterator[None]:
         yield
 
 
-def test_readme_tls_file_makes_the_rendered_site_https(short_dir: Path) -> None:
+def test_guide_tls_file_makes_the_rendered_site_https(short_dir: Path) -> None:
     cert, key = self_signed(short_dir)
     tls_port, http_port = free_port(), free_port()
-    snippets = re.findall(r"```nginx\n(.*?)```", README.read_text(), re.S)
+    snippets = re.findall(r"```nginx\n(.*?)```", GUIDE.read_text(), re.S)
     [tls] = [snippet for snippet in snippets if snippet.startswith(TLS_SNIPPET_START)]
     tls = re.sub(r"(?m)^ssl_certificate \S+;", f"ssl_certificate {cert};", tls)
     tls = re.sub(r"(?m)^ssl_certificate_key \S+;", f"ssl_certificate_key {key};", tls)
@@ -481,17 +481,17 @@ def test_env_example_sets_every_variable_of_the_settings() -> None:
     assert example["GATEWAY_DEBUG"] == "0"
 
 
-def test_readme_table_has_a_row_for_every_line_of_gateway_conf() -> None:
-    documented = {code_spans(row[0])[0] for row in readme_table()}
+def test_guide_table_has_a_row_for_every_line_of_gateway_conf() -> None:
+    documented = {code_spans(row[0])[0] for row in guide_table()}
     assert site_lines() - documented == set()
     assert documented - site_lines() == set()
 
 
-def test_readme_table_names_only_settings_and_options_that_exist() -> None:
+def test_guide_table_names_only_settings_and_options_that_exist() -> None:
     settings, options, reads = setting_names(), render_options(), gateway_env_reads()
     assert {"SENDFILE_ROOT", "PROTECTED_MEDIA_MAX_UPLOAD_SIZE", "STATIC_URL"} <= settings
     assert "--listen" in options
-    for line, source, _why in readme_table():
+    for line, source, _why in guide_table():
         for name in code_spans(source):
             if name.startswith("--"):
                 assert name in options, (line, name)

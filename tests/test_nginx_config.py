@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,16 @@ from django.core.management import CommandError, call_command
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protected_media.nginx.render import Limits, SiteConfig, render_site, render_standalone
+from protected_media.nginx.render import (
+    Limits,
+    RenderOptions,
+    SiteConfig,
+    recorded_options,
+    render_site,
+    render_standalone,
+)
+from protected_media.nginx.rules import is_writable
+from protected_media.ops.doctor.checks import check_nginx_config
 
 LIMIT = 10 * 1024 * 1024
 SITE = SiteConfig(
@@ -722,3 +732,113 @@ def test_command_refuses_a_root_nginx_cannot_read(settings, tmp_path) -> None:
 def test_command_refuses_a_hostile_option() -> None:
     with pytest.raises(CommandError, match="server_name"):
         render_command("--server-name", "x; include /etc/shadow")
+
+
+def test_rendering_needs_no_django_settings() -> None:
+    # The renderer has a template engine of its own, as startproject does: a
+    # tool may render without a settings module.
+    code = (
+        "from protected_media.nginx.render import Limits, SiteConfig, render_site, "
+        f"render_standalone\nprint(render_standalone(render_site({LIMITED!r}), "
+        "state_dir='/var/lib/gw', user='gateway'), end='')"
+    )
+    env = {name: value for name, value in os.environ.items() if name != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == render_standalone(
+        render_site(LIMITED), state_dir="/var/lib/gw", user="gateway"
+    )
+    # Numbers as nginx reads them, whatever the locale settings would say.
+    assert "limit_req zone=protected_media_media burst=200 nodelay;" in done.stdout
+
+
+# -- the options a file records, and the doctor that reads them ------------------------
+
+
+def test_the_site_records_the_options_it_was_rendered_with() -> None:
+    text = render_site(SITE)
+    assert text.splitlines()[1] == (
+        '# Rendered with: {"listen": "127.0.0.1:8080", '
+        '"upstream": "unix:/run/gateway/uvicorn.sock", "server_name": "files.example.org"}'
+    )
+    assert recorded_options(text) == RenderOptions(
+        listen="127.0.0.1:8080",
+        upstream="unix:/run/gateway/uvicorn.sock",
+        server_name="files.example.org",
+    )
+
+
+@pytest.mark.parametrize(
+    ("user", "recorded"),
+    [(None, '{"standalone": "/var/lib/gw", "user": null}'),
+     ("gateway", '{"standalone": "/var/lib/gw", "user": "gateway"}')],
+)  # fmt: skip
+def test_a_standalone_file_records_its_state_folder_and_user_too(user, recorded) -> None:
+    text = render_standalone(render_site(SITE), state_dir="/var/lib/gw", user=user)
+    assert text.splitlines()[1] == f"# Rendered with: {recorded}"
+    assert recorded_options(text) == RenderOptions(
+        listen="127.0.0.1:8080",
+        upstream="unix:/run/gateway/uvicorn.sock",
+        server_name="files.example.org",
+        standalone="/var/lib/gw",
+        user=user,
+    )
+
+
+writable = st.text(min_size=1).filter(is_writable)
+
+
+@given(listen=writable, upstream=writable, server_name=writable)
+def test_any_option_the_renderer_takes_comes_back_as_written(listen, upstream, server_name) -> None:
+    site = dataclasses.replace(SITE, listen=listen, upstream=upstream, server_name=server_name)
+    text = render_site(site)
+    # nginx reads the value as one word, and the header gives it back as written.
+    assert parse(text).one("server").one("server_name").args == [server_name]
+    assert recorded_options(text) == RenderOptions(listen, upstream, server_name)
+
+
+OPTIONS_LINE = render_site(SITE).splitlines()[1]
+# Each row: the file's options line replaced by this, and why it records nothing.
+NO_OPTIONS = [
+    ("", "the line is gone"),
+    ("# Rendered with: listen 127.0.0.1:8080", "not JSON"),
+    ('# Rendered with: ["127.0.0.1:8080"]', "JSON, but not an object"),
+    ('# Rendered with: {"upstream": "unix:/u.sock", "server_name": "_"}', "no listen"),
+    (
+        '# Rendered with: {"listen": 8080, "upstream": "unix:/u.sock", "server_name": "_"}',
+        "a number",
+    ),
+]
+
+
+@pytest.mark.parametrize("line", [row[0] for row in NO_OPTIONS], ids=[row[1] for row in NO_OPTIONS])
+def test_a_file_without_its_options_records_none(line) -> None:
+    assert recorded_options(render_site(SITE).replace(OPTIONS_LINE, line)) is None
+
+
+def test_doctor_renders_again_with_the_recorded_options(tmp_path) -> None:
+    path = tmp_path / "site.conf"
+    render_command(
+        "--listen", "127.0.0.1:9999", "--server-name", "files.example.org", "-o", str(path)
+    )
+    assert check_nginx_config(path).status == "PASS"
+    text = path.read_text()
+
+    # A listen line edited by hand is not what the recorded options give.
+    path.write_text(text.replace("listen 127.0.0.1:9999;", "listen 127.0.0.1:8888;"))
+    result = check_nginx_config(path)
+    assert result.status == "FAIL"
+    assert result.reason.endswith(
+        "is 'listen 127.0.0.1:8888;', the settings give 'listen 127.0.0.1:9999;'"
+    )
+
+    # Without its options line, nothing says what the file was rendered with.
+    path.write_text(text.replace("# Rendered with: ", "# "))
+    result = check_nginx_config(path)
+    assert (result.status, result.reason) == (
+        "FAIL",
+        f"{path} has no '# Rendered with:' line with its listen, upstream and server name: "
+        "render it with protected_media_nginx",
+    )

@@ -1,6 +1,10 @@
 """The nginx config, rendered from Django's settings.
 
-- ``render``: the pure renderer (a ``SiteConfig`` in, nginx text out);
+- ``templates/``: the config itself, ``site.conf`` and ``standalone.conf``;
+- ``render``: the pure renderer (a ``SiteConfig`` in, nginx text out), and the
+  header line that records the options a file was rendered with;
+- ``rules``: what a value must be to be written into the config, for the
+  renderer and the system checks;
 - ``limits``: the rate and connection limits it places;
 - ``from_settings``: the adapter that builds a ``SiteConfig`` from ``conf``,
   used by ``protected_media_nginx`` and ``protected_media_doctor``.

@@ -1,6 +1,10 @@
 """Prometheus metrics: decisions by outcome and reason, decision latency,
 uploads stored and refused by reason.
 
+The counts come from the app's signals (``protected_media.signals``): the
+app connects the receivers below when ``PROTECTED_MEDIA_METRICS_URL`` is
+set, and this module needs prometheus-client, the ``metrics`` extra.
+
 The view answers in Prometheus' text format. Under several worker processes
 set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before they start
 (prometheus-client's multiprocess mode): each process writes its own files
@@ -12,21 +16,32 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
 
+try:
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        REGISTRY,
+        CollectorRegistry,
+        Counter,
+        Histogram,
+        generate_latest,
+        multiprocess,
+    )
+except ModuleNotFoundError as missing:  # an optional dependency
+    raise ModuleNotFoundError(
+        "protected_media.ops.metrics needs prometheus-client: "
+        'pip install "django-protected-media-gateway[metrics]"',
+        name=missing.name,
+    ) from missing
+
+from ..audit import DENIED, SERVED
 from ..responses import not_found
+from ..signals import file_denied, file_served, upload_refused, upload_stored
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -69,6 +84,51 @@ def record_upload() -> None:
 
 def record_upload_refusal(reason: str) -> None:
     UPLOAD_REFUSALS.labels(reason=reason).inc()
+
+
+# The receivers. The decision ones run on every media request and are async:
+# asend_robust awaits them on the event loop, where a plain function would
+# cost a thread hop. The upload ones are plain, as send_robust calls them from
+# the upload's own thread. Whatever a receiver raises is logged, and the
+# answer or the upload stands.
+async def count_served(*, reason: str, latency: float, **kwargs: Any) -> None:
+    record_decision(SERVED, str(reason), latency)
+
+
+async def count_denied(*, reason: str, latency: float, **kwargs: Any) -> None:
+    record_decision(DENIED, str(reason), latency)
+
+
+def count_upload(**kwargs: Any) -> None:
+    record_upload()
+
+
+def count_upload_refusal(*, reason: str, **kwargs: Any) -> None:
+    record_upload_refusal(reason)
+
+
+RECEIVERS = (
+    (file_served, count_served),
+    (file_denied, count_denied),
+    (upload_stored, count_upload),
+    (upload_refused, count_upload_refusal),
+)
+
+
+def _uid(receiver: Any) -> str:
+    return f"{__name__}.{receiver.__name__}"
+
+
+def connect() -> None:
+    """Count every decision and upload from now on (connecting again changes
+    nothing: each receiver is connected once)."""
+    for signal, receiver in RECEIVERS:
+        signal.connect(receiver, dispatch_uid=_uid(receiver))
+
+
+def disconnect() -> None:
+    for signal, receiver in RECEIVERS:
+        signal.disconnect(dispatch_uid=_uid(receiver))
 
 
 def from_loopback(remote_addr: str | None) -> bool:

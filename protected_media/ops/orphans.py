@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.db import transaction
 
-from ..models import StoredFile
+from ..records import StoredFile
 from ..storage import TEMPORARY_PREFIX
 
 # An upload links its file into place, then commits its record: a file

@@ -193,7 +193,8 @@ def broken_nginx(stack: Stack, state: Path, edit: Callable[[str], str]) -> Itera
     port = free_port()
     text = (stack.data_dir / "nginx" / "nginx.conf").read_text()
     text = substitute(text, str(stack.data_dir / "nginx"), str(state))
-    text = substitute(text, f"listen 127.0.0.1:{stack.port};", f"listen 127.0.0.1:{port};")
+    # The listen line and the header that records it, which the doctor renders with.
+    text = substitute(text, f"127.0.0.1:{stack.port}", f"127.0.0.1:{port}")
     config = state / "nginx.conf"
     (state / "tmp").mkdir(parents=True)
     config.write_text(edit(text))

@@ -10,7 +10,8 @@ from django.core.checks import ERROR, WARNING
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...ops import doctor
+from ...ops.doctor.client import Site
+from ...ops.doctor.runner import gather, run
 
 FAIL_LEVELS = {"ERROR": ERROR, "WARNING": WARNING}
 
@@ -53,15 +54,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            site = doctor.Site(options["base_url"], timeout=options["timeout"])
+            site = Site(options["base_url"], timeout=options["timeout"])
         except ValueError as error:
             raise CommandError(str(error)) from error
         media_target, cookie = self._authorized_fetch(options)
         try:
-            inputs = doctor.gather()
+            inputs = gather()
         except ImproperlyConfigured as error:
             raise CommandError(str(error)) from error
-        results = doctor.run(
+        results = run(
             site,
             inputs,
             nginx_config=options["nginx_config"],

@@ -2,38 +2,48 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
 from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
-from tqdm import tqdm  # type: ignore[import-untyped]
 
 from ...conf import conf
 from ...ops import orphans
 
 T = TypeVar("T")
-
-
-class _BarStream:
-    """tqdm writes partial lines: no added newline, no error colour."""
-
-    def __init__(self, wrapper: OutputWrapper) -> None:
-        self.wrapper = wrapper
-
-    def write(self, text: str) -> None:
-        self.wrapper.write(text, style_func=_plain, ending="")
-
-    def flush(self) -> None:
-        self.wrapper.flush()
-
-    def fileno(self) -> int:
-        # For the terminal's width.
-        return int(self.wrapper.fileno())
+# How often the progress line is redrawn: often enough to see it move, rarely
+# enough that a walk of millions of entries does not spend its time drawing.
+PROGRESS_INTERVAL = 0.2
 
 
 def _plain(text: str) -> str:
     return text
+
+
+def progress(items: Iterable[T], stream: OutputWrapper, *, doing: str, unit: str) -> Iterator[T]:
+    """Yield ``items``, keeping one line on the terminal ``stream`` up to date
+    with how many went by (of how many, when ``items`` knows); the line stays
+    at the end, with the time taken."""
+    of_total = f"/{len(items):,}" if isinstance(items, Sized) else ""
+    started = shown = time.monotonic()
+
+    def draw(count: int, ending: str = "") -> None:
+        # A carriage return redraws the line in place; plain, since stderr's
+        # style would paint it as an error.
+        stream.write(f"\r{doing}: {count:,}{of_total} {unit}{ending}", _plain, ending="")
+        stream.flush()
+
+    count = 0
+    draw(count)
+    for item in items:
+        count += 1
+        now = time.monotonic()
+        if now - shown >= PROGRESS_INTERVAL:
+            draw(count)
+            shown = now
+        yield item
+    draw(count, f" in {time.monotonic() - started:.1f} s\n")
 
 
 def _plural(count: int, word: str) -> str:
@@ -61,7 +71,7 @@ class Command(BaseCommand):
             "--no-progress",
             dest="progress",
             action="store_false",
-            help="no progress bar (there is none when standard error is not a terminal)",
+            help="no progress line (there is none when standard error is not a terminal)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -75,7 +85,7 @@ class Command(BaseCommand):
         self.show_progress = options["progress"] and self.stderr.isatty()
         grace = options["grace"]
         records = list(orphans.load_records())
-        entries = self._progress(orphans.walk(root), "Walking the private root", unit=" entries")
+        entries = self._progress(orphans.walk(root), "Walking the private root", "entries")
         report = orphans.classify(entries, records, now=time.time(), grace=grace)
         self._print(root, report, grace)
         if not options["delete"]:
@@ -98,12 +108,12 @@ class Command(BaseCommand):
     def _delete(self, root: Path, report: orphans.Report, grace: float) -> None:
         files = records = 0
         skipped = []
-        for entry in self._progress(report.files_without_record, "Deleting files", " files"):
+        for entry in self._progress(report.files_without_record, "Deleting files", "files"):
             if orphans.delete_file(root, entry, now=time.time(), grace=grace):
                 files += 1
             else:
                 skipped.append(entry.name)
-        for record in self._progress(report.records_without_file, "Deleting records", " rec"):
+        for record in self._progress(report.records_without_file, "Deleting records", "records"):
             if orphans.delete_record(root, record):
                 records += 1
             else:
@@ -112,14 +122,10 @@ class Command(BaseCommand):
         for name in skipped:
             self.stdout.write(f"  skipped {orphans.display(name)}: it changed since the scan")
 
-    def _progress(self, items: Iterable[T], description: str, unit: str) -> Iterator[T]:
+    def _progress(self, items: Iterable[T], doing: str, unit: str) -> Iterable[T]:
         if not self.show_progress:
-            yield from items
-            return
-        with tqdm(
-            items, desc=description, unit=unit, file=_BarStream(self.stderr), leave=False
-        ) as bar:
-            yield from bar
+            return items
+        return progress(items, self.stderr, doing=doing, unit=unit)
 
     def _print(self, root: Path, report: orphans.Report, grace: float) -> None:
         write = self.stdout.write

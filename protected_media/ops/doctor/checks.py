@@ -1,46 +1,33 @@
-"""Check a live deployment from outside, as an operator would after a deploy.
-
-Each check is a small function that takes what it needs as keyword arguments
-and returns a ``Result``; ``gather`` reads the settings, the database and the
-disk once, and ``run`` calls the checks. HTTP goes through ``Site``: one
-connection per request, the target sent as written, redirects not followed.
-"""
+"""The doctor's checks: each takes what it needs as keyword arguments and
+returns a ``Result``. Only the nginx config and system checks read the
+settings: comparing with them is their job."""
 
 from __future__ import annotations
 
 import difflib
-import http.client
 import json
-import os
 import re
-import ssl
-import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import quote, urlsplit
 
-from django.conf import settings
-from django.core.checks import ERROR, run_checks
+from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
-from django.shortcuts import resolve_url
 
-from ..conf import conf
-from ..keys import new_key
-from ..models import StoredFile
-from ..names import is_safe_stored_name
-from ..nginx.from_settings import render_from_settings
-from ..nginx.render import HASHED_STATIC_RE, MEDIA_SECURITY_HEADERS
+from ...keys import new_key
+from ...nginx.from_settings import render_from_settings
+from ...nginx.render import (
+    HASHED_STATIC_RE,
+    MEDIA_SECURITY_HEADERS,
+    OPTIONS_COMMENT,
+    recorded_options,
+)
+from .client import Site
 
 Status = Literal["PASS", "FAIL", "SKIP"]
 MANIFEST_NAME = "staticfiles.json"
-# Enough of a private file to recognise it in a response.
-HEAD_BYTES = 64 * 1024
-# A body this large is not read further: no check needs more of it.
-BODY_LIMIT = 8 * 1024 * 1024
-# Any values: only the static cache headers are read from this render.
-_RENDER_PROBE = {"listen": "127.0.0.1:80", "upstream": "unix:/run/doctor.sock", "server_name": "_"}
 
 
 @dataclass(frozen=True)
@@ -55,78 +42,12 @@ class Result:
 
 
 @dataclass(frozen=True)
-class Response:
-    status: int
-    headers: list[tuple[str, str]]  # names lower-cased, in order, repeats kept
-    body: bytes
-
-    def values(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name.lower()]
-
-    def accel_headers(self) -> list[str]:
-        return sorted({key for key, _ in self.headers if key.startswith("x-accel-")})
-
-
-class Site:
-    """The deployment as a client sees it, at ``base_url`` (scheme, host, port)."""
-
-    def __init__(self, base_url: str, *, timeout: float) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{base_url!r} is not an http:// or https:// address")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError(f"{base_url!r}: give the site's address without a path")
-        self.scheme = parts.scheme
-        self.host = parts.hostname
-        self.port = parts.port
-        self.timeout = timeout
-
-    def get(self, target: str, headers: dict[str, str] | None = None) -> Response:
-        connection: http.client.HTTPConnection
-        if self.scheme == "https":
-            connection = http.client.HTTPSConnection(
-                self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-            )
-        else:
-            connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        try:
-            # Verbatim: "/static../x" must reach nginx as written.
-            connection.putrequest("GET", target, skip_accept_encoding=True)
-            for name, value in (headers or {}).items():
-                connection.putheader(name, value)
-            connection.endheaders()
-            response = connection.getresponse()
-            body = response.read(BODY_LIMIT)
-            found = [(name.lower(), value) for name, value in response.getheaders()]
-            return Response(response.status, found, body)
-        finally:
-            connection.close()
-
-
-@dataclass(frozen=True)
 class PrivateFile:
     """A file under the private root to probe public locations with."""
 
     key: str
     name: str
     head: bytes  # its first bytes, to recognise it in a response
-
-
-@dataclass(frozen=True)
-class Inputs:
-    static_url: str
-    static_root: Path
-    private_root: Path
-    internal_url: str
-    media_url: str
-    public_media_url: str | None
-    anonymous: str
-    login_path: str
-    cache_control: str
-    probe: PrivateFile | None
-
-
-# -- the checks ----------------------------------------------------------------
 
 
 def check_static(
@@ -261,9 +182,16 @@ def check_nginx_config(path: Path | None) -> Result:
         text = path.read_text()
     except OSError as error:
         return Result(name, "FAIL", f"cannot read {path}: {error.strerror}")
-    options = rendered_options(text)
+    # What it was rendered with is the operator's choice, recorded in the file;
+    # everything else must follow from the settings.
+    options = recorded_options(text)
     if options is None:
-        return Result(name, "FAIL", f"{path} has no listen, server_name or upstream server line")
+        return Result(
+            name,
+            "FAIL",
+            f"{path} has no {OPTIONS_COMMENT.strip()!r} line with its listen, upstream and "
+            "server name: render it with protected_media_nginx",
+        )
     try:
         expected = render_from_settings(
             listen=options.listen,
@@ -300,121 +228,6 @@ def check_system(*, fail_level: int) -> Result:
     return Result(name, "PASS", reason)
 
 
-# -- gathering and running ---------------------------------------------------
-
-
-def gather() -> Inputs:
-    if conf.root is None or conf.internal_url is None or not settings.STATIC_ROOT:
-        raise ImproperlyConfigured("SENDFILE_ROOT, SENDFILE_URL and STATIC_ROOT must be set.")
-    public_media = str(getattr(settings, "MEDIA_URL", "") or "")
-    return Inputs(
-        static_url=str(settings.STATIC_URL),
-        static_root=Path(settings.STATIC_ROOT).resolve(),
-        private_root=conf.root.resolve(),
-        internal_url=conf.internal_url,
-        media_url=conf.url,
-        public_media_url=public_media if public_media.startswith("/") else None,
-        anonymous=conf.anonymous,
-        login_path=urlsplit(resolve_url(settings.LOGIN_URL)).path,
-        cache_control=conf.cache_control,
-        probe=find_private_file(conf.root.resolve()),
-    )
-
-
-def find_private_file(root: Path, *, candidates: int = 20) -> PrivateFile | None:
-    """The newest recorded file that is a regular file on disk."""
-    records = StoredFile.objects.order_by("-created").values_list("key", "name")[:candidates]
-    for key, name in records:
-        if not is_safe_stored_name(name):
-            continue
-        try:
-            if not stat.S_ISREG(os.lstat(root / name).st_mode):
-                continue
-            with (root / name).open("rb") as handle:
-                return PrivateFile(key=key, name=name, head=handle.read(HEAD_BYTES))
-        except OSError:
-            continue
-    return None
-
-
-def public_targets(inputs: Inputs) -> list[str]:
-    """Where a careless nginx location would serve a private file without the check."""
-    probe = inputs.probe
-    if probe is None:
-        return []
-    name = quote(probe.name)
-    prefixes = [inputs.media_url, inputs.static_url, "/"]
-    if inputs.public_media_url:
-        prefixes.append(inputs.public_media_url)
-    targets = [prefix + name for prefix in dict.fromkeys(prefixes)]
-    # A location without its trailing slash ("location /static", alias with
-    # one) reads the folder above its alias: "/static../private/<name>".
-    for prefix, alias in (
-        (inputs.static_url, inputs.static_root),
-        (inputs.internal_url, inputs.private_root),
-    ):
-        path = inputs.private_root / probe.name
-        if path.is_relative_to(alias.parent):
-            relative = quote(path.relative_to(alias.parent).as_posix())
-            targets.append(f"{prefix.rstrip('/')}../{relative}")
-    return targets
-
-
-def run(
-    site: Site,
-    inputs: Inputs,
-    *,
-    nginx_config: Path | None,
-    media_target: str | None,
-    cookie: str | None,
-    fail_level: int = ERROR,
-) -> list[Result]:
-    hashed_cache, default_cache = static_cache_values(render_from_settings(**_RENDER_PROBE))
-    probe = inputs.probe
-    return [
-        _guarded(
-            "static",
-            check_static,
-            site,
-            static_url=inputs.static_url,
-            static_root=inputs.static_root,
-            hashed_cache=hashed_cache,
-            default_cache=default_cache,
-        ),
-        _guarded("internal", check_internal, site, internal_url=inputs.internal_url, probe=probe),
-        _guarded(
-            "private files", check_private_paths, site, targets=public_targets(inputs), probe=probe
-        ),
-        _guarded(
-            "anonymous media",
-            check_refusal,
-            site,
-            media_url=inputs.media_url,
-            anonymous=inputs.anonymous,
-            login_path=inputs.login_path,
-            probe=probe,
-        ),
-        _guarded(
-            "media headers",
-            check_served_headers,
-            site,
-            target=media_target,
-            cookie=cookie,
-            cache_control=inputs.cache_control,
-        ),
-        _guarded("nginx config", check_nginx_config, nginx_config),
-        _guarded("system checks", check_system, fail_level=fail_level),
-    ]
-
-
-def _guarded(name: str, check: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
-    try:
-        return check(*args, **kwargs)
-    except (OSError, http.client.HTTPException) as error:
-        # An unreachable site fails every HTTP check, each saying so.
-        return Result(name, "FAIL", f"no answer: {error or type(error).__name__}")
-
-
 # -- small pure helpers ------------------------------------------------------
 
 
@@ -434,43 +247,6 @@ def _smallest_static_file(root: Path, entries: Iterable[tuple[str, str]]) -> tup
         return None
     _, hashed, original = min(found)
     return original, hashed
-
-
-def static_cache_values(site_config: str) -> tuple[str, str]:
-    """The Cache-Control values the rendered map gives hashed and other static names."""
-    hashed = re.search(rf'"~{re.escape(HASHED_STATIC_RE)}" "([^"]*)";', site_config)
-    default = re.search(r'^\s*default "([^"]*)";', site_config, re.M)
-    if hashed is None or default is None:
-        raise ValueError("the rendered config has no static cache map")
-    return hashed[1], default[1]
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    listen: str
-    upstream: str
-    server_name: str
-    standalone: str | None
-    user: str | None
-
-
-def rendered_options(text: str) -> RenderOptions | None:
-    """The protected_media_nginx options that produced ``text``: what it was rendered with
-    is the operator's choice; everything else must follow from the settings."""
-    listen = re.search(r"^\s*listen ([^;\n]*);", text, re.M)
-    server_name = re.search(r"^\s*server_name ([^;\n]*);", text, re.M)
-    upstream = re.search(r"^upstream protected_media_app \{\n\s*server ([^;\n]*);", text, re.M)
-    if listen is None or server_name is None or upstream is None:
-        return None
-    state_dir = re.search(r"^pid (.*)/nginx\.pid;$", text, re.M)
-    user = re.search(r"^user ([^;\n]*);$", text, re.M)
-    return RenderOptions(
-        listen=listen[1],
-        upstream=upstream[1],
-        server_name=server_name[1],
-        standalone=state_dir[1] if state_dir else None,
-        user=user[1] if user and state_dir else None,
-    )
 
 
 def hide_key(text: str, probe: PrivateFile | None) -> str:

@@ -1,0 +1,9 @@
+"""Check a live deployment from outside, as an operator would after a deploy.
+
+- ``client``: the site as a client sees it, one connection per request, the
+  target sent as written, redirects not followed;
+- ``checks``: each check a small function that takes what it needs as keyword
+  arguments and returns a ``Result``;
+- ``runner``: reads the settings, the database and the disk once (``gather``)
+  and runs the checks (``run``), for ``protected_media_doctor``.
+"""

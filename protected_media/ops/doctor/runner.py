@@ -1,0 +1,163 @@
+"""The doctor's run: ``gather`` reads the settings, the database and the disk
+once, and ``run`` calls the checks with what each needs."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from django.conf import settings
+from django.core.checks import ERROR
+from django.core.exceptions import ImproperlyConfigured
+from django.shortcuts import resolve_url
+
+from ...conf import conf
+from ...models import StoredFile
+from ...names import is_safe_stored_name
+from ...nginx.render import STATIC_CACHE_DEFAULT, STATIC_CACHE_HASHED
+from .checks import (
+    PrivateFile,
+    Result,
+    check_internal,
+    check_nginx_config,
+    check_private_paths,
+    check_refusal,
+    check_served_headers,
+    check_static,
+    check_system,
+)
+from .client import Site
+
+# Enough of a private file to recognise it in a response.
+HEAD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Inputs:
+    static_url: str
+    static_root: Path
+    private_root: Path
+    internal_url: str
+    media_url: str
+    public_media_url: str | None
+    anonymous: str
+    login_path: str
+    cache_control: str
+    probe: PrivateFile | None
+
+
+def gather() -> Inputs:
+    if conf.root is None or conf.internal_url is None or not settings.STATIC_ROOT:
+        raise ImproperlyConfigured("SENDFILE_ROOT, SENDFILE_URL and STATIC_ROOT must be set.")
+    public_media = str(getattr(settings, "MEDIA_URL", "") or "")
+    return Inputs(
+        static_url=str(settings.STATIC_URL),
+        static_root=Path(settings.STATIC_ROOT).resolve(),
+        private_root=conf.root.resolve(),
+        internal_url=conf.internal_url,
+        media_url=conf.url,
+        public_media_url=public_media if public_media.startswith("/") else None,
+        anonymous=conf.anonymous,
+        login_path=urlsplit(resolve_url(settings.LOGIN_URL)).path,
+        cache_control=conf.cache_control,
+        probe=find_private_file(conf.root.resolve()),
+    )
+
+
+def find_private_file(root: Path, *, candidates: int = 20) -> PrivateFile | None:
+    """The newest recorded file that is a regular file on disk."""
+    records = StoredFile.objects.order_by("-created").values_list("key", "name")[:candidates]
+    for key, name in records:
+        if not is_safe_stored_name(name):
+            continue
+        try:
+            if not stat.S_ISREG(os.lstat(root / name).st_mode):
+                continue
+            with (root / name).open("rb") as handle:
+                return PrivateFile(key=key, name=name, head=handle.read(HEAD_BYTES))
+        except OSError:
+            continue
+    return None
+
+
+def public_targets(inputs: Inputs) -> list[str]:
+    """Where a careless nginx location would serve a private file without the check."""
+    probe = inputs.probe
+    if probe is None:
+        return []
+    name = quote(probe.name)
+    prefixes = [inputs.media_url, inputs.static_url, "/"]
+    if inputs.public_media_url:
+        prefixes.append(inputs.public_media_url)
+    targets = [prefix + name for prefix in dict.fromkeys(prefixes)]
+    # A location without its trailing slash ("location /static", alias with
+    # one) reads the folder above its alias: "/static../private/<name>".
+    for prefix, alias in (
+        (inputs.static_url, inputs.static_root),
+        (inputs.internal_url, inputs.private_root),
+    ):
+        path = inputs.private_root / probe.name
+        if path.is_relative_to(alias.parent):
+            relative = quote(path.relative_to(alias.parent).as_posix())
+            targets.append(f"{prefix.rstrip('/')}../{relative}")
+    return targets
+
+
+def run(
+    site: Site,
+    inputs: Inputs,
+    *,
+    nginx_config: Path | None,
+    media_target: str | None,
+    cookie: str | None,
+    fail_level: int = ERROR,
+) -> list[Result]:
+    probe = inputs.probe
+    return [
+        _guarded(
+            "static",
+            check_static,
+            site,
+            static_url=inputs.static_url,
+            static_root=inputs.static_root,
+            hashed_cache=STATIC_CACHE_HASHED,
+            default_cache=STATIC_CACHE_DEFAULT,
+        ),
+        _guarded("internal", check_internal, site, internal_url=inputs.internal_url, probe=probe),
+        _guarded(
+            "private files", check_private_paths, site, targets=public_targets(inputs), probe=probe
+        ),
+        _guarded(
+            "anonymous media",
+            check_refusal,
+            site,
+            media_url=inputs.media_url,
+            anonymous=inputs.anonymous,
+            login_path=inputs.login_path,
+            probe=probe,
+        ),
+        _guarded(
+            "media headers",
+            check_served_headers,
+            site,
+            target=media_target,
+            cookie=cookie,
+            cache_control=inputs.cache_control,
+        ),
+        _guarded("nginx config", check_nginx_config, nginx_config),
+        _guarded("system checks", check_system, fail_level=fail_level),
+    ]
+
+
+def _guarded(name: str, check: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+    try:
+        return check(*args, **kwargs)
+    except (OSError, http.client.HTTPException) as error:
+        # An unreachable site fails every HTTP check, each saying so.
+        return Result(name, "FAIL", f"no answer: {error or type(error).__name__}")
