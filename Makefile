@@ -71,7 +71,7 @@ postgres:
 # Re-resolve the pins after changing dependencies in pyproject.toml.
 lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
-		--extra gateway --group test --group dev --group bench --generate-hashes --quiet -o requirements.lock
+		--extra metrics --extra gateway --group test --group dev --group bench --group docs --generate-hashes --quiet -o requirements.lock
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -94,7 +94,7 @@ timing-probe: venv nginx
 
 # What a crafted upload (one per format and trick) costs the worker that
 # inspects it: answer, wall time, CPU seconds and RSS growth per upload, and
-# another user's p99 during a flood of 8 (README, "What an upload can cost").
+# another user's p99 during a flood of 8 (docs/performance.md, "Crafted uploads").
 crafted-uploads: venv nginx
 	$(VENV_PYTHON) -m bench.crafted_uploads $(CRAFTED_ARGS)
 

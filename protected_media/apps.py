@@ -1,5 +1,9 @@
+from importlib.util import find_spec
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
+
+from .conf import conf
 
 
 class ProtectedMediaConfig(AppConfig):
@@ -12,3 +16,10 @@ class ProtectedMediaConfig(AppConfig):
 
         checks.register()
         audit_grants.connect()
+        # A site that serves the metrics gets them counted. Without
+        # prometheus-client nothing is connected, and check E016 says what to
+        # install rather than every start failing on an ImportError.
+        if conf.metrics_url is not None and find_spec("prometheus_client") is not None:
+            from .ops import metrics  # an optional dependency (the metrics extra)
+
+            metrics.connect()

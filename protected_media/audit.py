@@ -1,5 +1,6 @@
-"""The audit trail: for every media decision, one signal, one log line and
-the metrics (``metrics``).
+"""The audit trail: for every media decision, one log line and one signal
+(``file_served`` or ``file_denied``, which also feed ``ops.metrics`` when a
+site counts them).
 
 The log line goes to the ``protected_media.audit`` logger at INFO, as
 ``key=value`` pairs in the message and the same values as attributes of the
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from .decision import Grant, Refusal
 from .keys import is_key
-from .ops import metrics
 from .signals import file_denied, file_served
 
 if TYPE_CHECKING:
@@ -53,11 +53,11 @@ async def arecord(
     share: ShareLink | None = None,
 ) -> None:
     """Send ``file_served`` or ``file_denied`` and write the log line."""
-    latency_ms = (time.perf_counter() - started(request)) * 1000
+    latency = time.perf_counter() - started(request)
+    latency_ms = latency * 1000
     served = isinstance(outcome, Grant)
     decision = SERVED if served else DENIED
     reason = str(outcome.reason)
-    metrics.record_decision(decision, reason, latency_ms / 1000)
     user_id = getattr(user, "pk", None)
     share_id = str(share.pk) if share is not None else None
     # The key as the client sent it is hostile text (CR/LF would forge lines).
@@ -87,6 +87,7 @@ async def arecord(
         record=outcome.record,
         reason=outcome.reason,
         share=share,
+        latency=latency,
     )
     for receiver, result in results:
         if isinstance(result, Exception):

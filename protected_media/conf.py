@@ -39,7 +39,7 @@ DEFAULT_UPLOAD_CONNECTIONS = 4
 # The longest edge, in pixels, of each thumbnail made for an uploaded image.
 DEFAULT_THUMBNAIL_SIZES = (256,)
 
-# The cost of inspecting one image; see "What an upload can cost" in the README.
+# The cost of inspecting one image; see docs/uploads.md, "What an upload can cost".
 DEFAULT_MAX_FRAMES = 200
 DEFAULT_MAX_PROCESSED_PIXELS = 100_000_000
 DEFAULT_MAX_JPEG_SCANS = 50
@@ -197,7 +197,8 @@ class Settings:
     @property
     def metrics_url(self) -> str | None:
         """Where ``protected_media.ops.metrics.view`` is mounted; the rendered
-        nginx config lets only loopback reach it. None: no metrics location."""
+        nginx config lets only loopback reach it, and setting it turns the
+        counting on (``apps.ready``). None: no metrics location, no counting."""
         return getattr(django_settings, "PROTECTED_MEDIA_METRICS_URL", None)
 
     @property

@@ -19,8 +19,8 @@ from .conf import conf
 from .inspection import Inspected, UploadRefused, inspect_upload, raise_if_client_gone
 from .keys import new_key
 from .names import sanitize_original_name, stored_name
-from .ops import metrics
 from .records import StoredFile
+from .signals import upload_refused, upload_stored
 from .storage import protected_storage
 from .thumbnails import pick as pick_thumbnail
 from .thumbnails import store as store_thumbnails
@@ -59,7 +59,7 @@ class ProtectedFieldFileMixin:
                 except OSError as error:
                     # The storage wrote under a temporary name and removed it:
                     # nothing is left on disk, and no record was made.
-                    raise storage_failure(error) from error
+                    raise storage_failure(error, self.field) from error
                 written.append(self.name)
                 record = StoredFile.objects.using(using).create(
                     key=key,
@@ -92,7 +92,9 @@ class ProtectedFieldFileMixin:
         pending = self.instance.__dict__.get(PENDING)
         if pending is not None:
             pending.append((self, before, written))
-        metrics.record_upload()
+        upload_stored.send_robust(
+            sender=self.field.model, instance=self.instance, field=self.field, record=record
+        )
 
     save.alters_data = True  # type: ignore[attr-defined]
 
@@ -160,14 +162,14 @@ def inspect_for_field(upload: Any, field: Any) -> Inspected:
             thumbnail_sizes=conf.thumbnail_sizes,
         )
     except UploadRefused as refusal:
-        # Counted here, once: a form's clean() that refuses keeps save() away.
-        metrics.record_upload_refusal(refusal.reason)
+        # Sent here, once: a form's clean() that refuses keeps save() away.
+        upload_refused.send_robust(sender=field.model, field=field, reason=refusal.reason)
         raise
     setattr(upload, _INSPECTION, inspected)
     return inspected
 
 
-def storage_failure(error: OSError) -> UploadRefused:
+def storage_failure(error: OSError, field: Any) -> UploadRefused:
     """The answer to an upload the disk could not take: 507 when it is full
     (or over quota), 500 for anything else (unwritable, gone); logged, since
     an operator must act."""
@@ -180,7 +182,7 @@ def storage_failure(error: OSError) -> UploadRefused:
         refusal = UploadRefused(
             "storage_error", "The server could not store this file; nothing was stored.", 500
         )
-    metrics.record_upload_refusal(refusal.reason)
+    upload_refused.send_robust(sender=field.model, field=field, reason=refusal.reason)
     return refusal
 
 

@@ -126,6 +126,8 @@ async def test_each_decision_is_recorded_once(
         assert (kind, str(sent["reason"])) == expected, app_name
         assert (line.decision, line.reason) == expected  # type: ignore[attr-defined]
         assert line.latency_ms >= 0  # type: ignore[attr-defined]
+        # The signal's latency (seconds) is the one the log line shows (ms).
+        assert sent["latency"] * 1000 == pytest.approx(line.latency_ms, abs=0.001)  # type: ignore[attr-defined]
         assert sent["request"].path == unquote(response.request.url.raw_path.decode())
         if kind == "served":
             assert sent["record"] is not None

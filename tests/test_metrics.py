@@ -4,19 +4,44 @@ latency; the rendered nginx config opens the endpoint to loopback only."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
+import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import AsyncClient, Client
 
 from protected_media.checks import check_metrics
+from protected_media.inspection import UploadRefused
+from protected_media.models import ProtectedFile
 from protected_media.nginx.render import render_site
+from protected_media.ops import metrics
+from protected_media.signals import upload_refused, upload_stored
 
 from .metrics_text import samples
 from .test_nginx_config import SITE, server_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+STORED = "protected_media_uploads_total"
+
+
+def refused(reason: str) -> str:
+    return f'protected_media_upload_refusals_total{{reason="{reason}"}}'
+
+
+@pytest.fixture(autouse=True)
+def counting() -> Iterator[None]:
+    # The app connects the receivers when PROTECTED_MEDIA_METRICS_URL is set,
+    # as a site that serves the metrics does; the test settings leave it unset.
+    metrics.connect()
+    yield
+    metrics.disconnect()
 
 
 def scrape(client: Client | None = None) -> dict[str, float]:
@@ -143,3 +168,102 @@ def test_every_merged_reason_is_a_refusal_reason() -> None:
         Reason.POLICY_DENIED,
         Reason.POLICY_ERROR,
     }
+
+
+def test_uploads_are_counted_stored_and_refused_by_reason(alice, make_file) -> None:
+    before = scrape()
+    make_file(alice)
+    make_file(alice)
+    with pytest.raises(UploadRefused):
+        ProtectedFile(owner=alice).file.save("empty.txt", SimpleUploadedFile("empty.txt", b""))
+    after = scrape()
+    assert after[STORED] - before[STORED] == 2
+    assert after[refused("empty")] - before.get(refused("empty"), 0) == 1
+
+
+def test_the_upload_signals_carry_what_their_receivers_need(alice, make_file) -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def stored(**kwargs: Any) -> None:
+        sent.append(("stored", kwargs))
+
+    def refusal(**kwargs: Any) -> None:
+        sent.append(("refused", kwargs))
+
+    upload_stored.connect(stored)
+    upload_refused.connect(refusal)
+    try:
+        item = make_file(alice)
+        with pytest.raises(UploadRefused):
+            ProtectedFile(owner=alice).file.save("e.txt", SimpleUploadedFile("e.txt", b""))
+    finally:
+        upload_stored.disconnect(stored)
+        upload_refused.disconnect(refusal)
+    field = ProtectedFile._meta.get_field("file")
+    [(first, stored_args), (second, refused_args)] = sent
+    assert (first, second) == ("stored", "refused")
+    assert stored_args["sender"] is ProtectedFile
+    assert stored_args["instance"] is item
+    assert stored_args["field"] is field
+    assert stored_args["record"] == item.file.record
+    assert (refused_args["sender"], refused_args["field"]) == (ProtectedFile, field)
+    assert refused_args["reason"] == "empty"
+
+
+async def test_a_failing_count_changes_no_answer(alice, make_file, monkeypatch, caplog) -> None:
+    from asgiref.sync import sync_to_async
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("counter broken")
+
+    monkeypatch.setattr(metrics, "record_decision", broken)
+    monkeypatch.setattr(metrics, "record_upload", broken)
+    item = await sync_to_async(make_file)(alice)
+    assert await sync_to_async(lambda: item.file.record)() is not None
+    owner = AsyncClient()
+    await owner.aforce_login(alice)
+    response = await owner.get(item.file.url)
+    assert response.status_code == 200
+    assert "X-Accel-Redirect" in response
+    assert any("audit receiver" in record.getMessage() for record in caplog.records)
+
+
+def test_the_app_counts_only_where_the_site_serves_the_metrics(settings, alice, make_file) -> None:
+    app = apps.get_app_config("protected_media")
+    item = make_file(alice)
+    owner = Client()
+    owner.force_login(alice)
+
+    def served_once_more() -> float:
+        before = scrape()
+        assert owner.get(item.file.url).status_code == 200
+        return scrape()[served("owner")] - before.get(served("owner"), 0)
+
+    metrics.disconnect()
+    settings.PROTECTED_MEDIA_METRICS_URL = None
+    app.ready()
+    assert served_once_more() == 0
+    settings.PROTECTED_MEDIA_METRICS_URL = "/metrics"
+    app.ready()
+    assert served_once_more() == 1
+    # Started again, the app connects nothing twice.
+    app.ready()
+    assert served_once_more() == 1
+
+
+def test_without_prometheus_client_the_site_starts_and_e016_says_what_to_install(
+    settings, monkeypatch
+) -> None:
+    settings.PROTECTED_MEDIA_METRICS_URL = "/metrics"
+    # What Python's import system does for a module that is not installed.
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    metrics.disconnect()
+    apps.get_app_config("protected_media").ready()
+    [error] = check_metrics()
+    assert error.id == "protected_media.E016"
+    assert "prometheus-client is not installed" in error.msg
+    assert 'pip install "django-protected-media-gateway[metrics]"' in (error.hint or "")
+    # A URLconf that mounts the view anyway fails with the same advice.
+    monkeypatch.delitem(sys.modules, "protected_media.ops.metrics")
+    with pytest.raises(ModuleNotFoundError, match=r"django-protected-media-gateway\[metrics\]"):
+        importlib.import_module("protected_media.ops.metrics")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,6 +216,27 @@ def test_progress_bar_goes_to_the_terminal_and_never_to_stdout(both_ways) -> Non
     assert with_bar == plain
     assert b"Walking the private root" in bar
     assert quiet == b""
+
+
+def test_the_progress_lines_end_with_what_was_done(both_ways) -> None:
+    master, replica = pty.openpty()
+    try:
+        with os.fdopen(replica, "w", closefd=False) as terminal:
+            output = orphans("--grace", "0", "--delete", stderr=terminal)
+        shown = read_terminal(master).decode()
+    finally:
+        os.close(master)
+        os.close(replica)
+    scanned = re.search(r"^Scanned (\d+) entries on disk", output, re.M)
+    assert scanned is not None
+    # Each line is redrawn in place (after a carriage return) and left with
+    # its final count; the terminal ends lines with CR LF.
+    lines = shown.removesuffix("\r\n").split("\r\n")
+    finals = [line.rsplit("\r", 1)[-1] for line in lines]
+    assert re.fullmatch(rf"Walking the private root: {scanned[1]} entries in \d+\.\d s", finals[0])
+    assert re.fullmatch(r"Deleting files: 1/1 files in \d+\.\d s", finals[1])
+    assert re.fullmatch(r"Deleting records: 1/1 records in \d+\.\d s", finals[2])
+    assert len(finals) == 3
 
 
 def test_a_missing_root_is_refused(settings, tmp_path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -23,14 +24,16 @@ APP = "protected_media"
 CONTENT = b"minutes of the meeting\n"
 
 
-def run(*args: str | Path, cwd: Path | None = None, timeout: float = 120) -> str:
+def execute(
+    *args: str | Path, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     # The new project must see only its own virtualenv, not this checkout's.
     env = {
         name: value
         for name, value in os.environ.items()
         if name not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "VIRTUAL_ENV")
     }
-    done = subprocess.run(
+    return subprocess.run(
         [str(arg) for arg in args],
         cwd=cwd,
         env=env,
@@ -39,6 +42,10 @@ def run(*args: str | Path, cwd: Path | None = None, timeout: float = 120) -> str
         timeout=timeout,
         check=False,
     )
+
+
+def run(*args: str | Path, cwd: Path | None = None, timeout: float = 120) -> str:
+    done = execute(*args, cwd=cwd, timeout=timeout)
     assert done.returncode == 0, (
         f"{' '.join(map(str, args))} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     )
@@ -70,8 +77,33 @@ def test_the_wheel_holds_the_app_and_nothing_else(wheel) -> None:
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert shipped == on_disk
-    for needed in ("py.typed", "migrations/0001_initial.py", "testing/__init__.py", "testing/assertions.py", "pytest_plugin.py"):
+    for needed in (
+        "py.typed",
+        "migrations/0001_initial.py",
+        "testing/__init__.py",
+        "testing/assertions.py",
+        "pytest_plugin.py",
+        # The nginx config's templates: files the renderer reads, not modules.
+        "nginx/templates/site.conf",
+        "nginx/templates/standalone.conf",
+    ):
         assert f"{APP}/{needed}" in shipped
+
+
+def test_the_wheel_requires_only_what_protecting_a_file_needs(wheel) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        lines = archive.read(metadata).decode().splitlines()
+    requires = [line.removeprefix("Requires-Dist: ") for line in lines if "Requires-Dist:" in line]
+    always = {
+        re.split(r"[ ;<>=!~\[]", r, maxsplit=1)[0].lower() for r in requires if "extra ==" not in r
+    }
+    assert always == {"django", "django-sendfile2", "aiofiles", "pillow", "filetype"}
+    # The metrics are an extra, and the gateway's extra takes it (hatchling
+    # writes the extra's own requirements in its place).
+    assert "prometheus-client>=0.20; extra == 'metrics'" in requires
+    assert "prometheus-client>=0.20; extra == 'gateway'" in requires
+    assert not any(r.lower().startswith("tqdm") for r in requires)
 
 
 @dataclass(frozen=True)
@@ -85,7 +117,7 @@ class Project:
 @pytest.fixture(scope="module")
 def project(wheel, tmp_path_factory) -> Project:
     """A new Django project, with the wheel installed in a fresh virtualenv,
-    set up as the README's "Adding protected_media" says, and migrated."""
+    set up as docs/install.md says, and migrated."""
     home = tmp_path_factory.mktemp("newsite")
     venv = home / "venv"
     python = venv / "bin" / "python"
@@ -123,6 +155,39 @@ def test_the_shipped_migrations_match_the_models(project) -> None:
     run(project.python, "manage.py", "makemigrations", "--check", "--dry-run", cwd=project.folder)
 
 
+def test_the_wheel_alone_installs_neither_prometheus_client_nor_tqdm(project) -> None:
+    found = run(project.python, "-c", FIND_MODULES, "protected_media", "prometheus_client", "tqdm")
+    assert json.loads(found) == {"protected_media": True, "prometheus_client": False, "tqdm": False}
+
+
+def test_the_orphans_command_runs_without_the_extras(project) -> None:
+    (project.folder / "private").mkdir(exist_ok=True)
+    output = run(project.python, "manage.py", "protected_media_orphans", cwd=project.folder)
+    assert "Files without a record: 0\n" in output
+    assert "Records without a file: 0\n" in output
+
+
+def test_metrics_without_their_extra_fail_the_checks_with_what_to_install(project) -> None:
+    # The app starts (no ImportError); the checks say what is missing.
+    (project.folder / "mysite" / "with_metrics.py").write_text(
+        'from .settings import *\n\nPROTECTED_MEDIA_METRICS_URL = "/metrics"\n'
+    )
+    done = execute(
+        project.python,
+        "manage.py",
+        "check",
+        "--settings",
+        "mysite.with_metrics",
+        cwd=project.folder,
+    )
+    assert done.returncode == 1, done.stderr
+    assert (
+        "(protected_media.E016) PROTECTED_MEDIA_METRICS_URL '/metrics' is set, but " in done.stderr
+    )
+    assert 'pip install "django-protected-media-gateway[metrics]"' in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_a_protected_file_is_served_to_its_owner_only(project) -> None:
     result = json.loads(run(project.python, "serve_one.py", cwd=project.folder))
 
@@ -144,6 +209,16 @@ def test_a_protected_file_is_served_to_its_owner_only(project) -> None:
     # The package's own assertions ran in the project too, on both answers.
     assert result["helpers"] == "passed"
 
+
+FIND_MODULES = textwrap.dedent(
+    """
+    import importlib.util
+    import json
+    import sys
+
+    print(json.dumps({name: importlib.util.find_spec(name) is not None for name in sys.argv[1:]}))
+    """
+)
 
 MODELS = textwrap.dedent(
     """
