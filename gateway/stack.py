@@ -88,7 +88,7 @@ class Stack:
             # was mapped on its own; past its first large free it stops mapping
             # them and keeps hundreds of MiB a worker no longer uses. Fixed
             # thresholds keep it mapping, and trimming the heap's free top
-            # (README, "What an upload can cost").
+            # (docs/uploads.md, "What an upload can cost").
             "MALLOC_MMAP_THRESHOLD_": "131072",
             "MALLOC_TRIM_THRESHOLD_": "131072",
             **os.environ,

@@ -27,9 +27,10 @@ from django.utils.translation import ngettext
 
 from .audit_grants import acting
 from .conf import conf
-from .fields import ProtectedFileField
+from .fields import ProtectedFileField, prefetch_records
 from .keys import is_key
-from .models import ProtectedFile, ShareLink, StoredFile, prefetch_records
+from .models import ProtectedFile
+from .records import ShareLink, StoredFile
 from .shares import revoke
 
 if TYPE_CHECKING:

@@ -38,7 +38,7 @@ from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save
 
 from .fields import ProtectedFieldMixin
-from .models import ShareLink
+from .records import ShareLink
 from .signals import grant_changed
 
 logger = logging.getLogger("protected_media.audit")

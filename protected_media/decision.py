@@ -25,9 +25,10 @@ from .fastpath.compiled import CompiledLookup
 from .fields import ProtectedFieldMixin
 from .headers import media_headers
 from .keys import is_key
-from .models import ProtectedFile, StoredFile
+from .models import ProtectedFile
 from .names import is_safe_stored_name
 from .policy import default_grant, default_policy, get_policy
+from .records import StoredFile
 
 if TYPE_CHECKING:
     from django.db.models import Model

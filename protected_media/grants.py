@@ -25,7 +25,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from .conf import conf
-from .models import ShareLink
+from .records import ShareLink
 
 if TYPE_CHECKING:
     from django.db.models import Model

@@ -22,7 +22,7 @@ from .fastpath.threads import run_blocking
 if TYPE_CHECKING:
     from django.db.models import Model
 
-    from .models import StoredFile
+    from .records import StoredFile
 
 Policy = Callable[[Any, "Model", "StoredFile"], Awaitable[bool]]
 

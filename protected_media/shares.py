@@ -36,8 +36,8 @@ from django.utils.crypto import constant_time_compare
 from . import audit_grants
 from .conf import conf
 from .decision import Grant, Reason, Refusal, anonymous_refusal, apply_policy, find, grant
-from .models import ShareLink, StoredFile
 from .nginx.render import MASKED_PATH, SHARE_PREFIX
+from .records import ShareLink, StoredFile
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet

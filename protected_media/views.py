@@ -22,7 +22,7 @@ from .responses import database_answered, database_unavailable, not_found
 from .shares import MASKED_TOKEN, SHARE, URL_PREFIX, adecide_share
 
 if TYPE_CHECKING:
-    from .models import ShareLink
+    from .records import ShareLink
 
 ALLOWED_METHODS = ("GET", "HEAD")
 # The audit trail's name for a request by media key (shares.SHARE for links).

@@ -4,7 +4,7 @@ The budget (``PROTECTED_MEDIA_MAX_PROCESSED_PIXELS``) counts RGB-pixel
 equivalents: one pixel of an RGB image decoded once. A pixel of another mode
 counts its bytes next to RGB's three (an RGBA pixel 4/3, a grey one 1/3), and
 each step counts the weight of the format's decoder and encoder, measured on
-the hardest inputs (``bench/crafted_uploads.py``; the README's
+the hardest inputs (``bench/crafted_uploads.py``; docs/uploads.md,
 "What an upload can cost"). Every figure is rounded up.
 """
 
