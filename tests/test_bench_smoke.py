@@ -56,3 +56,18 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
     assert "RATIOS" in done.stdout
 
     assert (output / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_signal_cost_probe_prints_each_setup() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.signal_cost", "--rounds", "1", "--calls", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    setups = [line.split(":")[0].strip() for line in done.stdout.splitlines()]
+    assert setups == ["no counter", "metrics", "via signal"]
+    assert all("µs per decision" in line for line in done.stdout.splitlines())

@@ -1,9 +1,11 @@
 """Prometheus metrics: decisions by outcome and reason, decision latency,
 uploads stored and refused by reason.
 
-The counts come from the app's signals (``protected_media.signals``): the
-app connects the receivers below when ``PROTECTED_MEDIA_METRICS_URL`` is
-set, and this module needs prometheus-client, the ``metrics`` extra.
+The decisions are counted by a counter the audit trail calls after each one
+(``audit.add_counter``: cheaper than a signal receiver on the hot path), the
+uploads by receivers of the upload signals (``protected_media.signals``). The
+app connects them when ``PROTECTED_MEDIA_METRICS_URL`` is set; this module
+needs prometheus-client, the ``metrics`` extra.
 
 The view answers in Prometheus' text format. Under several worker processes
 set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before they start
@@ -39,9 +41,9 @@ except ModuleNotFoundError as missing:  # an optional dependency
         name=missing.name,
     ) from missing
 
-from ..audit import DENIED, SERVED
+from .. import audit
 from ..responses import not_found
-from ..signals import file_denied, file_served, upload_refused, upload_stored
+from ..signals import upload_refused, upload_stored
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -86,19 +88,12 @@ def record_upload_refusal(reason: str) -> None:
     UPLOAD_REFUSALS.labels(reason=reason).inc()
 
 
-# The receivers. The decision ones run on every media request and are async:
-# asend_robust awaits them on the event loop, where a plain function would
-# cost a thread hop. The upload ones are plain, as send_robust calls them from
-# the upload's own thread. Whatever a receiver raises is logged, and the
-# answer or the upload stands.
-async def count_served(*, reason: str, latency: float, **kwargs: Any) -> None:
-    record_decision(SERVED, str(reason), latency)
+def count_decision(decision: str, reason: str, seconds: float) -> None:
+    record_decision(decision, reason, seconds)
 
 
-async def count_denied(*, reason: str, latency: float, **kwargs: Any) -> None:
-    record_decision(DENIED, str(reason), latency)
-
-
+# The upload receivers are plain functions: send_robust calls them from the
+# upload's own thread. Whatever they raise is logged, and the upload stands.
 def count_upload(**kwargs: Any) -> None:
     record_upload()
 
@@ -108,8 +103,6 @@ def count_upload_refusal(*, reason: str, **kwargs: Any) -> None:
 
 
 RECEIVERS = (
-    (file_served, count_served),
-    (file_denied, count_denied),
     (upload_stored, count_upload),
     (upload_refused, count_upload_refusal),
 )
@@ -121,12 +114,14 @@ def _uid(receiver: Any) -> str:
 
 def connect() -> None:
     """Count every decision and upload from now on (connecting again changes
-    nothing: each receiver is connected once)."""
+    nothing: each counter and receiver is connected once)."""
+    audit.add_counter(count_decision)
     for signal, receiver in RECEIVERS:
         signal.connect(receiver, dispatch_uid=_uid(receiver))
 
 
 def disconnect() -> None:
+    audit.remove_counter(count_decision)
     for signal, receiver in RECEIVERS:
         signal.disconnect(dispatch_uid=_uid(receiver))
 
