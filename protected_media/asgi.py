@@ -19,8 +19,12 @@ machinery, which costs more than the check itself:
 
 Instead, all blocking work (session, user, file record, owning row) runs in
 one hop to a small pool of threads that keep their database connections (as
-long as ``CONN_MAX_AGE`` allows), with SQL compiled once (``compiled``). The
-response hooks of Django's built-in security, session, common and
+long as ``CONN_MAX_AGE`` allows), with SQL compiled once (``compiled``). That
+SQL and the user loading copy parts of Django, so before the first media
+request the entry point proves them against Django's own answers on a probe
+(``fastpath.probe``) and, should they disagree, takes the ORM path for good.
+
+The response hooks of Django's built-in security, session, common and
 clickjacking middleware run as Django would run them, so both paths answer
 with the same headers; any other middleware is skipped on media requests,
 and the system check ``protected_media.W002`` names it.
@@ -35,21 +39,30 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from asgiref.typing import (
+    ASGI3Application,
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    HTTPScope,
+    Scope,
+)
 from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from django.core.handlers.exception import response_for_exception
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 
 from .conf import conf
+from .fastpath import probe
+from .fastpath.sending import send_response
 from .fastpath.threads import ConnectionThreads, refresh_connections, using_pool
 from .keys import is_key
 
@@ -57,12 +70,6 @@ if TYPE_CHECKING:
     from .decision import Found
 
 logger = logging.getLogger("protected_media")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Importable before Django is set up (an asgi.py imports it before calling
 # get_asgi_application()), so the view and the models are imported on use.
@@ -99,15 +106,19 @@ def skipped_middleware() -> list[str]:
 
 
 class ProtectedMediaASGI:
-    def __init__(self, application: ASGIApp, *, threads: int | None = None) -> None:
+    def __init__(self, application: ASGI3Application, *, threads: int | None = None) -> None:
         self.application = application
         self._threads = threads
         self._pool: ConnectionThreads | None = None
         self._middleware: list[Any] | None = None
+        # Chosen by the probe, before the first media request.
+        self._load_user: probe.UserLoader | None = None
         if settings.configured:
             _warn_about_configuration()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -116,15 +127,18 @@ class ProtectedMediaASGI:
             return
         request = _build_request(scope)
         match = _resolve_media_view(request) if request is not None else None
-        if request is None or match is None:
+        load_user = self._load_user or (await self._proven() if match is not None else None)
+        if request is None or match is None or load_user is None:
             await self.application(scope, receive, send)
             return
         set_script_prefix(get_script_prefix(scope))
         request.resolver_match = match
-        response = await self._respond(request, match.kwargs["key"])
-        await _send_response(response, send, receive)
+        response = await self._respond(request, match.kwargs["key"], load_user)
+        await send_response(response, send, receive)
 
-    async def _respond(self, request: HttpRequest, key: str) -> HttpResponseBase:
+    async def _respond(
+        self, request: HttpRequest, key: str, load_user: probe.UserLoader
+    ) -> HttpResponseBase:
         middleware = self._loaded_middleware()
         # As Django's chain: request hooks in order until one answers; then the
         # response hooks of those that ran, in reverse.
@@ -143,18 +157,20 @@ class ProtectedMediaASGI:
             if response is not None:
                 break
         if response is None:
-            response = await self._view(request, key)
+            response = await self._view(request, key, load_user)
         for instance in reversed(ran):
             response = await self._process_response(instance, request, response)
         return response
 
-    async def _view(self, request: HttpRequest, key: str) -> HttpResponseBase:
+    async def _view(
+        self, request: HttpRequest, key: str, load_user: probe.UserLoader
+    ) -> HttpResponseBase:
         from . import audit, views
 
         audit.started(request)
         try:
             try:
-                user, found = await self._in_pool(_load, request, key)
+                user, found = await self._in_pool(_load, request, key, load_user)
             except DatabaseError as error:
                 return await views.database_refusal(
                     request, error, kind=views.KEY, key=key, user=None
@@ -198,6 +214,21 @@ class ProtectedMediaASGI:
             ]
         return self._middleware
 
+    async def _proven(self) -> probe.UserLoader | None:
+        # The probe runs once per process, on its first media request (not at
+        # the server's startup, which must not wait on the database: it may be
+        # down, or a table locked by a migration). Until it has run, media
+        # requests that find it running, or the database failing it, go to
+        # Django.
+        load_user = probe.user_loader()
+        if load_user is None and not probe.running():
+            try:
+                load_user = await self._in_pool(_settle)
+            except DatabaseError:
+                return None
+        self._load_user = load_user
+        return load_user
+
     async def _in_pool(self, function: Callable[..., Any], *args: Any) -> Any:
         return await self._loaded_pool().run(function, *args)
 
@@ -214,7 +245,7 @@ class ProtectedMediaASGI:
         if pool is not None:
             await asyncio.get_running_loop().run_in_executor(None, pool.stop)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
+    async def _lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         # Django speaks no lifespan protocol, so the entry point answers it: the
         # server's shutdown closes the threads' connections cleanly.
         while True:
@@ -240,7 +271,7 @@ def _warn_about_configuration() -> None:
         )
 
 
-def _is_plain_media_request(scope: Scope) -> bool:
+def _is_plain_media_request(scope: HTTPScope) -> bool:
     if scope.get("method") not in MEDIA_METHODS or scope.get("root_path"):
         return False
     if not scope.get("path", "").startswith(conf.url):
@@ -252,7 +283,7 @@ def _is_plain_media_request(scope: Scope) -> bool:
     return True
 
 
-def _build_request(scope: Scope) -> HttpRequest | None:
+def _build_request(scope: HTTPScope) -> HttpRequest | None:
     try:
         request = ASGIRequest(scope, io.BytesIO())
         request.get_host()
@@ -271,12 +302,16 @@ def _resolve_media_view(request: HttpRequest) -> Any:
     return match if match.func is views.serve else None
 
 
-def _load(request: HttpRequest, key: str) -> tuple[Any, Found | None]:
+def _settle() -> probe.UserLoader | None:
+    refresh_connections(conf.fast_path_conn_max_age)
+    return probe.settle()
+
+
+def _load(request: HttpRequest, key: str, load_user: probe.UserLoader) -> tuple[Any, Found | None]:
     """Everything the view needs from the database, in one call (blocking)."""
     from django.contrib.auth.models import AnonymousUser
 
     from .decision import find
-    from .fastpath.auth import load_user
 
     refresh_connections(conf.fast_path_conn_max_age)
     if hasattr(request, "session"):
@@ -295,46 +330,3 @@ def _attach_user(request: HttpRequest, user: Any) -> None:
 
     request.user = user
     request.auser = auser
-
-
-async def _send_response(response: HttpResponseBase, send: Send, receive: Receive) -> None:
-    headers = [(name.encode("ascii"), value.encode("latin-1")) for name, value in response.items()]
-    headers += [
-        (b"Set-Cookie", morsel.output(header="").encode("ascii").strip())
-        for morsel in response.cookies.values()
-    ]
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    if not isinstance(response, StreamingHttpResponse):
-        await send({"type": "http.response.body", "body": getattr(response, "content", b"")})
-        return
-    # A streamed file (the Python fallback) stops when the client goes away.
-    streaming = asyncio.ensure_future(_stream_body(response, send))
-    disconnect = asyncio.ensure_future(_disconnected(receive))
-    done, _ = await asyncio.wait({streaming, disconnect}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (streaming, disconnect):
-        if task not in done:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-    if streaming in done:
-        streaming.result()
-
-
-async def _stream_body(response: StreamingHttpResponse, send: Send) -> None:
-    parts: AsyncIterator[bytes] = aiter(response)
-    try:
-        async for part in parts:
-            await send({"type": "http.response.body", "body": part, "more_body": True})
-    finally:
-        # Closes the file at once when the client has gone (Django uses aclosing).
-        aclose = getattr(parts, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    await send({"type": "http.response.body", "body": b""})
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

@@ -317,6 +317,7 @@ async def test_the_setting_turns_it_off(settings, world, entry_point) -> None:
     assert django_requests == 1
 
 
+@pytest.mark.urls("gateway.urls")  # its /healthz: a page that is not media
 async def test_other_paths_go_to_django(world, entry_point) -> None:
     case = Case("health", "/healthz", who(None))
     response, django_requests = await fetch(entry_point, case, world)

@@ -4,5 +4,8 @@
   entry point's blocking work runs on;
 - ``compiled``: ORM lookups whose SQL is compiled once, then run with new values;
 - ``auth``: the session and user, loaded as ``django.contrib.auth.get_user``
-  does, through those compiled lookups.
+  does, through those compiled lookups;
+- ``probe``: proof, once per process, that those two still agree with Django,
+  or the ORM path for good;
+- ``sending``: a Django response sent over ASGI.
 """

@@ -9,8 +9,10 @@ change). The one difference is where the rows come from: a database-backed
 session store loads its row, and Django's ``ModelBackend`` (when a subclass
 keeps its ``get_user``) the user's row, through lookups compiled once
 (``compiled``). Any other backend's ``get_user`` runs as Django would run it.
-Django's own tests of these rules run against Django's code; ours compare
-both paths case by case (``tests/test_fast_path.py``).
+Django's own tests of these rules run against Django's code; ours hold
+``load_user`` to ``get_user`` and ``aget_user`` for every state a session can
+be in (``tests/test_fast_path_probe.py``), and at startup ``probe`` checks it
+against the Django that runs it.
 """
 
 from __future__ import annotations

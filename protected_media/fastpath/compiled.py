@@ -23,12 +23,25 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import connections, router
-from django.db.models import Field, Model, Q
+from django.db.models import Field, Model, Q, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
 logger = logging.getLogger("protected_media")
 
 M = TypeVar("M", bound=Model)
+
+# One switch for the whole process, cleared for good by ``run_through_orm``.
+_compiling = True
+
+
+def run_through_orm() -> None:
+    """From now on, every lookup runs its plain queryset."""
+    global _compiling
+    _compiling = False
+
+
+class Uncompilable(Exception):
+    """The queryset's SQL cannot be run again with new values as it stands."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +71,26 @@ class CompiledLookup(Generic[M]):
 
     def fetch(self, *values: Any) -> list[M]:
         alias = router.db_for_read(self.model)
-        compiled = self._compiled(alias, values)
+        compiled = self._compiled(alias, values) if _compiling else None
         if compiled is None:
-            return list(self._queryset(values, alias))
+            return list(self.queryset(alias, values))
+        return self._run(compiled, alias, values)
+
+    def fetch_compiled(self, *values: Any) -> list[M]:
+        """What ``fetch`` answers through SQL compiled afresh, never through the
+        queryset: ``Uncompilable`` where ``fetch`` would run the queryset, and
+        whatever a changed Django internal raises."""
+        alias = router.db_for_read(self.model)
+        return self._run(self._compile(alias, values), alias, values)
+
+    def queryset(self, alias: str, values: Sequence[Any]) -> QuerySet[M]:
+        """The queryset this lookup stands for."""
+        # One Q per lookup keeps their order in the SQL's parameters (keyword
+        # arguments would be sorted by name).
+        filters = [Q(**{lookup: value}) for lookup, value in zip(self.lookups, values, strict=True)]
+        return self.model._default_manager.using(alias).filter(*filters)[: self.limit]
+
+    def _run(self, compiled: _Compiled, alias: str, values: Sequence[Any]) -> list[M]:
         connection = connections[alias]
         params = [
             field.get_db_prep_value(value, connection, prepared=False)
@@ -76,19 +106,28 @@ class CompiledLookup(Generic[M]):
         )
         return [self.model.from_db(alias, compiled.attnames, tuple(row)) for row in converted]
 
-    def _queryset(self, values: Sequence[Any], alias: str) -> Any:
-        # One Q per lookup keeps their order in the SQL's parameters (keyword
-        # arguments would be sorted by name).
-        filters = [Q(**{lookup: value}) for lookup, value in zip(self.lookups, values, strict=True)]
-        return self.model._default_manager.using(alias).filter(*filters)[: self.limit]
-
     def _compiled(self, alias: str, values: Sequence[Any]) -> _Compiled | None:
         if self._uncompilable:
             return None
         cache: dict[str, _Compiled] = self._local.__dict__.setdefault("by_alias", {})
         if alias in cache:
             return cache[alias]
-        queryset = self._queryset(values, alias)
+        try:
+            compiled = self._compile(alias, values)
+        except Uncompilable:
+            self._uncompilable = True
+            logger.warning(
+                "protected_media: the lookup %s.filter(%s) cannot be compiled once; "
+                "it runs through the ORM on every request",
+                self.model.__name__,
+                ", ".join(self.lookups),
+            )
+            return None
+        cache[alias] = compiled
+        return compiled
+
+    def _compile(self, alias: str, values: Sequence[Any]) -> _Compiled:
+        queryset = self.queryset(alias, values)
         connection = connections[alias]
         compiler = queryset.query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
@@ -103,27 +142,18 @@ class CompiledLookup(Generic[M]):
             or klass_info.get("related_klass_infos")
             or compiler.annotation_col_map
         ):
-            self._uncompilable = True
-            logger.warning(
-                "protected_media: the lookup %s.filter(%s) cannot be compiled once; "
-                "it runs through the ORM on every request",
-                self.model.__name__,
-                ", ".join(self.lookups),
-            )
-            return None
+            raise Uncompilable(f"{self.model.__name__}.filter({', '.join(self.lookups)})")
         selected = compiler.select[
             klass_info["select_fields"][0] : klass_info["select_fields"][-1] + 1
         ]
         attnames = tuple(column[0].target.attname for column in selected)
         columns = [column[0] for column in compiler.select[: compiler.col_count]]
-        compiled = _Compiled(
+        return _Compiled(
             sql=sql,
             compiler=compiler,
             converters=compiler.get_converters(columns),
             attnames=attnames,
         )
-        cache[alias] = compiled
-        return compiled
 
     def _field(self, lookup: str) -> Field[Any, Any]:
         name = lookup.split("__", 1)[0]
