@@ -22,22 +22,13 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image
 
-from .inspection import IMAGE_FORMATS
 from .inspection.cost import thumbnail_mode
+from .inspection.formats import IMAGE_FORMATS, THUMBNAIL_FORMATS
 from .keys import new_key
 from .names import sanitize_original_name, stored_name
 from .records import StoredFile
 
 logger = logging.getLogger("protected_media")
-
-# Source type -> (type, extension, Pillow format) of its thumbnails. A GIF's
-# thumbnail is its first frame, as a PNG: an animated grid is nobody's wish.
-THUMBNAIL_FORMATS = {
-    "image/png": ("image/png", ".png", "PNG"),
-    "image/jpeg": ("image/jpeg", ".jpg", "JPEG"),
-    "image/gif": ("image/png", ".png", "PNG"),
-    "image/webp": ("image/webp", ".webp", "WEBP"),
-}
 
 
 @dataclass(frozen=True)

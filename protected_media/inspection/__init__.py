@@ -1,7 +1,9 @@
 """What an upload really is, decided from its bytes (``uploads``), at a bounded
 cost (``survey`` walks the container before decoding, ``cost`` prices the
-decoding), and whether text is plain text (``plain_text``)."""
+decoding), and whether text is plain text (``plain_text``). ``formats``: the
+image formats we re-encode and their thumbnails' formats."""
 
-from .uploads import IMAGE_FORMATS, Inspected, UploadRefused, inspect_upload, raise_if_client_gone
+from .formats import IMAGE_FORMATS
+from .uploads import Inspected, UploadRefused, inspect_upload, raise_if_client_gone
 
 __all__ = ["IMAGE_FORMATS", "Inspected", "UploadRefused", "inspect_upload", "raise_if_client_gone"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .formats import THUMBNAIL_PILLOW_FORMAT
+
 RGB_BYTES = 3
 WIDEST = "RGBA"
 
@@ -44,9 +46,6 @@ FORMAT_WEIGHT = {"PNG": 5, "JPEG": 2, "WEBP": 9, "GIF": 5}
 # decoded through a buffer of every coefficient of the image: two bytes a
 # sample, and a pass over it per scan.
 MULTI_SCAN_WEIGHT = 2
-
-# The Pillow format of a source format's thumbnails (``thumbnails.THUMBNAIL_FORMATS``).
-THUMBNAIL_FORMAT = {"PNG": "PNG", "JPEG": "JPEG", "GIF": "PNG", "WEBP": "WEBP"}
 
 
 def mode_bytes(mode: str) -> int:
@@ -84,7 +83,7 @@ def thumbnail_cost(
     counted on), converted if it must be, and each thumbnail encoded."""
     if not sizes:
         return 0
-    thumb_format = THUMBNAIL_FORMAT[pillow_format]
+    thumb_format = THUMBNAIL_PILLOW_FORMAT[pillow_format]
     converted = thumbnail_mode(mode, info, thumb_format)
     return (
         rgb_pixels(canvas, mode)

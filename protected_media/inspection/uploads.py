@@ -28,18 +28,11 @@ from ..conf import (
 )
 from ..disconnects import CLIENT_GONE_STATUS, client_gone
 from .cost import frame_cost, rgb_pixels, stored_mode, thumbnail_cost
+from .formats import IMAGE_FORMATS
 from .plain_text import is_plain_text
 from .survey import Limits, Survey, survey
 
 SNIFF_BYTES = 8192
-
-# type -> (file extension, Pillow format) for the raster images we re-encode
-IMAGE_FORMATS = {
-    "image/png": (".png", "PNG"),
-    "image/jpeg": (".jpg", "JPEG"),
-    "image/gif": (".gif", "GIF"),
-    "image/webp": (".webp", "WEBP"),
-}
 
 
 class UploadRefused(Exception):
