@@ -71,7 +71,7 @@ postgres:
 # Re-resolve the pins after changing dependencies in pyproject.toml.
 lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
-		--extra metrics --extra gateway --group test --group dev --group bench --group docs --generate-hashes --quiet -o requirements.lock
+		--extra metrics --extra s3 --extra gateway --group test --group dev --group bench --group docs --generate-hashes --quiet -o requirements.lock
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -167,6 +167,26 @@ SENDFILE_ROOT = str(DATA_DIR / "private")
 SENDFILE_URL = "/_protected/"
 SENDFILE_BACKEND = os.environ.get("GATEWAY_SENDFILE_BACKEND", "django_sendfile.backends.nginx")
 PROTECTED_MEDIA_URL = "/media/"
+# Where the private files live: "local", the folder above, or "s3", a bucket
+# of an S3-compatible store (the s3 extra). nginx sends the bytes either way.
+# With s3 and no endpoint, the run command starts a SeaweedFS of its own in
+# the data folder and sets the GATEWAY_S3_* variables for its processes.
+PROTECTED_MEDIA_STORAGE = os.environ.get("GATEWAY_STORAGE", "").strip().lower() or "local"
+if PROTECTED_MEDIA_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(
+        "GATEWAY_STORAGE must be local or s3 (empty: local), "
+        f"not {os.environ.get('GATEWAY_STORAGE')!r}."
+    )
+if PROTECTED_MEDIA_STORAGE == "s3":
+    # Left empty, the system checks name what is missing.
+    PROTECTED_MEDIA_S3_ENDPOINT_URL = os.environ.get("GATEWAY_S3_ENDPOINT_URL", "").strip()
+    PROTECTED_MEDIA_S3_BUCKET = os.environ.get("GATEWAY_S3_BUCKET", "").strip()
+    PROTECTED_MEDIA_S3_ACCESS_KEY_ID = os.environ.get("GATEWAY_S3_ACCESS_KEY_ID", "").strip()
+    PROTECTED_MEDIA_S3_SECRET_ACCESS_KEY = os.environ.get(
+        "GATEWAY_S3_SECRET_ACCESS_KEY", ""
+    ).strip()
+    if os.environ.get("GATEWAY_S3_REGION", "").strip():
+        PROTECTED_MEDIA_S3_REGION = os.environ["GATEWAY_S3_REGION"].strip()
 # Prometheus metrics (protected_media.ops.metrics, with prometheus-client from
 # the gateway extra), mounted in gateway/urls.py: setting the URL also has the
 # app count decisions and uploads. The rendered nginx config lets only

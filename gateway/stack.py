@@ -5,6 +5,9 @@
 Prepares the data folder (secret key, migrations, collected static files,
 the nginx config rendered from the settings), starts nginx and uvicorn,
 restarts either if it dies, and stops both on Ctrl-C or SIGTERM.
+With GATEWAY_STORAGE=s3 and no GATEWAY_S3_ENDPOINT_URL, it first starts a
+SeaweedFS of its own in the data folder (gateway.seaweed), hands its bucket
+to the workers, and stops it last.
 Environment: GATEWAY_DATA_DIR, GATEWAY_PORT (8000), GATEWAY_WORKERS (one per
 core), plus everything gateway.settings reads.
 """
@@ -22,6 +25,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from gateway.seaweed import DEFAULT_BUCKET, DEFAULT_REGION, Seaweed
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -99,6 +104,7 @@ class Stack:
             METRICS_ENV: str(data_dir / "run" / "metrics"),
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.seaweed: Seaweed | None = None
         self.backoff: dict[str, Backoff] = {}
         self.stopping = False
         # A stop request writes here, so the supervisor's waits end at once.
@@ -119,6 +125,30 @@ class Stack:
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(secrets.token_urlsafe(50))
         return path.read_text().strip()
+
+    def start_store(self) -> None:
+        """With GATEWAY_STORAGE=s3 and no endpoint, a local SeaweedFS in the
+        data folder, its bucket and credentials passed on to the workers and
+        commands. Its folder keeps the objects and the credentials between runs."""
+        storage = os.environ.get("GATEWAY_STORAGE", "").strip().lower()
+        if storage != "s3" or os.environ.get("GATEWAY_S3_ENDPOINT_URL", "").strip():
+            return
+        self.seaweed = Seaweed(
+            self.data_dir / "seaweedfs",
+            bucket=os.environ.get("GATEWAY_S3_BUCKET", "").strip() or DEFAULT_BUCKET,
+            region=os.environ.get("GATEWAY_S3_REGION", "").strip() or DEFAULT_REGION,
+        )
+        store = self.seaweed.start()
+        self.env.update(
+            {
+                "GATEWAY_S3_ENDPOINT_URL": store.endpoint_url,
+                "GATEWAY_S3_BUCKET": store.bucket,
+                "GATEWAY_S3_ACCESS_KEY_ID": store.access_key_id,
+                "GATEWAY_S3_SECRET_ACCESS_KEY": store.secret_access_key,
+                "GATEWAY_S3_REGION": store.region,
+            }
+        )
+        log(f"SeaweedFS serving bucket {store.bucket!r} at {store.endpoint_url}")
 
     def manage(self, *args: str) -> None:
         subprocess.run(
@@ -274,6 +304,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        # The store last: the workers may be finishing uploads to it.
+        if self.seaweed is not None:
+            self.seaweed.stop()
 
 
 def main() -> None:
@@ -282,7 +315,16 @@ def main() -> None:
     workers = int(os.environ.get("GATEWAY_WORKERS") or os.cpu_count() or 1)
     stack = Stack(data_dir, port, workers)
     log(f"preparing {data_dir}")
-    stack.prepare()
+    try:
+        stack.start_store()
+        stack.prepare()
+    except RuntimeError as error:  # SeaweedFS did not start
+        stack.stop()
+        sys.exit(f"[gateway] {error}")
+    except BaseException:
+        # The store runs in a session of its own: Ctrl-C does not reach it.
+        stack.stop()
+        raise
     signal.signal(signal.SIGINT, stack.request_stop)
     signal.signal(signal.SIGTERM, stack.request_stop)
     stack.start("uvicorn")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 from PIL import Image
 
+from gateway.seaweed import Seaweed, SeaweedStore
 from protected_media.models import ProtectedFile
 
 
@@ -17,6 +18,15 @@ def png_bytes(size: tuple[int, int] = (8, 6), color: tuple[int, int, int] = (200
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory) -> Iterator[SeaweedStore]:
+    """A real S3 store (SeaweedFS on loopback, signatures and expiry checked)
+    and its bucket, shared by the session's tests: started when a test first
+    asks for it, so a session that never does starts none."""
+    with Seaweed(tmp_path_factory.mktemp("seaweedfs")) as store:
+        yield store
 
 
 @pytest.fixture(autouse=True)
