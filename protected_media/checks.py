@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 
 from .conf import NGINX_BACKEND, STREAMING_BACKEND, SUPPORTED_BACKENDS, conf
 from .nginx.rules import LIMIT_RULES, is_writable
+from .storage.checks import check_field_storages, check_object_storage
 
 # A URL prefix that is safe to paste into an nginx location: slashes at both
 # ends, nothing nginx would read as syntax.
@@ -35,6 +36,8 @@ def register() -> None:
         check_metrics,
         check_thumbnails,
         check_image_limits,
+        check_object_storage,
+        check_field_storages,
     ):
         register_check(check, Tags.security)
 

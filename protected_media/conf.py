@@ -24,6 +24,18 @@ DEFAULT_ALLOWED_TYPES = (*DEFAULT_INLINE_TYPES, "application/pdf")
 
 AnonymousAnswer = Literal["login", "not_found"]
 
+# Where private files live: this machine's disk (under SENDFILE_ROOT) or a
+# bucket of an S3-compatible store.
+StorageName = Literal["local", "s3"]
+LOCAL_STORAGE: StorageName = "local"
+S3_STORAGE: StorageName = "s3"
+SUPPORTED_STORAGES = (LOCAL_STORAGE, S3_STORAGE)
+DEFAULT_S3_REGION = "us-east-1"
+# Seconds a presigned URL lives: nginx fetches it at once, so a minute is
+# ample and clock skew between the app and the store stays covered.
+DEFAULT_S3_URL_LIFETIME = 60
+DEFAULT_S3_INTERNAL_URL = "/_protected_store/"
+
 DEFAULT_SHARE_LIFETIME = timedelta(days=7)
 DEFAULT_SHARE_MAX_LIFETIME = timedelta(days=30)
 
@@ -211,6 +223,46 @@ class Settings:
     @property
     def cache_control(self) -> str:
         return getattr(django_settings, "PROTECTED_MEDIA_CACHE_CONTROL", "private, no-store")
+
+    # The store of private files. The S3 settings are read only when "s3" is
+    # selected, and returned as set: checks.py refuses a missing or wrong one.
+
+    @property
+    def storage(self) -> StorageName:
+        """ "local" (files under SENDFILE_ROOT) or "s3" (a bucket)."""
+        return getattr(django_settings, "PROTECTED_MEDIA_STORAGE", LOCAL_STORAGE)
+
+    @property
+    def s3_endpoint_url(self) -> str | None:
+        """The store's address, such as "https://s3.eu-west-1.amazonaws.com"."""
+        return getattr(django_settings, "PROTECTED_MEDIA_S3_ENDPOINT_URL", None)
+
+    @property
+    def s3_bucket(self) -> str | None:
+        return getattr(django_settings, "PROTECTED_MEDIA_S3_BUCKET", None)
+
+    @property
+    def s3_access_key_id(self) -> str | None:
+        return getattr(django_settings, "PROTECTED_MEDIA_S3_ACCESS_KEY_ID", None)
+
+    @property
+    def s3_secret_access_key(self) -> str | None:
+        return getattr(django_settings, "PROTECTED_MEDIA_S3_SECRET_ACCESS_KEY", None)
+
+    @property
+    def s3_region(self) -> str:
+        return getattr(django_settings, "PROTECTED_MEDIA_S3_REGION", DEFAULT_S3_REGION)
+
+    @property
+    def s3_url_lifetime(self) -> int:
+        """Seconds a presigned URL, handed to nginx, stays valid."""
+        return getattr(django_settings, "PROTECTED_MEDIA_S3_URL_LIFETIME", DEFAULT_S3_URL_LIFETIME)
+
+    @property
+    def s3_internal_url(self) -> str:
+        """The internal nginx location that proxies to the store, as
+        SENDFILE_URL is the one that reads the local disk."""
+        return getattr(django_settings, "PROTECTED_MEDIA_S3_INTERNAL_URL", DEFAULT_S3_INTERNAL_URL)
 
 
 def _duration(value: timedelta | float) -> timedelta:

@@ -197,7 +197,13 @@ def forget_file(name: str, *, using: str) -> None:
 
 def delete_files(names: list[str]) -> None:
     for name in names:
-        protected_storage.delete(name)
+        try:
+            protected_storage.delete(name)
+        except Exception as error:
+            # A store out of reach: the rest must still go, and a failed save
+            # must still raise its own error. The file has no record now, so
+            # protected_media_orphans finds it.
+            logger.error("protected_media could not delete %s: %s", name, error)
 
 
 def restore(field_file: Any, before: tuple[str | None, bool, Any]) -> None:

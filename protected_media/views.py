@@ -15,16 +15,19 @@ from django_sendfile.backends import nginx as sendfile_nginx
 
 from . import audit
 from .backends import streaming
-from .conf import NGINX_BACKEND, STREAMING_BACKEND, conf
+from .conf import NGINX_BACKEND, S3_STORAGE, STREAMING_BACKEND, conf
 from .decision import Found, Grant, Reason, Refusal, adecide
 from .headers import CACHE_CONTROL, REFERRER_POLICY
 from .responses import database_answered, database_unavailable, not_found
 from .shares import MASKED_TOKEN, SHARE, URL_PREFIX, adecide_share
+from .storage import protected_storage
+from .storage.accel import store_accel_target
 
 if TYPE_CHECKING:
     from .records import ShareLink
 
 ALLOWED_METHODS = ("GET", "HEAD")
+X_ACCEL_REDIRECT = "X-Accel-Redirect"
 # The audit trail's name for a request by media key (shares.SHARE for links).
 KEY = "key"
 # Where the ASGI entry point leaves what it already looked up for this request
@@ -151,21 +154,38 @@ def _method_not_allowed() -> HttpResponseBase:
 
 async def ahandoff(request: HttpRequest, grant: Grant) -> HttpResponseBase | None:
     """The granted file's answer; None if the fallback finds no file on disk."""
+    backend = conf.backend
+    if conf.storage == S3_STORAGE:
+        if backend != NGINX_BACKEND:
+            # The fallback streams local files only (check E025).
+            raise ImproperlyConfigured(
+                "PROTECTED_MEDIA_STORAGE = 's3' is served by nginx only: "
+                f"set SENDFILE_BACKEND = {NGINX_BACKEND!r}."
+            )
+        # nginx fetches the object from the store through its internal
+        # location, with a URL signed for this request's method.
+        method = "HEAD" if request.method == "HEAD" else "GET"
+        presigned = protected_storage.presign(grant.record.name, method)
+        response = HttpResponse()
+        response[X_ACCEL_REDIRECT] = store_accel_target(presigned, conf.s3_internal_url)
+        return _handed_off(response, grant)
     root = conf.root
     if root is None:
         raise ImproperlyConfigured("SENDFILE_ROOT must name the private media folder.")
-    backend = conf.backend
     if backend == NGINX_BACKEND:
-        # nginx serves the bytes: the view touches no file, and a missing one
-        # is nginx's 404. The body is empty, so Content-Length must say 0.
-        response: HttpResponse = sendfile_nginx.sendfile(request, root / grant.record.name)
-        for name, value in grant.headers.items():
-            response[name] = value
-        response["Content-Length"] = "0"
-        return response
+        return _handed_off(sendfile_nginx.sendfile(request, root / grant.record.name), grant)
     if backend == STREAMING_BACKEND:
         streamed = await streaming.asendfile(
             request, root, grant.record.name, headers=grant.headers
         )
         return streamed
     raise ImproperlyConfigured(f"SENDFILE_BACKEND {backend!r} is not supported.")
+
+
+def _handed_off(response: HttpResponse, grant: Grant) -> HttpResponse:
+    # nginx serves the bytes: the view touches no file, and a missing one is
+    # nginx's 404. The body is empty, so Content-Length must say 0.
+    for name, value in grant.headers.items():
+        response[name] = value
+    response["Content-Length"] = "0"
+    return response

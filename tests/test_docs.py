@@ -16,7 +16,7 @@ from protected_media.nginx.from_settings import render_from_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-SETTING = r"(?:PROTECTED_MEDIA|SENDFILE)_[A-Z_]+"
+SETTING = r"(?:PROTECTED_MEDIA|SENDFILE)_[A-Z0-9_]+"  # digits too: PROTECTED_MEDIA_S3_BUCKET
 
 
 def page(name: str) -> str:

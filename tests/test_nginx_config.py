@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import certifi
 import pytest
 from django.core.management import CommandError, call_command
 from hypothesis import given
@@ -21,12 +23,14 @@ from protected_media.nginx.render import (
     Limits,
     RenderOptions,
     SiteConfig,
+    StoreConfig,
     recorded_options,
     render_site,
     render_standalone,
 )
 from protected_media.nginx.rules import is_writable
 from protected_media.ops.doctor.checks import check_nginx_config
+from tests.test_security_tools import GIXY_SKIPS, gixy
 
 LIMIT = 10 * 1024 * 1024
 SITE = SiteConfig(
@@ -842,3 +846,417 @@ def test_doctor_renders_again_with_the_recorded_options(tmp_path) -> None:
         f"{path} has no '# Rendered with:' line with its listen, upstream and server name: "
         "render it with protected_media_nginx",
     )
+
+
+# -- the object store (PROTECTED_MEDIA_STORAGE = "s3") --------------------------------
+
+STORE_SITE = dataclasses.replace(SITE, store=StoreConfig("http://127.0.0.1:8333"))
+STORE_LOCATION = "^/_protected_store(?<protected_media_store_path>/.*)$"
+STORE_PASS = "protected_media_store$protected_media_store_path$is_args$args"
+# Written out here, not imported: what the store must never tell the client.
+STORE_HEADERS_HIDDEN = {
+    # the gateway's decisions, which arrive with the redirect
+    "content-type", "content-disposition", "cache-control", "expires", "set-cookie", "vary",
+    # added by nginx in the location
+    *(name.lower() for name in SECURITY_HEADERS),
+    # CORS
+    "access-control-allow-origin", "access-control-allow-credentials",
+    "access-control-expose-headers",
+    # S3's own
+    "x-amz-request-id", "x-amz-id-2", "x-amz-version-id", "x-amz-storage-class",
+    "x-amz-server-side-encryption", "x-amz-checksum-sha256", "x-amz-checksum-crc32",
+    "x-amz-expiration", "x-amz-tagging-count", "x-amz-mp-parts-count",
+    # SeaweedFS's
+    "seaweed-x-amz-etag", "seaweed-x-amz-owner",
+}  # fmt: skip
+# What the client may get from the store, as a local file's own headers.
+STORE_HEADERS_PASSED = {
+    "content-length", "content-range", "etag", "last-modified", "accept-ranges",
+}  # fmt: skip
+# Every line of the location but the hidden headers, for the store above.
+STORE_LOCATION_LINES = [
+    ("internal", []),
+    ("proxy_pass", [f"http://{STORE_PASS}"]),
+    ("proxy_pass_request_headers", ["off"]),
+    ("proxy_pass_request_body", ["off"]),
+    ("proxy_set_header", ["Host", "127.0.0.1:8333"]),
+    ("proxy_set_header", ["Connection", ""]),
+    ("proxy_set_header", ["Content-Length", ""]),
+    ("proxy_set_header", ["Range", "$protected_media_store_range"]),
+    ("proxy_set_header", ["If-Range", "$http_if_range"]),
+    ("proxy_set_header", ["If-None-Match", "$http_if_none_match"]),
+    ("proxy_set_header", ["If-Modified-Since", "$http_if_modified_since"]),
+    ("proxy_headers_hash_bucket_size", ["128"]),
+    ("proxy_ignore_headers", [
+        "X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering",
+        "X-Accel-Charset", "Set-Cookie", "Cache-Control", "Expires", "Vary"]),
+    ("proxy_max_temp_file_size", ["0"]),
+    ("proxy_connect_timeout", ["5s"]),
+    ("proxy_send_timeout", ["10s"]),
+    ("proxy_read_timeout", ["30s"]),
+    ("error_log", ["/var/log/nginx/error.log", "crit"]),
+    *(("add_header", [name, value, "always"]) for name, value in SECURITY_HEADERS.items()),
+    ("proxy_intercept_errors", ["on"]),
+    ("error_page", ["403", "404", "=404", "@protected_media_not_found"]),
+    ("error_page", ["416", "@protected_media_range_not_satisfiable"]),
+    ("error_page", [
+        "301", "302", "303", "307", "308",
+        "400", "401", "405", "409", "411", "412", "413", "414", "429",
+        "500", "501", "502", "503",
+        "=502", "@protected_media_bad_gateway"]),
+    ("error_page", ["504", "@protected_media_gateway_timeout"]),
+]  # fmt: skip
+
+
+def store_location(text: str) -> Directive:
+    return server_of(text).location(STORE_LOCATION)
+
+
+def test_the_local_disk_renders_no_store() -> None:
+    for site in (SITE, LIMITED, dataclasses.replace(SITE, metrics_url="/metrics")):
+        text = render_site(site)
+        assert "protected_media_store" not in text
+        assert [d.args[-1] for d in server_of(text).all("location") if d.all("internal")] == [
+            "/_protected/"
+        ]
+
+
+def test_the_store_location_line_by_line() -> None:
+    location = store_location(render_site(STORE_SITE))
+    assert location.args == ["~", STORE_LOCATION]
+    lines = [(d.name, d.args) for d in location.block or [] if d.name != "proxy_hide_header"]
+    assert lines == STORE_LOCATION_LINES
+
+
+def test_the_store_upstream_keeps_connections_open() -> None:
+    conf = parse(render_site(STORE_SITE))
+    upstreams = {d.args[0]: d for d in conf.all("upstream")}
+    assert set(upstreams) == {"protected_media_app", "protected_media_store"}
+    store = upstreams["protected_media_store"]
+    assert [(d.name, d.args) for d in store.block or []] == [
+        ("server", ["127.0.0.1:8333"]),
+        ("keepalive", ["32"]),
+    ]
+    # keepalive needs HTTP/1.1 and no "Connection: close": the server's
+    # proxy_http_version reaches the location, and the location clears Connection.
+    assert conf.one("server").one("proxy_http_version").args == ["1.1"]
+
+
+def test_the_store_never_tells_the_client_its_own_headers() -> None:
+    location = store_location(render_site(STORE_SITE))
+    hidden = [d.args for d in location.all("proxy_hide_header")]
+    assert all(len(args) == 1 for args in hidden)
+    names = {args[0].lower() for args in hidden}
+    assert len(names) == len(hidden)  # one line each
+    assert STORE_HEADERS_HIDDEN <= names
+    assert not names & STORE_HEADERS_PASSED
+    assert not {name for name in names if name.startswith("x-accel")}  # nginx's own rule
+
+
+def test_the_store_gets_one_range_at_most() -> None:
+    # A local file is served with `max_ranges 1`; a store would answer
+    # "bytes=0-,0-,0-" with the whole file once per range.
+    conf = parse(render_site(STORE_SITE))
+    [ranges] = [d for d in conf.all("map") if d.args[0] == "$http_range"]
+    assert ranges.args == ["$http_range", "$protected_media_store_range"]
+    assert [(d.name, d.args) for d in ranges.block or []] == [
+        ("~,", [""]),
+        ("default", ["$http_range"]),
+    ]
+
+
+# Each row: an answer a store gives, and the status the client gets instead
+# (None: the store's answer passes, body and all).
+STORE_STATUSES = [
+    (200, None), (206, None), (304, None),
+    (301, 502), (302, 502), (307, 502),  # another region or endpoint
+    (400, 502), (405, 502), (411, 502), (412, 502), (501, 502),  # a request it cannot take
+    (403, 404), (404, 404),  # a refused signature, an expired URL, a missing object
+    (416, 416),  # the client's range is past the end
+    (500, 502), (502, 502), (503, 502),  # its failures and its "slow down"
+    (504, 504),  # nginx's timeout, or the store's
+]  # fmt: skip
+
+
+def test_every_store_error_becomes_the_sites_own_answer() -> None:
+    server = server_of(render_site(STORE_SITE))
+    pages = {}
+    for page in store_location(render_site(STORE_SITE)).all("error_page"):
+        *codes, target = page.args
+        answer = codes.pop()[1:] if codes[-1].startswith("=") else None
+        for code in codes:
+            assert code not in pages, code
+            pages[int(code)] = (int(answer) if answer else int(code), target)
+    for status, answer in STORE_STATUSES:
+        if answer is None:
+            assert status not in pages
+        else:
+            assert pages[status][0] == answer, status
+            # to a page of the site's own, the same text as its other refusals
+            assert server.location(pages[status][1]).all("return")
+    assert {target for _, target in pages.values()} == {
+        "@protected_media_not_found",
+        "@protected_media_range_not_satisfiable",
+        "@protected_media_bad_gateway",
+        "@protected_media_gateway_timeout",
+    }
+
+
+def test_a_range_past_the_end_is_a_short_416() -> None:
+    location = server_of(render_site(STORE_SITE)).location("@protected_media_range_not_satisfiable")
+    # Not the type of the key's extension (an empty `types`), one charset.
+    assert location.one("types").block == []
+    assert location.one("default_type").args == ["text/plain"]
+    assert location.one("charset").args == ["utf-8"]
+    added = {d.args[0]: d.args[1:] for d in location.all("add_header")}
+    assert added == {
+        "Cache-Control": ["private, no-store", "always"],
+        "X-Content-Type-Options": ["nosniff", "always"],
+        # the store's "bytes */<size>", when it sends one
+        "Content-Range": ["$upstream_http_content_range", "always"],
+    }
+    assert location.one("return").args == ["416", "Range Not Satisfiable\\n"]
+
+
+def test_only_the_store_location_proxies_to_the_store() -> None:
+    server = server_of(render_site(STORE_SITE))
+    passes = {
+        location.args[-1]: location.one("proxy_pass").args[0]
+        for location in server.all("location")
+        if location.all("proxy_pass")
+    }
+    assert passes == {
+        "/media/": "http://protected_media_app",
+        "/": "http://protected_media_app",
+        STORE_LOCATION: f"http://{STORE_PASS}",
+    }
+    # The gateway's location still follows X-Accel-Redirect; the store's does not.
+    assert server.location("/media/").all("proxy_ignore_headers") == []
+    ignored = store_location(render_site(STORE_SITE)).one("proxy_ignore_headers").args
+    assert ACCEL_HEADERS <= set(ignored)
+
+
+# Each row: the endpoint URL, the upstream's server, the Host header, the
+# name TLS checks (None: plain http), and what the row shows.
+ENDPOINTS = [
+    ("http://127.0.0.1:8333", "127.0.0.1:8333", "127.0.0.1:8333", None, "SeaweedFS here"),
+    ("https://s3.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com:443",
+     "s3.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com", "a default port is not signed"),
+    ("https://minio.internal:9000", "minio.internal:9000", "minio.internal:9000",
+     "minio.internal", "another port is"),
+    ("http://store.example:80/", "store.example:80", "store.example", None,
+     "port 80 written out, a slash after it"),
+    ("http://seaweed_s3:8333", "seaweed_s3:8333", "seaweed_s3:8333", None, "a compose service"),
+    ("http://[::1]:9000", "[::1]:9000", "[::1]:9000", None, "IPv6"),
+    ("https://[2001:db8::7]", "[2001:db8::7]:443", "[2001:db8::7]", "2001:db8::7", "IPv6, https"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("endpoint_url", "server", "host", "tls_name"),
+    [row[:4] for row in ENDPOINTS],
+    ids=[row[4] for row in ENDPOINTS],
+)
+def test_the_store_is_reached_as_the_endpoint_says(endpoint_url, server, host, tls_name) -> None:
+    from botocore.auth import _host_from_url  # an optional dependency (the s3 extra)
+
+    store = StoreConfig(endpoint_url, ca_file="/etc/ssl/certs/ca-certificates.crt")
+    conf = parse(render_site(dataclasses.replace(SITE, store=store)))
+    [upstream] = [d for d in conf.all("upstream") if d.args == ["protected_media_store"]]
+    assert upstream.one("server").args == [server]
+    location = conf.one("server").location(STORE_LOCATION)
+    headers = {d.args[0]: d.args[1] for d in location.all("proxy_set_header")}
+    assert headers["Host"] == host
+    # The Host botocore signs, or the store refuses every request.
+    assert host == _host_from_url(endpoint_url)
+    scheme = "https" if tls_name else "http"
+    assert location.one("proxy_pass").args == [f"{scheme}://{STORE_PASS}"]
+    tls = [(d.name, d.args) for d in location.block or [] if d.name.startswith("proxy_ssl")]
+    if tls_name is None:
+        assert tls == []
+    else:
+        assert tls == [
+            ("proxy_ssl_server_name", ["on"]),
+            ("proxy_ssl_name", [tls_name]),
+            ("proxy_ssl_verify", ["on"]),
+            ("proxy_ssl_verify_depth", ["2"]),
+            ("proxy_ssl_trusted_certificate", ["/etc/ssl/certs/ca-certificates.crt"]),
+        ]
+
+
+store_label = st.from_regex(r"[a-z0-9_](?:[a-z0-9_-]{0,8}[a-z0-9_])?", fullmatch=True)
+
+
+@given(
+    scheme=st.sampled_from(["http", "https"]),
+    labels=st.lists(store_label, min_size=1, max_size=4),
+    port=st.one_of(st.none(), st.integers(1, 65535)),
+)
+def test_the_host_header_is_always_the_one_botocore_signs(scheme, labels, port) -> None:
+    from botocore.auth import _host_from_url  # an optional dependency (the s3 extra)
+
+    host = ".".join(labels)
+    if all(label.isdigit() for label in labels):
+        host = "n" + host  # digits and dots only must be an IPv4 address
+    url = f"{scheme}://{host}" + (f":{port}" if port else "")
+    location = store_location(render_site(dataclasses.replace(SITE, store=StoreConfig(url))))
+    headers = {d.args[0]: d.args[1] for d in location.all("proxy_set_header")}
+    assert headers["Host"] == _host_from_url(url)
+
+
+@pytest.mark.parametrize(
+    "internal_url", ["/_protected_store/", "/internal/store.files/", "/a-b~c_d/"]
+)
+def test_the_store_location_matches_its_prefix_only(internal_url) -> None:
+    store = StoreConfig("http://127.0.0.1:8333", internal_url=internal_url)
+    server = server_of(render_site(dataclasses.replace(SITE, store=store)))
+    [location] = [d for d in server.all("location") if d.args[0] == "~"]
+    # nginx's PCRE, read by Python's re: a named group is spelled (?P<...>).
+    pattern = re.compile(location.args[1].replace("(?<", "(?P<"))
+    match = pattern.match(f"{internal_url}bucket/a%20b.txt")
+    assert match is not None
+    assert match["protected_media_store_path"] == "/bucket/a%20b.txt"
+    # The prefix whole, and a dot in it is a dot.
+    assert pattern.match(internal_url.rstrip("/") + "x/bucket/k") is None
+    if "." in internal_url:
+        assert pattern.match(internal_url.replace(".", "X") + "bucket/k") is None
+
+
+# Each row: the StoreConfig field, the hostile or broken value, and what it tries.
+HOSTILE_STORE = [
+    ("endpoint_url", "http://127.0.0.1:8333; include /etc/shadow", "';' ends the directive"),
+    ("endpoint_url", "http://127.0.0.1:8333 backup", "a space adds a parameter"),
+    ("endpoint_url", "http://s3.example}", "'}' closes the upstream"),
+    ("endpoint_url", "http://$host:8333", "'$' makes Host the client's"),
+    ("endpoint_url", "http://s3.example\n", "a newline starts a directive"),
+    ("endpoint_url", "http://s3.example#", "'#' comments out the rest"),
+    ("endpoint_url", "http://user:secret@s3.example", "credentials in the URL"),
+    ("endpoint_url", "http://s3.example/bucket", "a path: nginx passes the signed path whole"),
+    ("endpoint_url", "http://s3.example?x=1", "a query"),
+    ("endpoint_url", "ftp://s3.example", "not http or https"),
+    ("endpoint_url", "s3.example:8333", "no scheme"),
+    ("endpoint_url", "HTTP://s3.example", "a scheme botocore lowercases"),
+    ("endpoint_url", "http://S3.Example", "a host botocore signs lowercase"),
+    ("endpoint_url", "http://s3.example:0", "port 0"),
+    ("endpoint_url", "http://s3.example:70000", "a port past 65535"),
+    ("endpoint_url", "http://s3.example:", "an empty port"),
+    ("endpoint_url", "http://s3..example", "an empty label"),
+    ("endpoint_url", "http://300.1.1.1", "not an IPv4 address"),
+    ("endpoint_url", "http://[fe80::1%25eth0]:9000", "an IPv6 zone names this machine"),
+    ("endpoint_url", "http://[::1", "an unclosed bracket"),
+    ("endpoint_url", "", "empty"),
+    ("internal_url", "/_protected_store", "no trailing slash: '/_protected_store../'"),
+    ("internal_url", "_protected_store/", "no leading slash"),
+    ("internal_url", "/", "every path"),
+    ("internal_url", "/store(.*)/", "regex syntax in the location"),
+    ("internal_url", "/store$/", "'$' in the location"),
+    ("internal_url", "/media/store/", "inside the media URL: the gateway would get it"),
+    ("internal_url", "/_protected/", "the local files' location"),
+    ("internal_url", "/_protected/store/", "inside the local files' location"),
+    ("internal_url", "/static/x/", "inside the static URL"),
+    ("ca_file", "/etc/ssl/my certs.pem", "a space: two arguments"),
+    ("ca_file", "/etc/ssl/certs.pem;", "';' ends the directive"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [row[:2] for row in HOSTILE_STORE], ids=[row[2] for row in HOSTILE_STORE]
+)
+def test_render_site_refuses_a_store_it_cannot_write(name, value) -> None:
+    store = dataclasses.replace(StoreConfig("https://s3.example.com"), **{name: value})
+    with pytest.raises(ValueError, match=f"^store {name} "):
+        render_site(dataclasses.replace(SITE, store=store))
+
+
+@pytest.mark.parametrize("endpoint_url", ["http://127.0.0.1:8333", "https://127.0.0.1:9443"])
+def test_nginx_accepts_the_store(tmp_path, endpoint_url) -> None:
+    # IP addresses: nginx resolves a name in an upstream when it reads the config.
+    (tmp_path / "tmp").mkdir()
+    store = StoreConfig(endpoint_url, ca_file=certifi.where())
+    site = dataclasses.replace(LIMITED, store=store, metrics_url="/metrics")
+    text = render_standalone(render_site(site), state_dir=str(tmp_path), user=None)
+    result = nginx_test(nginx_binary(), tmp_path, text)
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr
+
+
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "deployment.md"
+STORE_GUIDE_HEADING = "## Private files in object storage: the store location"
+
+
+def config_lines(text: str) -> set[str]:
+    lines = (line.strip() for line in text.splitlines())
+    return {line for line in lines if line and not line.startswith("#") and line != "}"}
+
+
+def test_the_guide_explains_every_line_the_store_adds() -> None:
+    # As tests/test_deploy.py holds the guide's table to deploy/nginx/gateway.conf.
+    site = dataclasses.replace(SITE, store=StoreConfig("https://s3.eu-west-1.amazonaws.com"))
+    added = config_lines(render_site(site)) - config_lines(render_site(SITE))
+    hidden = {line for line in added if line.startswith("proxy_hide_header ")}
+    section = GUIDE.read_text().split(STORE_GUIDE_HEADING, 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {re.findall(r"`([^`]+)`", row)[0] for row in rows}
+    assert added - hidden == documented
+    # The hidden headers, each named in the section (one line each in the file).
+    named = set(re.findall(r"`([^`\s]+)`", section))
+    assert {line.split()[1].removesuffix(";") for line in hidden} <= named
+
+
+def use_store_settings(settings, endpoint_url: str = "http://127.0.0.1:8333") -> None:
+    settings.PROTECTED_MEDIA_STORAGE = "s3"
+    settings.PROTECTED_MEDIA_S3_ENDPOINT_URL = endpoint_url
+
+
+def test_command_renders_the_store_from_the_settings(settings) -> None:
+    use_store_settings(settings)
+    settings.PROTECTED_MEDIA_S3_INTERNAL_URL = "/_store/"
+    conf = parse(render_command())
+    [store] = [d for d in conf.all("upstream") if d.args == ["protected_media_store"]]
+    assert store.one("server").args == ["127.0.0.1:8333"]
+    location = conf.one("server").location("^/_store(?<protected_media_store_path>/.*)$")
+    headers = {d.args[0]: d.args[1] for d in location.all("proxy_set_header")}
+    assert headers["Host"] == "127.0.0.1:8333"
+    # The local files' location stays: SENDFILE_URL is still served.
+    assert conf.one("server").location("/_protected/").all("internal")
+
+
+def test_command_renders_no_store_for_the_local_disk(settings) -> None:
+    settings.PROTECTED_MEDIA_S3_ENDPOINT_URL = "http://127.0.0.1:8333"  # read only with "s3"
+    assert "protected_media_store" not in render_command()
+
+
+def test_command_refuses_a_store_without_an_endpoint(settings) -> None:
+    settings.PROTECTED_MEDIA_STORAGE = "s3"
+    with pytest.raises(CommandError, match="PROTECTED_MEDIA_S3_ENDPOINT_URL"):
+        render_command()
+
+
+def test_command_refuses_a_store_it_cannot_write(settings) -> None:
+    use_store_settings(settings, "http://127.0.0.1:8333; include /etc/shadow")
+    with pytest.raises(CommandError, match="store endpoint_url"):
+        render_command()
+
+
+def test_doctor_compares_the_store_too(settings, tmp_path) -> None:
+    # The store comes from the settings, not from the recorded options: a file
+    # rendered before the store was configured differs from a fresh render.
+    path = tmp_path / "site.conf"
+    render_command("-o", str(path))
+    use_store_settings(settings)
+    result = check_nginx_config(path)
+    assert result.status == "FAIL"
+    assert "differs from a fresh render" in result.reason
+    render_command("-o", str(path))
+    assert check_nginx_config(path).status == "PASS"
+
+
+def test_gixy_finds_nothing_in_the_store_location(tmp_path) -> None:
+    store = StoreConfig("https://127.0.0.1:9443", ca_file=certifi.where())
+    site = dataclasses.replace(LIMITED, store=store, metrics_url="/metrics")
+    path = tmp_path / "nginx.conf"
+    path.write_text(render_standalone(render_site(site), state_dir=str(tmp_path), user=None))
+    # missing_resolver: nginx resolves the store's name when it starts or
+    # reloads, which the keepalive upstream needs (docs/deployment.md, "DNS").
+    assert gixy(path, *GIXY_SKIPS, "missing_resolver") == []
+    assert {issue["plugin"] for issue in gixy(path, *GIXY_SKIPS)} == {"missing_resolver"}

@@ -6,6 +6,8 @@
 - ``rules``: what a value must be to be written into the config, for the
   renderer and the system checks;
 - ``limits``: the rate and connection limits it places;
+- ``store``: the object store's upstream and internal location, when the
+  files live in S3-compatible storage;
 - ``from_settings``: the adapter that builds a ``SiteConfig`` from ``conf``,
   used by ``protected_media_nginx`` and ``protected_media_doctor``.
 """

@@ -15,8 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from ..conf import conf
-from .render import Limits, SiteConfig, render_site, render_standalone
+from ..conf import S3_STORAGE, conf
+from .render import Limits, SiteConfig, StoreConfig, render_site, render_standalone
 
 
 def standalone_user() -> str | None:
@@ -43,6 +43,13 @@ def render_from_settings(
         raise ImproperlyConfigured("SENDFILE_ROOT and SENDFILE_URL must be set.")
     if not settings.STATIC_ROOT:
         raise ImproperlyConfigured("STATIC_ROOT must be set.")
+    store = None
+    if conf.storage == S3_STORAGE:
+        if conf.s3_endpoint_url is None:
+            raise ImproperlyConfigured(
+                "PROTECTED_MEDIA_S3_ENDPOINT_URL must be set when PROTECTED_MEDIA_STORAGE is 's3'."
+            )
+        store = StoreConfig(endpoint_url=conf.s3_endpoint_url, internal_url=conf.s3_internal_url)
     site = SiteConfig(
         listen=listen,
         upstream=upstream,
@@ -60,6 +67,7 @@ def render_from_settings(
             rate=conf.upload_rate, burst=conf.upload_burst, connections=conf.upload_connections
         ),
         metrics_url=conf.metrics_url,
+        store=store,
         # A standalone stack keeps its logs in its state folder.
         **({"log_dir": standalone} if standalone is not None else {}),
     )

@@ -21,10 +21,12 @@ from pathlib import Path
 
 from django.template import Context, Engine
 
-# Limits is re-exported: it is the type of two SiteConfig fields.
+# Limits and StoreConfig are re-exported: they are the types of SiteConfig fields.
 from .limits import Limits as Limits
 from .limits import limits_context
 from .rules import require_writable
+from .store import StoreConfig as StoreConfig
+from .store import store_context
 
 # Hashed names written by ManifestStaticFilesStorage: "app.3f2a9c1b7e4d.css".
 HASHED_STATIC_RE = r"\.[0-9a-f]{12}\.[^/.]+$"
@@ -84,6 +86,9 @@ class SiteConfig:
     # Where the site's access log and the share and file locations' error
     # log go: Debian's folder, or a standalone stack's state folder.
     log_dir: str = "/var/log/nginx"
+    # The object store the files live in (PROTECTED_MEDIA_STORAGE = "s3"),
+    # or None: the local disk only.
+    store: StoreConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,14 @@ def render_site(site: SiteConfig) -> str:
             "share_prefix": SHARE_PREFIX,
             "masked_path": MASKED_PATH,
             **limits_context(site.media_limits, site.upload_limits),
+            **store_context(
+                site.store,
+                taken={
+                    "media_url": site.media_url,
+                    "static_url": site.static_url,
+                    "internal_url": site.internal_url,
+                },
+            ),
         },
     )
 

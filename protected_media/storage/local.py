@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import posixpath
 import tempfile
 from typing import Any
 
@@ -12,7 +11,7 @@ from django.core.files.storage import FileSystemStorage
 from django.utils.deconstruct import deconstructible
 
 from ..conf import conf
-from ..keys import is_key
+from .gateway_url import GatewayURLMixin
 
 # A file being written carries this prefix until it is linked under its final
 # name; the orphans command leaves such files alone.
@@ -20,7 +19,7 @@ TEMPORARY_PREFIX = ".upload-"
 
 
 @deconstructible(path="protected_media.storage.ProtectedStorage")
-class ProtectedStorage(FileSystemStorage):
+class ProtectedStorage(GatewayURLMixin, FileSystemStorage):
     """Files under ``SENDFILE_ROOT``, whose URLs go through the gateway view.
 
     The location is read on every access (not cached as in FileSystemStorage),
@@ -37,14 +36,6 @@ class ProtectedStorage(FileSystemStorage):
     @property
     def location(self) -> str:
         return os.path.abspath(self.base_location)
-
-    def url(self, name: str | None) -> str:
-        if not name:
-            raise ValueError("This file has no name.")
-        key = posixpath.splitext(posixpath.basename(name))[0]
-        if not is_key(key):
-            raise ValueError("Only files stored by protected_media have a gateway URL.")
-        return f"{conf.url}{key}"
 
     def _save(self, name: str, content: Any) -> str:
         # A partial file must never be visible under its final name (security
@@ -81,6 +72,3 @@ class ProtectedStorage(FileSystemStorage):
         if mode is not None:
             for created in missing:
                 os.chmod(created, mode)
-
-
-protected_storage = ProtectedStorage()

@@ -1,0 +1,21 @@
+"""The X-Accel-Redirect value that sends nginx to a presigned URL (pure)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit
+
+
+def store_accel_target(presigned_url: str, internal_url: str) -> str:
+    """``internal_url``, the URL's path escaped a second time, "?", its query.
+
+    nginx percent-decodes the redirect's path once before the internal
+    location proxies it to the store, which checks the signature against the
+    path exactly as signed (already escaped once): escaped twice, a key with a
+    space, "%" or "?" arrives as signed. "/" is kept; the query (the
+    signature) goes after the first "?", where nginx splits, untouched. The
+    store's host is nginx's upstream, from the settings: only the path and
+    query of the URL are used.
+    """
+    parts = urlsplit(presigned_url)
+    path = quote(parts.path.removeprefix("/"), safe="/")
+    return f"{internal_url}{path}?{parts.query}"
