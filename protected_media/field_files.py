@@ -22,6 +22,7 @@ from .names import sanitize_original_name, stored_name
 from .records import StoredFile
 from .signals import upload_refused, upload_stored
 from .storage import protected_storage
+from .storage.errors import STORE_RETRY_AFTER, StoreUnavailable
 from .thumbnails import pick as pick_thumbnail
 from .thumbnails import store as store_thumbnails
 
@@ -170,11 +171,20 @@ def inspect_for_field(upload: Any, field: Any) -> Inspected:
 
 
 def storage_failure(error: OSError, field: Any) -> UploadRefused:
-    """The answer to an upload the disk could not take: 507 when it is full
-    (or over quota), 500 for anything else (unwritable, gone); logged, since
-    an operator must act."""
+    """The answer to an upload the storage could not take: 507 when the disk
+    is full (or over quota), 503 with Retry-After when the store is out of
+    reach or busy, 500 for anything else (unwritable, gone, refused);
+    logged, since an operator must act."""
     logger.error("protected_media could not store an upload: %s", error)
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(error, StoreUnavailable):
+        refusal = UploadRefused(
+            "store_unavailable",
+            "The file store is not answering right now; nothing was stored. "
+            f"Try again in {STORE_RETRY_AFTER} seconds.",
+            503,
+            retry_after=STORE_RETRY_AFTER,
+        )
+    elif error.errno in (errno.ENOSPC, errno.EDQUOT):
         refusal = UploadRefused(
             "storage_full", "The server has no room for this file; nothing was stored.", 507
         )

@@ -22,6 +22,7 @@ from protected_media.asgi import ProtectedMediaASGI
 from protected_media.inspection import UploadRefused
 from protected_media.models import ProtectedFile, StoredFile
 from protected_media.storage import protected_storage
+from protected_media.testing import aassert_served
 
 from .conftest import png_bytes
 from .store import STORE_INTERNAL_URL, fetch_as_nginx, object_names, read_object, use_store
@@ -233,3 +234,36 @@ async def test_the_streaming_fallback_refuses_to_serve_from_the_store(
     settings.SENDFILE_BACKEND = "protected_media.backends.streaming"
     with pytest.raises(ImproperlyConfigured, match="nginx only"):
         await (await client_for(alice)).get(item.file.url)
+
+
+# -- protected_media.testing on the store ----------------------------------------------
+
+
+class Answer:
+    """A response as nginx gives it after the store's bytes came back."""
+
+    def __init__(self, response: Any, body: bytes) -> None:
+        self.status_code = response.status_code
+        self.headers = {**response.headers}
+        self.headers.pop("X-Accel-Redirect")
+        self.headers["Content-Length"] = str(len(body))
+        self.content = body
+
+
+async def test_the_testing_assertions_know_the_store_handoff(store, alice, make_file) -> None:
+    item = await amake(make_file, alice, "notes.txt", b"from the bucket\n")
+    response = await (await client_for(alice)).get(item.file.url)
+    await aassert_served(response, item.file)
+    # The bytes a client gets through nginx are compared with the bucket's.
+    got = fetch_as_nginx(response["X-Accel-Redirect"], store)
+    await aassert_served(Answer(response, got.body), item.file, handoff=False)
+    with pytest.raises(AssertionError, match="not the stored file"):
+        await aassert_served(Answer(response, b"other bytes\n"), item.file, handoff=False)
+    # A handoff to another object, or without a signature, is not this file's.
+    other = await amake(make_file, alice, "other.txt", b"other\n")
+    with pytest.raises(AssertionError, match="presigned query") as wrong:
+        await aassert_served(response, other.file)
+    assert "X-Amz-Signature" not in str(wrong.value)
+    response["X-Accel-Redirect"] = response["X-Accel-Redirect"].partition("?")[0]
+    with pytest.raises(AssertionError, match="presigned query"):
+        await aassert_served(response, item.file)

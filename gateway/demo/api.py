@@ -54,6 +54,14 @@ def error(message: str, status: int) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
+def upload_refusal(refusal: UploadRefused) -> JsonResponse:
+    response = error(refusal.message, refusal.status)
+    if refusal.retry_after is not None:
+        # The store is out of reach for now: when to send the file again.
+        response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
 def describe(item: ProtectedFile) -> dict[str, object]:
     return {
         "id": str(item.pk),
@@ -106,7 +114,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     try:
         item.file.save(sent[0].name or "", sent[0], save=False)
     except UploadRefused as refusal:
-        return error(refusal.message, refusal.status)
+        return upload_refusal(refusal)
     item.save()
     return JsonResponse(describe(item), status=201)
 

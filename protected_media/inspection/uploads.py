@@ -36,13 +36,18 @@ SNIFF_BYTES = 8192
 
 
 class UploadRefused(Exception):
-    """An upload we will not store; ``status`` is the HTTP answer for it."""
+    """An upload we will not store; ``status`` is the HTTP answer for it, and
+    ``retry_after`` the seconds to send with it when trying again later may
+    succeed (a 503)."""
 
-    def __init__(self, reason: str, message: str, status: int) -> None:
+    def __init__(
+        self, reason: str, message: str, status: int, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlsplit
 
+# The characters a presigned path leaves unescaped in a key, as botocore
+# does: RFC 3986's unreserved ones are never escaped, "~" among them, and "/"
+# between segments.
+KEY_SAFE = "/~"
+
 
 def store_accel_target(presigned_url: str, internal_url: str) -> str:
     """``internal_url``, the URL's path escaped a second time, "?", its query.

@@ -11,32 +11,39 @@ import functools
 import logging
 from typing import Any
 
-import botocore.session
 from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    SSLError,
+)
+from botocore.exceptions import ConnectionError as StoreConnectionError
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.deconstruct import deconstructible
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
 from ..conf import conf
+from .errors import StoreError, StoreUnavailable
 from .gateway_url import GatewayURLMixin
+from .presign import Presigner
 
 logger = logging.getLogger("protected_media")
 
-# The client method presigned for each method nginx may send: SigV4 covers the
-# method, so a GET-signed URL is refused for HEAD and the other way round.
-PRESIGNED_OPERATIONS = {"GET": "get_object", "HEAD": "head_object"}
 # Errors of an unreachable or refusing store (boto3 wraps those of a transfer).
 STORE_ERRORS = (BotoCoreError, ClientError, S3UploadFailedError)
+# What an S3 store answers when it is busy or failing rather than refusing:
+# the request may succeed if sent again later.
+BUSY_ERROR_CODES = frozenset({"SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError"})
+# Waiting for the store's answer longer than this fails the upload (with
+# its retries) rather than holding a worker for minutes.
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 20
 # What the store says an object is: never shown (nginx hides it and the
 # gateway's own type wins), and never the client's claim.
 STORED_CONTENT_TYPE = "application/octet-stream"
-
-
-class StoreError(OSError):
-    """The store did not take an object: the upload is refused, nothing kept."""
 
 
 def client_config() -> Config:
@@ -46,7 +53,8 @@ def client_config() -> Config:
     return Config(
         signature_version="s3v4",
         s3={"addressing_style": "path"},
-        connect_timeout=5,
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
         retries={"mode": "standard", "max_attempts": 3},
     )
 
@@ -102,7 +110,8 @@ class ProtectedS3Storage(GatewayURLMixin, S3Storage):  # type: ignore[misc]  # u
             # anything either.
             self._delete_quietly(name)
             if isinstance(error, STORE_ERRORS):
-                raise StoreError(f"the store did not take {name}: {error}") from error
+                failure = StoreUnavailable if is_transient(error) else StoreError
+                raise failure(f"the store did not take {name}: {error}") from error
             raise
 
     def _delete_quietly(self, name: str) -> None:
@@ -114,41 +123,58 @@ class ProtectedS3Storage(GatewayURLMixin, S3Storage):  # type: ignore[misc]  # u
 
     def presign(self, name: str, method: str) -> str:
         """A URL of the store that reads ``name`` with ``method`` (GET or
-        HEAD) for PROTECTED_MEDIA_S3_URL_LIFETIME seconds. Signing needs no
-        network: nginx fetches the URL, the app never does."""
-        operation = PRESIGNED_OPERATIONS.get(method)
-        if operation is None:
-            raise ValueError(f"only GET and HEAD are presigned, not {method!r}")
-        client = signing_client(
+        HEAD) for most of PROTECTED_MEDIA_S3_URL_LIFETIME seconds. Signing
+        needs no network: nginx fetches the URL, the app never does."""
+        return presigner(
             endpoint_url=self.endpoint_url,
+            bucket=self.bucket_name,
             region=self.region_name,
             access_key_id=self.access_key,
             secret_access_key=self.secret_key,
-        )
-        url = client.generate_presigned_url(
-            operation,
-            Params={"Bucket": self.bucket_name, "Key": self._normalize_name(clean_name(name))},
-            ExpiresIn=self.querystring_expire,
-            HttpMethod=method,
-        )
-        return str(url)
+            lifetime=self.querystring_expire,
+        ).url(self._normalize_name(clean_name(name)), method)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether the store was out of reach, too slow or busy (worth a retry
+    later) rather than refusing: boto3 wraps a transfer's error in its own,
+    so the whole chain is read."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, SSLError):
+            return False  # a certificate an operator must fix
+        if isinstance(seen, (HTTPClientError, StoreConnectionError)):
+            return True  # unreachable, timed out, connection dropped
+        if isinstance(seen, ClientError):
+            answer = seen.response
+            status = answer.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            return status >= 500 or answer.get("Error", {}).get("Code") in BUSY_ERROR_CODES
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @functools.lru_cache(maxsize=4)
-def signing_client(
-    *, endpoint_url: str | None, region: str, access_key_id: str, secret_access_key: str
-) -> Any:
-    """One botocore client per process and configuration: a client takes tens
-    of milliseconds to make and is safe to share between threads."""
+def presigner(
+    *,
+    endpoint_url: str | None,
+    bucket: str,
+    region: str,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    lifetime: int,
+) -> Presigner:
+    """One presigner (and its reuse cache) per process and configuration:
+    the storage is made again after a settings change, the presigner only
+    when the store or the credentials change."""
     if not endpoint_url or not access_key_id or not secret_access_key:
         raise ImproperlyConfigured(
             "PROTECTED_MEDIA_S3_ENDPOINT_URL and the S3 credentials must be set."
         )
-    return botocore.session.get_session().create_client(
-        "s3",
+    return Presigner(
         endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        config=client_config(),
+        bucket=bucket,
+        region=region,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        lifetime=lifetime,
     )
