@@ -37,10 +37,12 @@ STORE_ERRORS = (BotoCoreError, ClientError, S3UploadFailedError)
 # What an S3 store answers when it is busy or failing rather than refusing:
 # the request may succeed if sent again later.
 BUSY_ERROR_CODES = frozenset({"SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError"})
-# Waiting for the store's answer longer than this fails the upload (with
-# its retries) rather than holding a worker for minutes.
+# Waiting for the store's answer longer than this fails the upload rather
+# than holding a worker for minutes: with the client's three attempts, a
+# silent store is a 503 in about half a minute, well inside nginx's 60 s
+# wait for the app.
 CONNECT_TIMEOUT = 5
-READ_TIMEOUT = 20
+READ_TIMEOUT = 10
 # What the store says an object is: never shown (nginx hides it and the
 # gateway's own type wins), and never the client's claim.
 STORED_CONTENT_TYPE = "application/octet-stream"
