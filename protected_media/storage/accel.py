@@ -8,6 +8,9 @@ from urllib.parse import quote, urlsplit
 # does: RFC 3986's unreserved ones are never escaped, "~" among them, and "/"
 # between segments.
 KEY_SAFE = "/~"
+# A presigned URL is handed to nginx again while at least three quarters of
+# its lifetime is left (storage.presign): how much of it may be gone.
+PRESIGNED_REUSE_FRACTION = 0.25
 
 
 def store_accel_target(presigned_url: str, internal_url: str) -> str:

@@ -26,13 +26,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from .accel import KEY_SAFE
+from .accel import PRESIGNED_REUSE_FRACTION as REUSE_FRACTION
 
 # The methods nginx may send: SigV4 covers the method, so a GET-signed URL
 # is refused for HEAD and the other way round.
 PRESIGNED_METHODS = frozenset({"GET", "HEAD"})
-# A URL is reused while at least three quarters of its lifetime is left, so
-# nginx always has most of it to reach the store (and a slow clock some).
-REUSE_FRACTION = 0.25
 # Enough for a busy site's working set; each entry is a few hundred bytes.
 CACHE_ENTRIES = 4096
 

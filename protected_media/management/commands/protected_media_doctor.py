@@ -19,7 +19,8 @@ FAIL_LEVELS = {"ERROR": ERROR, "WARNING": WARNING}
 class Command(BaseCommand):
     help = (
         "Check a live deployment from outside: static files, the internal prefix, "
-        "anonymous media, security headers, the nginx config and the system checks."
+        "anonymous media, security headers, the nginx config, the system checks and, "
+        "with PROTECTED_MEDIA_STORAGE = 's3', the bucket."
     )
     # The system checks are one of the doctor's own checks: an error must be
     # reported with the others, not stop the command before it starts.
@@ -59,7 +60,7 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
         media_target, cookie = self._authorized_fetch(options)
         try:
-            inputs = gather()
+            inputs = gather(timeout=options["timeout"])
         except ImproperlyConfigured as error:
             raise CommandError(str(error)) from error
         results = run(
@@ -72,7 +73,7 @@ class Command(BaseCommand):
         )
         for result in results:
             style = self.style.SUCCESS if result.status == "PASS" else self.style.ERROR
-            if result.status == "SKIP":
+            if result.status in ("SKIP", "WARN"):
                 style = self.style.WARNING
             self.stdout.write(style(result.status) + result.line[len(result.status) :])
         failed = sum(result.status == "FAIL" for result in results)

@@ -5,5 +5,7 @@
 - ``checks``: each check a small function that takes what it needs as keyword
   arguments and returns a ``Result``;
 - ``runner``: reads the settings, the database and the disk once (``gather``)
-  and runs the checks (``run``), for ``protected_media_doctor``.
+  and runs the checks (``run``), for ``protected_media_doctor``;
+- ``bucket`` and ``store``: with PROTECTED_MEDIA_STORAGE = "s3", the bucket as
+  the doctor reaches it, and the checks of the store made with it.
 """

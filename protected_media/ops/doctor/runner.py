@@ -10,17 +10,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings
 from django.core.checks import ERROR
 from django.core.exceptions import ImproperlyConfigured
 from django.shortcuts import resolve_url
 
-from ...conf import conf
+from ...conf import S3_STORAGE, conf
 from ...models import StoredFile
 from ...names import is_safe_stored_name
 from ...nginx.render import STATIC_CACHE_DEFAULT, STATIC_CACHE_HASHED
+from .bucket import Bucket, find_stored_file, open_bucket
 from .checks import (
     PrivateFile,
     Result,
@@ -33,6 +34,7 @@ from .checks import (
     check_system,
 )
 from .client import Site
+from .store import store_results
 
 # Enough of a private file to recognise it in a response.
 HEAD_BYTES = 64 * 1024
@@ -42,7 +44,7 @@ HEAD_BYTES = 64 * 1024
 class Inputs:
     static_url: str
     static_root: Path
-    private_root: Path
+    private_root: Path | None  # unused, and may be unset, where the files are in a bucket
     internal_url: str
     media_url: str
     public_media_url: str | None
@@ -50,23 +52,38 @@ class Inputs:
     login_path: str
     cache_control: str
     probe: PrivateFile | None
+    # With PROTECTED_MEDIA_STORAGE = "s3": the bucket, or why it cannot be reached.
+    store: Bucket | str | None = None
 
 
-def gather() -> Inputs:
-    if conf.root is None or conf.internal_url is None or not settings.STATIC_ROOT:
-        raise ImproperlyConfigured("SENDFILE_ROOT, SENDFILE_URL and STATIC_ROOT must be set.")
+def gather(*, timeout: float = 10.0) -> Inputs:
+    in_bucket = conf.storage == S3_STORAGE
+    # With the files in a bucket, the doctor reads no private root.
+    missing_root = conf.root is None and not in_bucket
+    if missing_root or conf.internal_url is None or not settings.STATIC_ROOT:
+        root = "" if in_bucket else "SENDFILE_ROOT, "
+        raise ImproperlyConfigured(f"{root}SENDFILE_URL and STATIC_ROOT must be set.")
+    store = open_bucket(timeout=timeout) if in_bucket else None
+    probe = None
+    if isinstance(store, Bucket):
+        # Its first bytes as the bucket holds them: what nginx must serve.
+        records = StoredFile.objects.order_by("-created").values_list("key", "name")[:20]
+        probe = find_stored_file(store, records, head_bytes=HEAD_BYTES)
+    elif conf.root is not None and not in_bucket:
+        probe = find_private_file(conf.root.resolve())
     public_media = str(getattr(settings, "MEDIA_URL", "") or "")
     return Inputs(
         static_url=str(settings.STATIC_URL),
         static_root=Path(settings.STATIC_ROOT).resolve(),
-        private_root=conf.root.resolve(),
+        private_root=conf.root.resolve() if conf.root else None,
         internal_url=conf.internal_url,
         media_url=conf.url,
         public_media_url=public_media if public_media.startswith("/") else None,
         anonymous=conf.anonymous,
         login_path=urlsplit(resolve_url(settings.LOGIN_URL)).path,
         cache_control=conf.cache_control,
-        probe=find_private_file(conf.root.resolve()),
+        probe=probe,
+        store=store,
     )
 
 
@@ -96,6 +113,8 @@ def public_targets(inputs: Inputs) -> list[str]:
     if inputs.public_media_url:
         prefixes.append(inputs.public_media_url)
     targets = [prefix + name for prefix in dict.fromkeys(prefixes)]
+    if inputs.private_root is None:
+        return targets
     # A location without its trailing slash ("location /static", alias with
     # one) reads the folder above its alias: "/static../private/<name>".
     for prefix, alias in (
@@ -119,7 +138,7 @@ def run(
     fail_level: int = ERROR,
 ) -> list[Result]:
     probe = inputs.probe
-    return [
+    results = [
         _guarded(
             "static",
             check_static,
@@ -153,6 +172,26 @@ def run(
         _guarded("nginx config", check_nginx_config, nginx_config),
         _guarded("system checks", check_system, fail_level=fail_level),
     ]
+    if inputs.store is not None:
+        results += store_results(
+            site,
+            inputs.store,
+            target=media_target,
+            cookie=cookie,
+            name=stored_name(media_target),
+            lifetime=conf.s3_url_lifetime,
+            head_bytes=HEAD_BYTES,
+        )
+    return results
+
+
+def stored_name(media_target: str | None) -> str | None:
+    """The stored name of the file at PROTECTED_MEDIA_URL<key>, if one is."""
+    path = urlsplit(media_target or "").path
+    if not path.startswith(conf.url):
+        return None
+    records = StoredFile.objects.filter(key=unquote(path.removeprefix(conf.url)))
+    return records.values_list("name", flat=True).first()
 
 
 def _guarded(name: str, check: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
