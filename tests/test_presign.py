@@ -15,6 +15,8 @@ from botocore.config import Config
 from protected_media.storage import presign
 from protected_media.storage.presign import Presigner
 
+from .store import AWKWARD_KEYS
+
 STORE = {
     "endpoint_url": "https://store.example:8333",
     "bucket": "private-files",
@@ -22,21 +24,7 @@ STORE = {
     "access_key_id": "AKIDEXAMPLE",
     "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
 }
-KEYS = [
-    "files/notes.txt",
-    "files/a b.txt",
-    "files/100%.txt",
-    "files/what?.txt",
-    "files/c#sharp.txt",
-    "files/a+b.txt",
-    "files/x&y=z;w.txt",
-    "files/%2F%41 escaped.txt",
-    "files/café ñ.txt",
-    "files/数据.txt",
-    "files/😀.txt",
-    "files/tilde~ (1)[2].txt",
-    "deep/er/still.bin",
-]
+KEYS = ["files/notes.txt", "deep/er/still.bin", *AWKWARD_KEYS]
 
 
 class Clock:

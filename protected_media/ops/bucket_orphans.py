@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django.db import transaction
 from storages.utils import clean_name
 
 from ..records import StoredFile
-from .orphans import DiskEntry, Kind, Record
+from .orphans import DiskEntry, Kind, Record, forget_record
 
 logger = logging.getLogger("protected_media")
 
@@ -84,14 +83,7 @@ class Bucket:
         the commit: a thumbnail never outlives its original."""
         if self._head(self._key(record.name)) is not None:
             return False
-        with transaction.atomic():
-            found = StoredFile.objects.filter(pk=record.key, name=record.name)
-            thumbnails = list(
-                StoredFile.objects.filter(original__in=found).values_list("name", flat=True)
-            )
-            deleted, _ = found.delete()
-            transaction.on_commit(lambda: self._delete_thumbnails(thumbnails))
-        return deleted > 0
+        return forget_record(record, self._delete_thumbnails)
 
     def _key(self, name: str) -> str:
         # The key the storage wrote the record's name under.

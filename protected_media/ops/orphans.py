@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,13 +175,20 @@ def delete_record(root: Path, record: Record) -> bool:
     commit: a thumbnail never outlives its original."""
     if os.path.lexists(root / record.name):
         return False
+    return forget_record(record, lambda names: _unlink_thumbnails(root, names))
+
+
+def forget_record(record: Record, remove_thumbnails: Callable[[list[str]], None]) -> bool:
+    """Delete ``record`` (if it still names the same file) and its
+    thumbnails' records, then ``remove_thumbnails`` their files once that
+    commits."""
     with transaction.atomic():
         found = StoredFile.objects.filter(pk=record.key, name=record.name)
         thumbnails = list(
             StoredFile.objects.filter(original__in=found).values_list("name", flat=True)
         )
         deleted, _ = found.delete()
-        transaction.on_commit(lambda: _unlink_thumbnails(root, thumbnails))
+        transaction.on_commit(lambda: remove_thumbnails(thumbnails))
     return deleted > 0
 
 

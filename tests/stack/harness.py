@@ -259,7 +259,9 @@ class Stack:
         return self.data_dir / "run" / "uvicorn.sock"
 
     def manage(self, *args: str) -> str:
-        env = {**self.env, "GATEWAY_SECRET_KEY": (self.data_dir / "secret_key").read_text()}
+        # The run command makes a key in the data folder unless it was given one.
+        key = self.env.get("GATEWAY_SECRET_KEY") or (self.data_dir / "secret_key").read_text()
+        env = {**self.env, "GATEWAY_SECRET_KEY": key}
         done = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=BASE_DIR,

@@ -44,12 +44,7 @@ def s3_stack(tmp_path_factory, seaweed: SeaweedStore) -> Iterator[Stack]:
     running = start_stack(
         tmp_path_factory,
         "doctor-s3",
-        GATEWAY_STORAGE="s3",
-        GATEWAY_S3_ENDPOINT_URL=seaweed.endpoint_url,
-        GATEWAY_S3_BUCKET=seaweed.bucket,
-        GATEWAY_S3_ACCESS_KEY_ID=seaweed.access_key_id,
-        GATEWAY_S3_SECRET_ACCESS_KEY=seaweed.secret_access_key,
-        GATEWAY_S3_REGION=seaweed.region,
+        **seaweed.gateway_environment(),
     )
     yield running
     running.stop()

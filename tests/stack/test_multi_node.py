@@ -45,14 +45,7 @@ REQUEST_TIMEOUT = 10.0
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory, seaweed: SeaweedStore) -> Iterator[tuple[Stack, Stack]]:
-    bucket = {
-        "GATEWAY_STORAGE": "s3",
-        "GATEWAY_S3_ENDPOINT_URL": seaweed.endpoint_url,
-        "GATEWAY_S3_BUCKET": seaweed.bucket,
-        "GATEWAY_S3_ACCESS_KEY_ID": seaweed.access_key_id,
-        "GATEWAY_S3_SECRET_ACCESS_KEY": seaweed.secret_access_key,
-        "GATEWAY_S3_REGION": seaweed.region,
-    }
+    bucket = seaweed.gateway_environment()
     with postgres_stack(tmp_path_factory, "node-a", **bucket) as (node_a, _, url):
         # Node A's run command made the site's key in its data folder; node B
         # is given it as an operator gives it to every node. B starts once A

@@ -35,6 +35,7 @@ from protected_media.nginx.render import SiteConfig, StoreConfig, render_site, r
 from protected_media.storage.accel import store_accel_target
 from protected_media.storage.presign import Presigner
 
+from ..store import AWKWARD_KEYS
 from ..test_nginx_config import nginx_binary
 from .harness import RawResponse, UnixServer, _exchange, free_port, nginx_listening
 
@@ -85,21 +86,6 @@ CLIENT_SECRETS = {
     "X-Forwarded-For": "203.0.113.9",
     "Accept-Encoding": "gzip",
 }
-# Keys no URL carries as written: each must reach the store as it was signed.
-AWKWARD_KEYS = [
-    "files/a b.txt",
-    "files/100%.txt",
-    "files/what?.txt",
-    "files/c#sharp.txt",
-    "files/a+b.txt",
-    "files/x&y=z;w.txt",
-    "files/%2F%41 escaped.txt",
-    "files/café ñ.txt",
-    "files/数据.txt",
-    "files/😀.txt",
-    'files/quote\'d "name".txt',
-    "files/tilde~ (1)[2].txt",
-]
 
 
 # -- the relay between nginx and the store ---------------------------------------------
