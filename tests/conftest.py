@@ -13,6 +13,8 @@ from PIL import Image
 from gateway.seaweed import Seaweed, SeaweedStore
 from protected_media.models import ProtectedFile
 
+from .store import use_store
+
 
 def png_bytes(size: tuple[int, int] = (8, 6), color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
     buffer = io.BytesIO()
@@ -27,6 +29,15 @@ def seaweed(tmp_path_factory) -> Iterator[SeaweedStore]:
     asks for it, so a session that never does starts none."""
     with Seaweed(tmp_path_factory.mktemp("seaweedfs")) as store:
         yield store
+
+
+@pytest.fixture(params=["local", "s3"])
+def each_storage(request, settings) -> str:
+    """The test once on each storage: local disk, then the real store's bucket
+    (the same expectations: the storage must not change what users see)."""
+    if request.param == "s3":
+        use_store(settings, request.getfixturevalue("seaweed"))
+    return str(request.param)
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from protected_media.testing import assert_refused, assert_served
 
 from .conftest import png_bytes
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("each_storage")]
 
 FILES = "/admin/protected_media/protectedfile/"
 SHARES = "/admin/protected_media/sharelink/"

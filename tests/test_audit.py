@@ -22,6 +22,8 @@ from protected_media.signals import file_denied, file_served
 from tests import test_fast_path
 from tests.test_fast_path import CASES, Case, World, fetch, session_of
 
+from .store import use_store
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # The fast path's users and files, as a fixture of this module too.
@@ -113,6 +115,27 @@ async def apps():
 async def test_each_decision_is_recorded_once(
     settings, world: World, apps, trail: Trail, case: Case
 ) -> None:
+    await assert_recorded_once(settings, world, apps, trail, case)
+
+
+# The streaming fallback serves local files only (check E025).
+HANDED_OFF = [case for case in CASES if not case.name.startswith("streaming fallback")]
+
+
+@pytest.mark.parametrize("case", HANDED_OFF, ids=[case.name for case in HANDED_OFF])
+async def test_each_decision_is_recorded_once_with_the_files_in_a_bucket(
+    settings, files_in_bucket, world: World, apps, trail: Trail, case: Case
+) -> None:
+    # The store is selected before the world's files are made: they are in it.
+    await assert_recorded_once(settings, world, apps, trail, case)
+
+
+@pytest.fixture
+def files_in_bucket(settings, seaweed) -> None:
+    use_store(settings, seaweed)
+
+
+async def assert_recorded_once(settings, world: World, apps, trail: Trail, case: Case) -> None:
     for name, value in case.settings:
         setattr(settings, name, value)
     expected = EXPECTED[case.name]

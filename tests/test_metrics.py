@@ -26,7 +26,7 @@ from protected_media.signals import upload_refused, upload_stored
 from .metrics_text import samples
 from .test_nginx_config import SITE, server_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("each_storage")]
 
 STORED = "protected_media_uploads_total"
 

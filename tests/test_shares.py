@@ -23,7 +23,7 @@ from protected_media.decision import Reason, Refusal
 from protected_media.models import ShareLink, StoredFile
 from protected_media.testing import assert_refused, assert_served
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("each_storage")]
 
 
 @pytest.fixture
