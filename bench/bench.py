@@ -1,16 +1,19 @@
 """What the permission check costs next to nginx sending the bytes, in one run.
 
     python -m bench.bench [--smoke] [--duration S] [--concurrency 1,32,256]
-                          [--workers N] [--output DIR]
+                          [--workers N] [--output DIR] [--sizes 4KiB,1MiB,64MiB]
+                          [--cases gateway,s3-gateway,...] [--store-concurrency 100]
 
-Starts four stacks with the run command (each in a fresh temporary data
-folder): the default one (X-Accel-Redirect, media answered by protected_media's
-ASGI entry point), one with that entry point off (media through Django's full
-handler and middleware), one streaming files from Python
-(``protected_media.backends.streaming``), and the default one again with two
-uvicorn workers. On each it signs a user in and uploads files of 4 KiB, 1 MiB
-and 64 MiB through the API, and puts byte-identical copies under the static
-folder. Then wrk drives, through nginx and at each concurrency:
+Starts five stacks with the run command (each in a fresh temporary data
+folder), at the same time: the default one (X-Accel-Redirect, media answered
+by protected_media's ASGI entry point), one with that entry point off (media
+through Django's full handler and middleware), one streaming files from Python
+(``protected_media.backends.streaming``), the default one again with two
+uvicorn workers, and one keeping its files in an S3 bucket of a SeaweedFS
+started for the run (``bench.store_cases``). Only the stacks the chosen cases
+need are started. On each it signs a user in and uploads files of 4 KiB,
+1 MiB and 64 MiB through the API, and puts byte-identical copies under the
+static folder. Then wrk drives, through nginx and at each concurrency:
 
 - static:      ``/static/bench/<file>``: nginx alone, no Python;
 - gateway:     ``/media/<key>`` as the owner: nginx -> uvicorn -> the entry
@@ -20,7 +23,15 @@ folder. Then wrk drives, through nginx and at each concurrency:
 - fallback:    the same with Python streaming the bytes;
 - gateway-2w:  the gateway case with two uvicorn workers (4 KiB only);
 - health:      ``/healthz``, an async Django view touching no database: what
-               any request through nginx and Django costs at the least.
+               any request through nginx and Django costs at the least;
+- s3-gateway:  the gateway case on the S3 stack: X-Accel-Redirect to the
+               internal store location, nginx fetches the object from the store;
+- s3-direct:   a presigned GET of the same object straight at the store (wrk
+               talks to SeaweedFS; no nginx, no check).
+
+The 64 MiB gateway and store cases also run at --store-concurrency
+connections (100; 0: not), with the S3 stack's app memory before, at its peak
+and after.
 
 Every URL is fetched once and compared byte for byte before it is timed, and
 nginx's access log is read after each case, so a case answering anything but
@@ -32,6 +43,7 @@ output folder (``var/bench/``). Exits non-zero when any request failed.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import json
 import math
@@ -52,6 +64,19 @@ from typing import Any
 
 import httpx
 
+from bench.store_cases import (
+    LARGE,
+    STORE_CASES,
+    STORE_DIRECT,
+    STORE_GATEWAY,
+    STORE_RATIO_COLUMNS,
+    StoreCaseError,
+    check_direct,
+    check_store_handoff,
+    direct_urls,
+    store_ratios,
+)
+from gateway.seaweed import Seaweed
 from tests.stack.harness import Stack, rss_kib, upload
 
 BASE_DIR = Path(__file__).resolve().parents[1]
@@ -63,8 +88,14 @@ SIZES = {"4KiB": 4 * KIB, "1MiB": MIB, "64MiB": 64 * MIB}
 SMOKE_SIZES = ("4KiB", "1MiB")
 FILE_CASES = ("static", "gateway", "django-view", "fallback")
 SCALING_CASE = "gateway-2w"
-CASES = (*FILE_CASES, SCALING_CASE, "health")
-HANDOFF_CASES = ("gateway", "django-view", SCALING_CASE)
+CASES = (*FILE_CASES, *STORE_CASES, SCALING_CASE, "health")
+HANDOFF_CASES = ("gateway", "django-view", SCALING_CASE, STORE_GATEWAY)
+# The S3 stack's SeaweedFS keeps its objects in a temporary folder of the
+# run, removed with the stacks' folders.
+STORE_FOLDER = "seaweedfs"
+# Many large downloads through the store at once: the app hands out URLs and
+# never touches the bytes, so its memory must not grow with 100 of 64 MiB.
+STORE_CONCURRENCY = 100
 HEALTH_BODY = b"ok\n"
 
 USERNAME = "bench"
@@ -173,7 +204,9 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def run_wrk(wrk: str, url: str, cookie: str, concurrency: int, seconds: float) -> dict[str, Any]:
+def run_wrk(
+    wrk: str, url: str, cookie: str | None, concurrency: int, seconds: float
+) -> dict[str, Any]:
     threads = min(2, concurrency)
     timeout = seconds + WRK_TIMEOUT_MARGIN
     command = [
@@ -183,8 +216,7 @@ def run_wrk(wrk: str, url: str, cookie: str, concurrency: int, seconds: float) -
         f"-d{math.ceil(seconds)}s",
         f"--timeout={math.ceil(timeout)}s",
         "--latency",
-        "-H",
-        f"Cookie: {cookie}",
+        *(["-H", f"Cookie: {cookie}"] if cookie else []),
         url,
     ]
     done = subprocess.run(
@@ -199,13 +231,15 @@ def run_wrk(wrk: str, url: str, cookie: str, concurrency: int, seconds: float) -
 
 
 class RssSampler:
-    """The summed resident memory of some processes: before, and at its peak during."""
+    """The summed resident memory of some processes: before, at its peak
+    during, and after."""
 
     def __init__(self, pids: list[int], max_seconds: float) -> None:
         self.pids = pids
         self.max_samples = int(max_seconds / RSS_INTERVAL) + 1
         self.baseline = 0
         self.peak = 0
+        self.after = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -223,7 +257,8 @@ class RssSampler:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.peak = max(self.peak, _total_rss_kib(self.pids))
+        self.after = _total_rss_kib(self.pids)
+        self.peak = max(self.peak, self.after)
 
 
 # the stacks
@@ -238,6 +273,9 @@ class Target:
     stack: Stack
     path: str
     body: bytes
+    # A URL wrk fetches instead of the stack's nginx (s3-direct); the
+    # stack's app is still the one whose memory is sampled.
+    direct_url: str | None = None
 
 
 @dataclass
@@ -257,6 +295,7 @@ class Result:
     socket_errors: dict[str, int]
     rss_baseline_kib: int
     rss_peak_kib: int
+    rss_after_kib: int
     nginx_statuses: dict[str, int]
     remeasured_from_s: float | None = None
     problems: list[str] = field(default_factory=list)
@@ -316,6 +355,9 @@ def verify(target: Target, cookie: str) -> None:
     """One plain request through nginx, and for media one straight to uvicorn:
     the case must answer 200 with exactly the expected bytes, by the path it names."""
     where = f"{target.case} {target.size or ''} {target.path}".replace("  ", " ")
+    if target.direct_url:
+        check_direct(target.direct_url, target.body)
+        return
     with httpx.Client(base_url=target.stack.url, timeout=120) as client:
         response = client.get(target.path, headers={"Cookie": cookie})
     if response.status_code != 200:
@@ -328,7 +370,9 @@ def verify(target: Target, cookie: str) -> None:
         direct = target.stack.raw_uvicorn("GET", target.path, {"Cookie": cookie})
         if direct.status != 200:
             raise BenchError(f"{where}: uvicorn answered {direct.status}")
-        if target.case in HANDOFF_CASES:
+        if target.case == STORE_GATEWAY:
+            check_store_handoff(direct)
+        elif target.case in HANDOFF_CASES:
             if "x-accel-redirect" not in direct.headers or direct.body:
                 raise BenchError(f"{where}: uvicorn did not hand the file to nginx")
         elif "x-accel-redirect" in direct.headers or direct.body != target.body:
@@ -363,11 +407,13 @@ def measure(
     log_offset = access_log.stat().st_size
     stack_log_offset = stack.log_path.stat().st_size
     pids = stack.app_pids()
+    url = target.direct_url or f"{stack.url}{target.path}"
     with RssSampler(pids, max_seconds=2 * seconds + WRK_TIMEOUT_MARGIN + 60) as rss:
-        figures = run_wrk(wrk, f"{stack.url}{target.path}", cookie, concurrency, seconds)
+        figures = run_wrk(wrk, url, None if target.direct_url else cookie, concurrency, seconds)
     # nginx logs the requests wrk abandoned at the end once they are torn down.
     time.sleep(LOG_SETTLE)
-    statuses = nginx_statuses(access_log, log_offset)
+    # A direct case passes no nginx: its statuses are wrk's alone.
+    statuses = Counter[str]() if target.direct_url else nginx_statuses(access_log, log_offset)
     problems = []
     bad = {code: n for code, n in statuses.items() if code not in ("200", "499")}
     if bad:
@@ -392,6 +438,7 @@ def measure(
         **figures,
         "rss_baseline_kib": rss.baseline,
         "rss_peak_kib": rss.peak,
+        "rss_after_kib": rss.after,
         "nginx_statuses": dict(sorted(statuses.items())),
         "problems": problems,
     }
@@ -432,6 +479,7 @@ def run_case(wrk: str, target: Target, cookie: str, concurrency: int, seconds: f
         socket_errors=figures["socket_errors"],
         rss_baseline_kib=figures["rss_baseline_kib"],
         rss_peak_kib=figures["rss_peak_kib"],
+        rss_after_kib=figures["rss_after_kib"],
         nginx_statuses=figures["nginx_statuses"],
         remeasured_from_s=remeasured_from,
         problems=figures["problems"],
@@ -460,48 +508,53 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _of(result: Result | None, figure: str) -> Any:
+    """One figure of a case, None when the case was not measured."""
+    return getattr(result, figure) if result is not None else None
+
+
+def _growth_mib(result: Result | None) -> float | None:
+    return (result.rss_peak_kib - result.rss_baseline_kib) / KIB if result else None
+
+
 def ratios_of(results: list[Result]) -> list[dict[str, Any]]:
+    """One row per size and concurrency with any file case measured; a ratio
+    whose cases were not both measured (--cases) is None."""
     found = {(r.case, r.size, r.concurrency): r for r in results}
     rows = []
     for concurrency in sorted({r.concurrency for r in results}):
         health = found.get(("health", None, concurrency))
         for size in SIZES:
-            static = found.get(("static", size, concurrency))
-            gateway = found.get(("gateway", size, concurrency))
-            django_view = found.get(("django-view", size, concurrency))
-            fallback = found.get(("fallback", size, concurrency))
-            two_workers = found.get((SCALING_CASE, size, concurrency))
-            if not (static and gateway and django_view and fallback):
+            cases = {
+                case: found.get((case, size, concurrency))
+                for case in (*FILE_CASES, *STORE_CASES, SCALING_CASE)
+            }
+            if not any(cases.values()):
                 continue
+            static, gateway = cases["static"], cases["gateway"]
+            django_view, fallback = cases["django-view"], cases["fallback"]
+            rps, mibps = "requests_per_s", "bytes_per_s"
             row: dict[str, Any] = {
                 "size": size,
                 "concurrency": concurrency,
-                "gateway_over_static_rps": _ratio(gateway.requests_per_s, static.requests_per_s),
-                "gateway_over_static_mibps": _ratio(gateway.bytes_per_s, static.bytes_per_s),
-                "fallback_over_static_rps": _ratio(fallback.requests_per_s, static.requests_per_s),
-                "fallback_over_static_mibps": _ratio(fallback.bytes_per_s, static.bytes_per_s),
-                "gateway_over_static_p50": _ratio(gateway.p50_ms, static.p50_ms),
-                "gateway_over_django_view_rps": _ratio(
-                    gateway.requests_per_s, django_view.requests_per_s
-                ),
+                "gateway_over_static_rps": _ratio(_of(gateway, rps), _of(static, rps)),
+                "gateway_over_static_mibps": _ratio(_of(gateway, mibps), _of(static, mibps)),
+                "fallback_over_static_rps": _ratio(_of(fallback, rps), _of(static, rps)),
+                "fallback_over_static_mibps": _ratio(_of(fallback, mibps), _of(static, mibps)),
+                "gateway_over_static_p50": _ratio(_of(gateway, "p50_ms"), _of(static, "p50_ms")),
+                "gateway_over_django_view_rps": _ratio(_of(gateway, rps), _of(django_view, rps)),
                 "gateway_over_health_rps": None,
                 "django_view_over_health_rps": None,
-                "two_workers_over_one_rps": None,
-                "gateway_rss_growth_mib": (gateway.rss_peak_kib - gateway.rss_baseline_kib) / KIB,
-                "fallback_rss_growth_mib": (fallback.rss_peak_kib - fallback.rss_baseline_kib)
-                / KIB,
+                "two_workers_over_one_rps": _ratio(
+                    _of(cases[SCALING_CASE], rps), _of(gateway, rps)
+                ),
+                "gateway_rss_growth_mib": _growth_mib(gateway),
+                "fallback_rss_growth_mib": _growth_mib(fallback),
+                **store_ratios(gateway, cases[STORE_GATEWAY], cases[STORE_DIRECT]),
             }
-            if size == "4KiB" and health:
-                row["gateway_over_health_rps"] = _ratio(
-                    gateway.requests_per_s, health.requests_per_s
-                )
-                row["django_view_over_health_rps"] = _ratio(
-                    django_view.requests_per_s, health.requests_per_s
-                )
-            if two_workers:
-                row["two_workers_over_one_rps"] = _ratio(
-                    two_workers.requests_per_s, gateway.requests_per_s
-                )
+            if size == "4KiB":
+                row["gateway_over_health_rps"] = _ratio(_of(gateway, rps), _of(health, rps))
+                row["django_view_over_health_rps"] = _ratio(_of(django_view, rps), _of(health, rps))
             rows.append(row)
     return rows
 
@@ -548,7 +601,8 @@ def figures_table(results: list[Result]) -> str:
             _fmt(r.p99_ms),
             str(r.requests),
             str(r.non_2xx_3xx + sum(r.socket_errors.values())),
-            f"{r.rss_baseline_kib / KIB:.0f}->{r.rss_peak_kib / KIB:.0f}",
+            f"{r.rss_baseline_kib / KIB:.0f}->{r.rss_peak_kib / KIB:.0f}"
+            f"->{r.rss_after_kib / KIB:.0f}",
         ]
         for r in ranked
     ]
@@ -562,7 +616,7 @@ def figures_table(results: list[Result]) -> str:
         "p99 ms",
         "requests",
         "errors",
-        "app RSS MiB",
+        "app RSS MiB before->peak->after",
     ]
     return _table(header, rows, left=3)
 
@@ -581,10 +635,14 @@ def ratios_table(ratios: list[dict[str, Any]]) -> str:
             _fmt(row["two_workers_over_one_rps"], 3),
             _fmt(row["fallback_over_static_rps"], 3),
             _fmt(row["fallback_over_static_mibps"], 3),
-            f"{row['gateway_rss_growth_mib']:.0f}/{row['fallback_rss_growth_mib']:.0f}",
+            f"{_fmt(row['gateway_rss_growth_mib'], 0)}/{_fmt(row['fallback_rss_growth_mib'], 0)}",
         ]
         for row in ratios
     ]
+    # Only the sizes, and the columns, whose cases were run (--cases).
+    rows = [row for row in rows if any(cell.strip("-/") for cell in row[2:])]
+    if not rows:
+        return ""
     header = [
         "size",
         "conc",
@@ -598,6 +656,34 @@ def ratios_table(ratios: list[dict[str, Any]]) -> str:
         "fallback/static req/s",
         "fallback/static MiB/s",
         "RSS growth MiB gateway/fallback",
+    ]
+    # A column whose cases were not run (--cases) is left out.
+    kept = [
+        index
+        for index in range(len(header))
+        if index < 2 or any(row[index].strip("-/") for row in rows)
+    ]
+    return _table(
+        [header[index] for index in kept], [[row[index] for index in kept] for row in rows], left=2
+    )
+
+
+def store_ratios_table(ratios: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            row["size"],
+            str(row["concurrency"]),
+            *(_fmt(row[key], digits) for key, _, digits in STORE_RATIO_COLUMNS),
+            "->".join(f"{row[f's3_rss_{when}_mib']:.0f}" for when in ("before", "peak", "after")),
+        ]
+        for row in ratios
+        if row["s3_rss_before_mib"] is not None
+    ]
+    header = [
+        "size",
+        "conc",
+        *(title for _, title, _ in STORE_RATIO_COLUMNS),
+        "s3 app RSS MiB before->peak->after",
     ]
     return _table(header, rows, left=2)
 
@@ -638,25 +724,29 @@ def draw(results: list[Result], path: Path, title: str) -> None:
         "gateway": "#55a868",
         "django-view": "#dd8452",
         "fallback": "#c44e52",
+        STORE_GATEWAY: "#937860",
+        STORE_DIRECT: "#da8bc3",
         "health": "#8172b2",
     }
     concurrencies = sorted({r.concurrency for r in results})
     sizes = [size for size in SIZES if any(r.size == size for r in results)]
     found = {(r.case, r.size, r.concurrency): r for r in results}
+    drawn = [case for case in (*FILE_CASES, *STORE_CASES) if any(r.case == case for r in results)]
     panels = len(concurrencies) + 1
     columns = 2
     rows = math.ceil(panels / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(12, 4.2 * rows), squeeze=False)
     flat = list(axes.flat)
     groups = [*sizes, "health"]
-    width = 0.2
+    width = 0.8 / max(len(drawn), 1)
+    middle = (len(drawn) - 1) / 2
     for axis, concurrency in zip(flat, concurrencies, strict=False):
-        for index, case in enumerate(FILE_CASES):
+        for index, case in enumerate(drawn):
             xs, heights = [], []
             for group_index, size in enumerate(sizes):
                 result = found.get((case, size, concurrency))
                 if result and result.requests_per_s > 0:
-                    xs.append(group_index + (index - 1.5) * width)
+                    xs.append(group_index + (index - middle) * width)
                     heights.append(result.requests_per_s)
             bars = axis.bar(xs, heights, width, label=case, color=colours[case])
             axis.bar_label(bars, labels=[_fmt(h, 0) for h in heights], fontsize=7)
@@ -677,14 +767,14 @@ def draw(results: list[Result], path: Path, title: str) -> None:
         axis.set_title(f"{concurrency} connection{'s' if concurrency > 1 else ''}")
         axis.grid(axis="y", which="both", alpha=0.3)
         axis.legend(fontsize="small")
-    biggest = sizes[-1]
+    biggest = sizes[-1] if sizes else None
     axis = flat[len(concurrencies)]
-    for index, case in enumerate(FILE_CASES):
+    for index, case in enumerate(drawn):
         heights = [
             found[(case, biggest, c)].mib_per_s if (case, biggest, c) in found else 0
             for c in concurrencies
         ]
-        xs = [position + (index - 1.5) * width for position in range(len(concurrencies))]
+        xs = [position + (index - middle) * width for position in range(len(concurrencies))]
         bars = axis.bar(xs, heights, width, label=case, color=colours[case])
         axis.bar_label(bars, labels=[_fmt(h, 0) for h in heights], fontsize=7)
     axis.set_xticks(range(len(concurrencies)), [f"{c} conn." for c in concurrencies])
@@ -711,7 +801,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="quick: ~1 s per case, concurrency 1 and 8, 4 KiB and 1 MiB only",
+        help="quick: ~1 s per case, concurrency 1 and 8, 4 KiB and 1 MiB only "
+        "(the store cases 1 MiB at 8 only)",
     )
     parser.add_argument("--duration", type=float, help="seconds per case (10; smoke 1)")
     parser.add_argument(
@@ -720,6 +811,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per stack (1)")
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="where results.json/png go"
+    )
+    parser.add_argument(
+        "--sizes", help=f"comma-separated file sizes ({','.join(SIZES)}; smoke 4KiB,1MiB)"
+    )
+    parser.add_argument("--cases", help=f"comma-separated cases to run (all: {','.join(CASES)})")
+    parser.add_argument(
+        "--store-concurrency",
+        type=int,
+        help=f"connections for the extra 64 MiB gateway and store run "
+        f"({STORE_CONCURRENCY}; smoke and 0: none)",
     )
     args = parser.parse_args(argv)
     args.duration = args.duration or (1.0 if args.smoke else 10.0)
@@ -735,7 +836,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--concurrency values must be between 1 and 4096")
     if not 1 <= args.workers <= 64:
         parser.error("--workers must be between 1 and 64")
-    args.sizes = list(SMOKE_SIZES if args.smoke else SIZES)
+    args.sizes = args.sizes.split(",") if args.sizes else list(SMOKE_SIZES if args.smoke else SIZES)
+    if not args.sizes or not set(args.sizes) <= set(SIZES):
+        parser.error(f"--sizes takes some of {','.join(SIZES)}")
+    args.cases = args.cases.split(",") if args.cases else list(CASES)
+    if not args.cases or not set(args.cases) <= set(CASES):
+        parser.error(f"--cases takes some of {','.join(CASES)}")
+    if args.store_concurrency is None:
+        args.store_concurrency = 0 if args.smoke else STORE_CONCURRENCY
+    if not 0 <= args.store_concurrency <= 4096:
+        parser.error("--store-concurrency must be between 0 and 4096")
     return args
 
 
@@ -750,52 +860,93 @@ def run(args: argparse.Namespace) -> int:
     folders: list[Path] = []
     stacks: list[Stack] = []
     results: list[Result] = []
+    seaweed: Seaweed | None = None
+    cases = set(args.cases)
     try:
-        handoff = start_stack("handoff", args.workers, folders)
-        stacks.append(handoff)
-        handoff.start()
-        django_view = start_stack("django-view", args.workers, folders, GATEWAY_FAST_MEDIA="0")
-        stacks.append(django_view)
-        django_view.start()
-        fallback = start_stack(
-            "fallback", args.workers, folders, GATEWAY_SENDFILE_BACKEND=STREAMING_BACKEND
-        )
-        stacks.append(fallback)
-        fallback.start()
-        scaled = start_stack(SCALING_CASE, args.workers * 2, folders)
-        stacks.append(scaled)
-        scaled.start()
-        log("signing in and uploading " + ", ".join(args.sizes))
-        cookies: dict[int, str] = {}
-        media: dict[int, dict[str, str]] = {}
-        for stack in stacks:
-            cookies[id(stack)], media[id(stack)] = prepare(stack, files)
+        handoff = django_view = fallback = scaled = s3 = None
+        if cases & {"static", "gateway", "health"}:
+            handoff = start_stack("handoff", args.workers, folders)
+        if "django-view" in cases:
+            django_view = start_stack("django-view", args.workers, folders, GATEWAY_FAST_MEDIA="0")
+        if "fallback" in cases:
+            fallback = start_stack(
+                "fallback", args.workers, folders, GATEWAY_SENDFILE_BACKEND=STREAMING_BACKEND
+            )
+        if SCALING_CASE in cases and "4KiB" in args.sizes:
+            scaled = start_stack(SCALING_CASE, args.workers * 2, folders)
+        if cases & set(STORE_CASES):
+            store_dir = Path(tempfile.mkdtemp(prefix="gateway-bench-store-"))
+            folders.append(store_dir)
+            seaweed = Seaweed(store_dir / STORE_FOLDER)
+            store = seaweed.start()
+            log(f"SeaweedFS serving bucket {store.bucket!r} at {store.endpoint_url}")
+            s3 = start_stack("s3", args.workers, folders, **store.gateway_environment())
+        stacks = [stack for stack in (handoff, django_view, fallback, scaled, s3) if stack]
+        # Side by side, on two cores: the stacks' migrations, collectstatic
+        # and sign-ins overlap; the cases are timed one at a time.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+            list(pool.map(Stack.start, stacks))
+            log("signing in and uploading " + ", ".join(args.sizes))
+            prepared = list(pool.map(lambda stack: prepare(stack, files), stacks))
+        cookies = {id(stack): cookie for stack, (cookie, _) in zip(stacks, prepared, strict=True)}
+        media = {id(stack): paths for stack, (_, paths) in zip(stacks, prepared, strict=True)}
+        direct = direct_urls(store, files) if STORE_DIRECT in cases else {}
+        # The quick run takes the store's path with the largest file at the
+        # highest concurrency: it proves the path, the full run measures it.
+        store_sizes = args.sizes[-1:] if args.smoke else args.sizes
         targets: list[Target] = []
         for size in args.sizes:
-            targets += [
-                Target("static", size, handoff, f"/static/bench/bench-{size}.pdf", files[size]),
-                Target("gateway", size, handoff, media[id(handoff)][size], files[size]),
-                Target("django-view", size, django_view, media[id(django_view)][size], files[size]),
-                Target("fallback", size, fallback, media[id(fallback)][size], files[size]),
-            ]
-        targets.append(
-            Target(SCALING_CASE, "4KiB", scaled, media[id(scaled)]["4KiB"], files["4KiB"])
-        )
-        targets.append(Target("health", None, handoff, "/healthz", HEALTH_BODY))
+            body = files[size]
+            if handoff and "static" in cases:
+                targets.append(
+                    Target("static", size, handoff, f"/static/bench/bench-{size}.pdf", body)
+                )
+            if handoff and "gateway" in cases:
+                targets.append(Target("gateway", size, handoff, media[id(handoff)][size], body))
+            if s3 and STORE_GATEWAY in cases and size in store_sizes:
+                targets.append(Target(STORE_GATEWAY, size, s3, media[id(s3)][size], body))
+            if s3 and STORE_DIRECT in cases and size in store_sizes:
+                path = direct[size].partition("?")[0]
+                targets.append(Target(STORE_DIRECT, size, s3, path, body, direct[size]))
+            if django_view:
+                targets.append(
+                    Target("django-view", size, django_view, media[id(django_view)][size], body)
+                )
+            if fallback:
+                targets.append(Target("fallback", size, fallback, media[id(fallback)][size], body))
+        if scaled:
+            targets.append(
+                Target(SCALING_CASE, "4KiB", scaled, media[id(scaled)]["4KiB"], files["4KiB"])
+            )
+        if handoff and "health" in cases:
+            targets.append(Target("health", None, handoff, "/healthz", HEALTH_BODY))
         for target in targets:
             verify(target, cookies[id(target.stack)])
         log(f"every URL answers 200 with the expected bytes; {len(targets)} cases per concurrency")
         info = machine_info(wrk)
-        for concurrency in args.concurrency:
-            for target in targets:
-                label = f"{target.case} {target.size or ''}".strip()
-                log(f"{label} at {concurrency} connection(s), {args.duration:g}s")
-                result = run_case(
-                    wrk, target, cookies[id(target.stack)], concurrency, args.duration
-                )
-                results.append(result)
-                time.sleep(PAUSE_BETWEEN_CASES)
-    except BenchError as error:
+        runs = [
+            (concurrency, target)
+            for concurrency in args.concurrency
+            for target in targets
+            if not (
+                args.smoke and target.case in STORE_CASES and concurrency < max(args.concurrency)
+            )
+        ]
+        if args.store_concurrency and args.store_concurrency not in args.concurrency:
+            # Many large downloads at once through the store: the app's memory
+            # must not grow with them (it never touches the bytes).
+            runs += [
+                (args.store_concurrency, target)
+                for target in targets
+                if target.size == LARGE and target.case in ("gateway", *STORE_CASES)
+            ]
+        for concurrency, target in runs:
+            label = f"{target.case} {target.size or ''}".strip()
+            log(f"{label} at {concurrency} connection(s), {args.duration:g}s")
+            result = run_case(wrk, target, cookies[id(target.stack)], concurrency, args.duration)
+            results.append(result)
+            time.sleep(PAUSE_BETWEEN_CASES)
+    except (BenchError, StoreCaseError) as error:
         log(f"FAILED: {error}")
         for stack in stacks:
             log(f"last lines of the {stack.data_dir.name} stack's log:\n{stack.log()[-3000:]}")
@@ -803,6 +954,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for stack in stacks:
             stack.stop()
+        # The store last: the S3 stack's workers may still be talking to it.
+        # Its data goes with its folder, so it need not stop gracefully
+        # (which takes weed about 11 s once it has run for a minute).
+        if seaweed is not None and seaweed.process is not None:
+            seaweed.process.kill()
+            seaweed.process.wait()
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -815,6 +972,8 @@ def run(args: argparse.Namespace) -> int:
         "concurrency": args.concurrency,
         "workers": args.workers,
         "sizes": {size: SIZES[size] for size in args.sizes},
+        "cases": args.cases,
+        "store_concurrency": args.store_concurrency,
         "wrk_threads": "min(2, connections)",
     }
     report = {
@@ -841,7 +1000,12 @@ def run(args: argparse.Namespace) -> int:
     print(figures_table(results))
     print()
     print("RATIOS (measured side by side in this run)")
-    print(ratios_table(ratios))
+    if table := ratios_table(ratios):
+        print(table)
+    if any(row["s3_rss_before_mib"] is not None for row in ratios):
+        print()
+        print("object storage: s3-gateway next to s3-direct and the local-disk gateway")
+        print(store_ratios_table(ratios))
     remeasured = [r for r in results if r.remeasured_from_s]
     if remeasured:
         print()
