@@ -68,9 +68,10 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
     assert (output / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_signal_cost_probe_prints_each_setup() -> None:
+def run_probe(module: str) -> subprocess.CompletedProcess[str]:
+    """A cost probe of bench/, one short round."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.signal_cost", "--rounds", "1", "--calls", "20"],
+        [sys.executable, "-m", module, "--rounds", "1", "--calls", "20"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -78,21 +79,18 @@ def test_signal_cost_probe_prints_each_setup() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_signal_cost_probe_prints_each_setup() -> None:
+    done = run_probe("bench.signal_cost")
     setups = [line.split(":")[0].strip() for line in done.stdout.splitlines()]
     assert setups == ["no counter", "metrics", "via signal"]
     assert all("µs per decision" in line for line in done.stdout.splitlines())
 
 
 def test_presign_cost_probe_prints_each_way_of_signing() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.presign_cost", "--rounds", "1", "--calls", "20"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_probe("bench.presign_cost")
     header, *rows = done.stdout.splitlines()
     assert header.split() == ["setup", "µs", "CPU", "per", "URL", "÷", "botocore"]
     assert [row.rsplit(None, 2)[0] for row in rows] == [

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from email.utils import formatdate
+from subprocess import CompletedProcess
 
 import pytest
 from hypothesis import given
@@ -210,15 +211,22 @@ def test_a_wrong_secret_names_the_action_and_the_setting(s3_stack, seaweed) -> N
         assert secret not in done.stdout + done.stderr
 
 
+def doctor_under_policy(
+    stack: Stack, store: SeaweedStore, bucket: str, effect: str, actions: list[str]
+) -> CompletedProcess[str]:
+    """The doctor's run on ``bucket`` while it has a policy of ``effect`` on ``actions``."""
+    client = s3_client(store)
+    client.put_bucket_policy(Bucket=bucket, Policy=bucket_policy(effect, actions))
+    try:
+        return run_doctor(stack, stack.url, GATEWAY_S3_BUCKET=bucket)
+    finally:
+        client.delete_bucket_policy(Bucket=bucket)
+
+
 @pytest.mark.stack
 def test_a_public_bucket_is_named_with_its_fix(s3_stack, seaweed, broken_bucket) -> None:
-    client = s3_client(seaweed)
-    policy = bucket_policy("Allow", ["s3:GetObject", "s3:ListBucket"])
-    client.put_bucket_policy(Bucket=broken_bucket, Policy=policy)
-    try:
-        done = run_doctor(s3_stack, s3_stack.url, GATEWAY_S3_BUCKET=broken_bucket)
-    finally:
-        client.delete_bucket_policy(Bucket=broken_bucket)
+    allowed = ["s3:GetObject", "s3:ListBucket"]
+    done = doctor_under_policy(s3_stack, seaweed, broken_bucket, "Allow", allowed)
     assert done.returncode == 1
     results = report(done)
     assert failing(results) == {"anonymous store read", "anonymous store listing"}
@@ -242,13 +250,7 @@ def test_a_public_bucket_is_named_with_its_fix(s3_stack, seaweed, broken_bucket)
 def test_a_policy_that_denies_deletes_names_the_iam_action(
     s3_stack, seaweed, broken_bucket
 ) -> None:
-    client = s3_client(seaweed)
-    policy = bucket_policy("Deny", ["s3:DeleteObject"])
-    client.put_bucket_policy(Bucket=broken_bucket, Policy=policy)
-    try:
-        done = run_doctor(s3_stack, s3_stack.url, GATEWAY_S3_BUCKET=broken_bucket)
-    finally:
-        client.delete_bucket_policy(Bucket=broken_bucket)
+    done = doctor_under_policy(s3_stack, seaweed, broken_bucket, "Deny", ["s3:DeleteObject"])
     assert done.returncode == 1
     results = report(done)
     assert failing(results) == {"store credentials"}
