@@ -64,6 +64,7 @@ from typing import Any
 
 import httpx
 
+from bench.cpu import cpu_spent, descendants, named, per_gib
 from bench.store_cases import (
     LARGE,
     STORE_CASES,
@@ -276,6 +277,8 @@ class Target:
     # A URL wrk fetches instead of the stack's nginx (s3-direct); the
     # stack's app is still the one whose memory is sampled.
     direct_url: str | None = None
+    # The store's process, whose CPU the case's figures count (S3 cases).
+    store_pid: int | None = None
 
 
 @dataclass
@@ -299,10 +302,16 @@ class Result:
     nginx_statuses: dict[str, int]
     remeasured_from_s: float | None = None
     problems: list[str] = field(default_factory=list)
+    # CPU seconds spent during the case by nginx, the app, the store and wrk.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def mib_per_s(self) -> float:
         return self.bytes_per_s / MIB
+
+    @property
+    def cpu_per_gib(self) -> dict[str, float]:
+        return per_gib(self.cpu_s, self.bytes_per_s * self.duration_s)
 
 
 def cookie_of(client: httpx.Client) -> str:
@@ -408,7 +417,14 @@ def measure(
     stack_log_offset = stack.log_path.stat().st_size
     pids = stack.app_pids()
     url = target.direct_url or f"{stack.url}{target.path}"
-    with RssSampler(pids, max_seconds=2 * seconds + WRK_TIMEOUT_MARGIN + 60) as rss:
+    assert stack.process is not None
+    groups = {"nginx": named(descendants(stack.process.pid), "nginx"), "app": pids}
+    if target.store_pid is not None:
+        groups["store"] = descendants(target.store_pid)
+    with (
+        RssSampler(pids, max_seconds=2 * seconds + WRK_TIMEOUT_MARGIN + 60) as rss,
+        cpu_spent(groups) as cpu,
+    ):
         figures = run_wrk(wrk, url, None if target.direct_url else cookie, concurrency, seconds)
     # nginx logs the requests wrk abandoned at the end once they are torn down.
     time.sleep(LOG_SETTLE)
@@ -441,6 +457,7 @@ def measure(
         "rss_after_kib": rss.after,
         "nginx_statuses": dict(sorted(statuses.items())),
         "problems": problems,
+        "cpu_s": cpu,
     }
 
 
@@ -483,6 +500,7 @@ def run_case(wrk: str, target: Target, cookie: str, concurrency: int, seconds: f
         nginx_statuses=figures["nginx_statuses"],
         remeasured_from_s=remeasured_from,
         problems=figures["problems"],
+        cpu_s=figures["cpu_s"],
     )
 
 
@@ -891,6 +909,7 @@ def run(args: argparse.Namespace) -> int:
         cookies = {id(stack): cookie for stack, (cookie, _) in zip(stacks, prepared, strict=True)}
         media = {id(stack): paths for stack, (_, paths) in zip(stacks, prepared, strict=True)}
         direct = direct_urls(store, files) if STORE_DIRECT in cases else {}
+        store_pid = seaweed.process.pid if seaweed and seaweed.process else None
         # The quick run takes the store's path with the largest file at the
         # highest concurrency: it proves the path, the full run measures it.
         store_sizes = args.sizes[-1:] if args.smoke else args.sizes
@@ -904,10 +923,14 @@ def run(args: argparse.Namespace) -> int:
             if handoff and "gateway" in cases:
                 targets.append(Target("gateway", size, handoff, media[id(handoff)][size], body))
             if s3 and STORE_GATEWAY in cases and size in store_sizes:
-                targets.append(Target(STORE_GATEWAY, size, s3, media[id(s3)][size], body))
+                targets.append(
+                    Target(STORE_GATEWAY, size, s3, media[id(s3)][size], body, store_pid=store_pid)
+                )
             if s3 and STORE_DIRECT in cases and size in store_sizes:
                 path = direct[size].partition("?")[0]
-                targets.append(Target(STORE_DIRECT, size, s3, path, body, direct[size]))
+                targets.append(
+                    Target(STORE_DIRECT, size, s3, path, body, direct[size], store_pid=store_pid)
+                )
             if django_view:
                 targets.append(
                     Target("django-view", size, django_view, media[id(django_view)][size], body)

@@ -105,6 +105,9 @@ class Figures(Protocol):
     rss_peak_kib: int
     rss_after_kib: int
 
+    @property
+    def cpu_per_gib(self) -> dict[str, float]: ...
+
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
@@ -123,6 +126,9 @@ def store_ratios(
         "s3_rss_before_mib": None,
         "s3_rss_peak_mib": None,
         "s3_rss_after_mib": None,
+        "s3_gateway_cpu_per_gib": None,
+        "s3_direct_cpu_per_gib": None,
+        "s3_cpu_bound": None,
     }
     if store_gateway is None:
         return row
@@ -137,6 +143,16 @@ def store_ratios(
     row["s3_rss_before_mib"] = store_gateway.rss_baseline_kib / KIB
     row["s3_rss_peak_mib"] = store_gateway.rss_peak_kib / KIB
     row["s3_rss_after_mib"] = store_gateway.rss_after_kib / KIB
+    # What each path spends in CPU per GiB delivered, all processes on the
+    # machine counted (nginx, app, store, wrk). With every core busy, the
+    # gateway can deliver at most direct's cost / its own cost of direct's
+    # rate: the bound a ratio above is read against.
+    gateway_cost = sum(store_gateway.cpu_per_gib.values()) or None
+    row["s3_gateway_cpu_per_gib"] = gateway_cost
+    if direct is not None:
+        direct_cost = sum(direct.cpu_per_gib.values()) or None
+        row["s3_direct_cpu_per_gib"] = direct_cost
+        row["s3_cpu_bound"] = _ratio(direct_cost, gateway_cost)
     return row
 
 
@@ -146,4 +162,7 @@ STORE_RATIO_COLUMNS = (
     ("s3_gateway_over_direct_mibps", "s3-gateway/s3-direct MiB/s", 3),
     ("s3_gateway_over_gateway_rps", "s3-gateway/gateway req/s", 3),
     ("s3_gateway_over_gateway_mibps", "s3-gateway/gateway MiB/s", 3),
+    ("s3_gateway_cpu_per_gib", "s3-gateway CPU s/GiB", 2),
+    ("s3_direct_cpu_per_gib", "s3-direct CPU s/GiB", 2),
+    ("s3_cpu_bound", "CPU bound on s3-gateway/s3-direct", 2),
 )

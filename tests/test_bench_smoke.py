@@ -63,6 +63,14 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
     assert (store_row["size"], store_row["concurrency"]) == ("1MiB", max(concurrencies))
     assert store_row["s3_gateway_over_direct_mibps"] > 0
     assert store_row["s3_gateway_over_gateway_rps"] > 0
+    # Where the CPU went: nginx and the store carried the gateway's case,
+    # the store alone the direct one, and wrk drove both.
+    store_gateway = seen[("s3-gateway", "1MiB", max(concurrencies))]["cpu_s"]
+    store_direct = seen[("s3-direct", "1MiB", max(concurrencies))]["cpu_s"]
+    assert min(store_gateway["nginx"], store_gateway["store"], store_gateway["wrk"]) > 0
+    assert min(store_direct["store"], store_direct["wrk"]) > 0
+    assert store_direct["nginx"] == 0
+    assert 0 < store_row["s3_cpu_bound"] < 1
     assert "s3-gateway/s3-direct" in done.stdout
 
     assert (output / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,81 @@
+"""Where a case's CPU went: nginx, the app, the store and wrk, in seconds.
+
+On a machine where the load generator, nginx, the app and the store share the
+same few cores, a throughput ratio between two paths is bounded by what each
+path costs in CPU per byte: when the cores are busy, the path that spends more
+of them per GiB delivers fewer GiB. The benchmark prints these figures beside
+the object-storage ratios so that a ratio can be read against that bound.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.stack.harness import cpu_seconds
+
+# Process groups, in the order they are printed.
+GROUPS = ("nginx", "app", "store", "wrk")
+
+
+def descendants(root: int) -> list[int]:
+    """``root`` and every live process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, ()))
+    return found
+
+
+def named(pids: list[int], name: str) -> list[int]:
+    """The processes among ``pids`` whose command is ``name``."""
+    kept = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                kept.append(pid)
+        except OSError:
+            continue
+    return kept
+
+
+def _children_cpu() -> float:
+    # Finished, waited-for children only: during a case that is wrk alone
+    # (the stacks and the store run on until the end of the run).
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def cpu_spent(groups: Mapping[str, list[int]]) -> Iterator[dict[str, float]]:
+    """CPU seconds each group of processes, and wrk, spent inside the block
+    (filled in when it ends)."""
+    spent: dict[str, float] = {}
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    before_children = _children_cpu()
+    yield spent
+    for name, pids in groups.items():
+        spent[name] = cpu_seconds(pids) - before[name]
+    spent["wrk"] = _children_cpu() - before_children
+
+
+def per_gib(spent: Mapping[str, float], bytes_read: float) -> dict[str, float]:
+    """CPU seconds per GiB delivered, by group."""
+    gib = bytes_read / (1 << 30)
+    return {name: seconds / gib for name, seconds in spent.items()} if gib else {}
+
+
+def total(spent: Mapping[str, float]) -> float:
+    return sum(spent.values())
