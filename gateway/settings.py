@@ -91,7 +91,14 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": DATA_DIR / "db.sqlite3",
-        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        # WAL: readers never wait for a writer, so the media check's reads on
+        # the event loop (protected_media.fastpath.sqlite_reads) are not held
+        # up by an upload's commit; the mode is kept in the file.
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL;",
+        },
         # CONN_MAX_AGE stays 0: under ASGI, Django runs each request's queries
         # in a thread that ends with it, and a kept connection would be left
         # to the garbage collector. The media entry point's threads live as

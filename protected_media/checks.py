@@ -36,6 +36,7 @@ def register() -> None:
         check_metrics,
         check_thumbnails,
         check_image_limits,
+        check_fast_path_busy,
         check_object_storage,
         check_field_storages,
     ):
@@ -247,6 +248,21 @@ def check_image_limits(**kwargs: Any) -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+def check_fast_path_busy(**kwargs: Any) -> list[CheckMessage]:
+    value = conf.fast_path_sqlite_busy_ms
+    if value is None or _is_int(value, 0):
+        return []
+    return [
+        Error(
+            f"PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS {value!r} "
+            "must be None or an int, 0 or more.",
+            hint="Milliseconds the event loop may wait for a SQLite writer, such as 5; "
+            "None reads in the threads only.",
+            id="protected_media.E026",
+        )
+    ]
 
 
 def _is_int(value: object, minimum: int) -> bool:

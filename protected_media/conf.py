@@ -156,6 +156,14 @@ class Settings:
         return float(getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_CONN_MAX_AGE", 300))
 
     @property
+    def fast_path_sqlite_busy_ms(self) -> int | None:
+        """Milliseconds a read on the event loop waits for a SQLite writer
+        before the request goes to the threads; None: never read on the loop.
+        Returned as set: checks.py refuses anything but None or an int of 0
+        or more."""
+        return getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS", 5)
+
+    @property
     def share_lifetime(self) -> timedelta:
         """How long a share link lives when its creator does not say."""
         return _duration(

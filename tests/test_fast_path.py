@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.core.asgi import get_asgi_application
 from django.core.signals import request_started
@@ -29,6 +30,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from protected_media.asgi import ProtectedMediaASGI, skipped_middleware
+from protected_media.fastpath import sqlite_reads
 from protected_media.models import ProtectedFile
 from tests.testapp import backends
 from tests.testapp.models import Report
@@ -64,7 +66,12 @@ def world(settings, django_user_model, make_file) -> Iterator[World]:
     gone_url = gone.file.url
     gone.delete()
     backends.GRANTS.add((users["bob"].pk, hidden.pk))
+    shared: ProtectedFile = make_file(alice, "shared.txt")
+    readers = Group.objects.create(name="readers")
+    shared.groups.add(readers)
+    users["bob"].groups.add(readers)
     urls = {
+        "alice's shared file": shared.file.url,
         "alice's file": make_file(alice, "report final.pdf", b"%PDF-1.4\n%%EOF\n").file.url,
         "carol's file": make_file(users["carol"]).file.url,
         "dave's file": make_file(users["dave"]).file.url,
@@ -128,6 +135,19 @@ def signed_in_before_key_rotation(world: World) -> str:
         return signed_in(world.users["alice"])
 
 
+def after_group_revoked(world: World) -> str:
+    bob = world.users["bob"]
+    bob.groups.remove(Group.objects.get(name="readers"))
+    return signed_in(bob)
+
+
+def after_user_deleted(world: World) -> str:
+    gone = type(world.users["alice"]).objects.create_user(f"gone-{timezone.now().timestamp()}")
+    cookie = signed_in(gone)
+    gone.delete()
+    return cookie
+
+
 def after_logout(world: World) -> str:
     cookie = signed_in(world.users["alice"])
     Session.objects.filter(session_key=cookie).delete()
@@ -171,6 +191,9 @@ CASES = [
     Case("logged out elsewhere", "alice's file", after_logout, status=302),
     Case("password changed", "carol's file", after_password_change, status=302),
     Case("inactive user", "dave's file", after_deactivation, status=302),
+    Case("user deleted", "alice's file", after_user_deleted, status=302),
+    Case("group member", "alice's shared file", who("bob")),
+    Case("group access revoked", "alice's shared file", after_group_revoked, status=404),
     Case(
         "secret key rotated",
         "alice's file",
@@ -330,6 +353,8 @@ async def test_the_threads_keep_their_connection_for_its_max_age(
     settings, world, max_age, connections
 ) -> None:
     settings.PROTECTED_MEDIA_FAST_PATH_CONN_MAX_AGE = max_age
+    # The threads read every request (on SQLite, the event loop would).
+    settings.PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS = None
     application = ProtectedMediaASGI(get_asgi_application(), threads=1)
     opened = []
 
@@ -412,9 +437,10 @@ POLICIES = {
 
 @contextmanager
 def statements() -> Iterator[list[str]]:
-    """Every SQL statement run, in whichever thread: both paths open a fresh
-    connection for a request (the entry point's new threads, Django's
-    per-request thread), and each new connection is watched."""
+    """Every SQL statement run, in whichever thread and on whichever
+    connection opened meanwhile: Django's (the entry point's threads, Django's
+    per-request thread) and the entry point's own on the event loop, whose
+    SQLite trace shows values in place of the placeholders."""
     seen: list[str] = []
 
     def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -424,19 +450,27 @@ def statements() -> Iterator[list[str]]:
     def on_connect(sender: Any, connection: Any, **kwargs: Any) -> None:
         connection.execute_wrappers.append(watch)
 
+    def trace(sql: str) -> None:
+        seen.append(re.sub(r"'(?:[^']|'')*'|\b\d+\b", "?", sql))
+
+    def on_loop_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
+        connection.set_trace_callback(trace)
+
     connection_created.connect(on_connect)
+    sqlite_reads.connection_opened.connect(on_loop_connection)
     try:
         yield seen
     finally:
         connection_created.disconnect(on_connect)
+        sqlite_reads.connection_opened.disconnect(on_loop_connection)
 
 
-async def work_of(entry: str, url: str, cookie: str) -> tuple[Any, list[str], list[Any], list[str]]:
+async def work_of(
+    application: Any, url: str, cookie: str, seen: list[str]
+) -> tuple[Any, list[str], list[Any], list[str]]:
     """The answer to one GET, the statements and backend calls it took, and
     its audit line's fields."""
-    application: Any = get_asgi_application()
-    if entry == "entry point":
-        application = ProtectedMediaASGI(application)
+    seen.clear()
     CALLS.clear()
     lines: list[logging.LogRecord] = []
     handler = logging.Handler()
@@ -446,19 +480,16 @@ async def work_of(entry: str, url: str, cookie: str) -> tuple[Any, list[str], li
     audit_logger.setLevel(logging.INFO)
     audit_logger.addHandler(handler)
     try:
-        with statements() as seen:
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                response = await c.get(url, headers={"Cookie": f"sessionid={cookie}"})
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            response = await c.get(url, headers={"Cookie": f"sessionid={cookie}"})
     finally:
         audit_logger.removeHandler(handler)
         audit_logger.setLevel(level)
-        if entry == "entry point":
-            await application.aclose()
     (line,) = lines
     shape = sorted(name for name in vars(line) if name not in vars(logging.makeLogRecord({})))
     snapshot = (response.status_code, response.headers.multi_items(), response.content)
-    return snapshot, seen, list(CALLS), [line.decision, line.user_id, line.share_id, *shape]
+    return snapshot, list(seen), list(CALLS), [line.decision, line.user_id, line.share_id, *shape]
 
 
 @pytest.mark.parametrize("entry", ["django handler", "entry point"])
@@ -489,13 +520,23 @@ async def test_a_missing_key_does_the_work_of_another_users_file(
 
     url, cookie = await sync_to_async(world)()
     missing = "/media/" + "B" * 22
-    # Warm: the first request of a process compiles lookups and loads backends.
-    await work_of(entry, missing, cookie)
-
-    forbidden_answer, forbidden_sql, forbidden_calls, forbidden_line = await work_of(
-        entry, url, cookie
-    )
-    missing_answer, missing_sql, missing_calls, missing_line = await work_of(entry, missing, cookie)
+    with statements() as seen:
+        application: Any = get_asgi_application()
+        if entry == "entry point":
+            application = ProtectedMediaASGI(application)
+        try:
+            # Warm: the first request of a process compiles lookups and loads
+            # backends; the entry point's proves its reads.
+            await work_of(application, missing, cookie, seen)
+            forbidden_answer, forbidden_sql, forbidden_calls, forbidden_line = await work_of(
+                application, url, cookie, seen
+            )
+            missing_answer, missing_sql, missing_calls, missing_line = await work_of(
+                application, missing, cookie, seen
+            )
+        finally:
+            if entry == "entry point":
+                await application.aclose()
 
     assert forbidden_answer[0] == 404
     assert missing_answer == forbidden_answer

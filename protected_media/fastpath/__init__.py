@@ -7,5 +7,7 @@
   does, through those compiled lookups;
 - ``probe``: proof, once per process, that those two still agree with Django,
   or the ORM path for good;
+- ``sqlite_reads``: on SQLite, those lookups run on the event loop for the
+  common case, through a read-only connection with a busy timeout;
 - ``sending``: a Django response sent over ASGI.
 """

@@ -9,6 +9,13 @@ change). The one difference is where the rows come from: a database-backed
 session store loads its row, and Django's ``ModelBackend`` (when a subclass
 keeps its ``get_user``) the user's row, through lookups compiled once
 (``compiled``). Any other backend's ``get_user`` runs as Django would run it.
+
+On the event loop (``compiled.reading_on_loop``), ``load_user`` answers only
+the common case: a session row that is there, the user through
+``ModelBackend``, the hash matching the current secret key. Anything else (a
+missing or expired row, another backend, a hash to rotate or a session to
+flush, which write) raises ``NeedsThreads`` before it changes anything, and
+the threads answer it as Django would.
 Django's own tests of these rules run against Django's code; ours hold
 ``load_user`` to ``get_user`` and ``aget_user`` for every state a session can
 be in (``tests/test_fast_path_probe.py``), and at startup ``probe`` checks it
@@ -34,7 +41,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from .compiled import CompiledLookup
+from .compiled import CompiledLookup, NeedsThreads, on_loop
 
 _SESSION_LOOKUPS: dict[type[Any], CompiledLookup[Any]] = {}
 _USER_LOOKUPS: dict[type[Any], CompiledLookup[Any]] = {}
@@ -63,6 +70,9 @@ def load_user(request: HttpRequest) -> Any:
                     session_auth_hash = user.get_session_auth_hash()
                     session_hash_verified = constant_time_compare(session_hash, session_auth_hash)
                 if not session_hash_verified:
+                    if on_loop():
+                        # Rotating or flushing the session writes.
+                        raise NeedsThreads("the session hash does not match the current key")
                     if session_hash and any(
                         constant_time_compare(session_hash, fallback_auth_hash)
                         for fallback_auth_hash in user.get_session_auth_fallback_hash()
@@ -77,6 +87,8 @@ def load_user(request: HttpRequest) -> Any:
 
 def _backend_user(backend: Any, user_id: Any) -> Any:
     if type(backend).get_user is not ModelBackend.get_user:
+        if on_loop():
+            raise NeedsThreads("a backend of its own loads the user")
         return backend.get_user(user_id)
     # ModelBackend.get_user: the row by primary key, if it may authenticate.
     model = get_user_model()
@@ -103,6 +115,9 @@ def _compile_session_query(store: DatabaseSessionStore) -> None:
 
     def get_session_from_db() -> Any:
         rows = lookup.fetch(store.session_key, timezone.now()) if store.session_key else []
+        if not rows and on_loop():
+            # Django's lookup forgets the key and may log: the threads do it.
+            raise NeedsThreads("no live session row")
         return rows[0] if rows else django_lookup()
 
     # An attribute on this one store object; the class is left alone.

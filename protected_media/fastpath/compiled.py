@@ -12,13 +12,20 @@ compiler holds the connection it was compiled for. Where the compiled
 parameters are not exactly the values given (a lookup that transforms its
 value, a manager that adds filters of its own), the lookup says so once and
 runs the plain queryset every time instead: slower, never different.
+
+Within ``reading_on_loop`` (``sqlite_reads``), ``fetch`` runs the same SQL on
+a read-only SQLite connection of the caller's, on the event loop, and raises
+``NeedsThreads`` for anything it cannot answer there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -44,9 +51,56 @@ class Uncompilable(Exception):
     """The queryset's SQL cannot be run again with new values as it stands."""
 
 
+class NeedsThreads(Exception):
+    """What the request needs cannot be read on the event loop: it goes to the
+    threads, which answer as they always have."""
+
+
+# Runs one statement (qmark style) with its parameters and returns its rows.
+Execute = Callable[[str, list[Any]], list[tuple[Any, ...]]]
+
+
+@dataclass(frozen=True)
+class LoopReader:
+    # The database alias whose file the connection behind ``execute`` reads.
+    alias: str
+    execute: Execute
+
+
+_loop_reader: contextvars.ContextVar[LoopReader | None] = contextvars.ContextVar(
+    "protected_media_loop_reader", default=None
+)
+
+
+@contextlib.contextmanager
+def reading_on_loop(reader: LoopReader) -> Iterator[None]:
+    """Within it, lookups run through ``reader`` rather than Django's connection."""
+    token = _loop_reader.set(reader)
+    try:
+        yield
+    finally:
+        _loop_reader.reset(token)
+
+
+def on_loop() -> bool:
+    """Whether lookups run through a loop reader now (``reading_on_loop``)."""
+    return _loop_reader.get() is not None
+
+
+# Django's SQLite cursor turns its "format" placeholders into "qmark" ones in
+# the same way (SQLiteCursorWrapper.convert_query); the probe proves the result.
+_FORMAT_PLACEHOLDER = re.compile(r"(?<!%)%s")
+
+
+def _qmark(sql: str) -> str:
+    return _FORMAT_PLACEHOLDER.sub("?", sql).replace("%%", "%")
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
+    # The same SQL for a plain sqlite3 connection.
+    qmark_sql: str
     compiler: SQLCompiler
     converters: dict[int, Any]
     attnames: tuple[str, ...]
@@ -71,6 +125,12 @@ class CompiledLookup(Generic[M]):
 
     def fetch(self, *values: Any) -> list[M]:
         alias = router.db_for_read(self.model)
+        reader = _loop_reader.get()
+        if reader is not None:
+            compiled = self._compiled(alias, values) if _compiling else None
+            if compiled is None:
+                raise NeedsThreads(f"{self.model.__name__} runs through the ORM")
+            return self._run(compiled, alias, values)
         compiled = self._compiled(alias, values) if _compiling else None
         if compiled is None:
             return list(self.queryset(alias, values))
@@ -96,9 +156,15 @@ class CompiledLookup(Generic[M]):
             field.get_db_prep_value(value, connection, prepared=False)
             for field, value in zip(self.fields, values, strict=True)
         ]
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
+        reader = _loop_reader.get()
+        if reader is not None:
+            if alias != reader.alias:
+                raise NeedsThreads(f"{self.model.__name__} is not in the loop's database")
+            rows = reader.execute(compiled.qmark_sql, params)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(compiled.sql, params)
+                rows = cursor.fetchall()
         converted = (
             compiled.compiler.apply_converters(rows, compiled.converters)
             if compiled.converters
@@ -150,6 +216,7 @@ class CompiledLookup(Generic[M]):
         columns = [column[0] for column in compiler.select[: compiler.col_count]]
         return _Compiled(
             sql=sql,
+            qmark_sql=_qmark(sql),
             compiler=compiler,
             converters=compiler.get_converters(columns),
             attnames=attnames,

@@ -10,12 +10,15 @@ probes and compares their answers with the ORM's and with ``get_user``'s
 error a changed internal raises, it says which once (a warning on the
 ``protected_media`` logger), and for the life of the process every lookup
 runs its plain queryset and the user comes from Django's ``get_user``:
-slower, never different. The probes only read.
+slower, never different. The probes only read. The same lookups prove the
+event loop's reads (``sqlite_reads``) through a connection of their kind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +35,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from . import compiled
-from .compiled import CompiledLookup
+from .compiled import CompiledLookup, LoopReader, reading_on_loop
 
 logger = logging.getLogger("protected_media")
 
@@ -51,6 +54,12 @@ _user_loader: UserLoader | None = None
 def user_loader() -> UserLoader | None:
     """How media requests load the user, once the probes have run; else None."""
     return _user_loader
+
+
+def copies_proven() -> bool:
+    """Whether the probes ran and media requests use the compiled lookups and
+    ``auth.load_user`` (rather than the ORM and Django's ``get_user``)."""
+    return _user_loader is not None and _user_loader is not get_user
 
 
 def running() -> bool:
@@ -98,6 +107,18 @@ def disagreement() -> str | None:
     return None
 
 
+def loop_disagreement(reader: LoopReader) -> str | None:
+    """What the lookups answer through ``reader`` that differs from the
+    ORM's answer, or None (blocking). The database's errors, Django's or
+    sqlite3's, are raised: the probe runs again on a later request."""
+    try:
+        return _lookups(reader)
+    except (DatabaseError, sqlite3.Error):
+        raise
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
 def _fast_user_loader() -> UserLoader:
     # Imported here: the entry point is imported before Django's app registry
     # is ready, and auth imports the models.
@@ -116,9 +137,10 @@ class _LookupProbe:
     made_up: tuple[Any, ...] | None
 
 
-def _lookups() -> str | None:
+def _lookups(reader: LoopReader | None = None) -> str | None:
     """The lookups media requests make, compiled afresh and run for a row of
-    each table (or values that find none), against the ORM's answer."""
+    each table (or values that find none), against the ORM's answer; through
+    ``reader`` where one is given, as on the event loop."""
     now = timezone.now()
     probes = [
         _LookupProbe(apps.get_model("protected_media", "StoredFile"), ("pk",), _pk, (MADE_UP_KEY,)),
@@ -146,7 +168,8 @@ def _lookups() -> str | None:
         if values is None:
             continue
         lookup = CompiledLookup(probe.model, probe.lookups, limit=1)
-        ours = [_described(instance) for instance in lookup.fetch_compiled(*values)]
+        with reading_on_loop(reader) if reader is not None else contextlib.nullcontext():
+            ours = [_described(instance) for instance in lookup.fetch_compiled(*values)]
         alias = router.db_for_read(probe.model)
         orms = [_described(instance) for instance in lookup.queryset(alias, values)]
         if ours != orms:

@@ -156,3 +156,16 @@ def test_django_handler_keeps_no_connection_across_requests(django_handler) -> N
         get_media(stack, url, session, 1)
         seen |= settled(stack, at_most)
         assert len(seen) <= at_most, seen
+
+
+def test_the_gateway_keeps_sqlite_in_wal_mode(entry_point) -> None:
+    # The media check reads on the event loop with a busy timeout of a few
+    # milliseconds; in WAL mode an upload's commit never holds those reads up.
+    stack, url, session = entry_point
+    if stack.database:
+        pytest.skip("the stack runs on PostgreSQL: no SQLite file to look at")
+    import sqlite3
+
+    get_media(stack, url, session, 1)
+    with sqlite3.connect(stack.data_dir / "db.sqlite3") as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

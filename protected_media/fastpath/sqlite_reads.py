@@ -1,0 +1,240 @@
+"""The check's reads on the event loop, for a database in one SQLite file.
+
+A thread hop costs more than the reads themselves: SQLite answers a lookup by
+primary key in tens of microseconds, in this process. So for the common case
+(a session row in Django's database session store, the user through
+``ModelBackend``, the record and the row holding its file, the default
+policy) the entry point reads on the event loop, through a read-only
+connection of its own, the same SQL the threads run (``compiled``).
+
+What keeps the loop from stalling is SQLite's busy timeout: a read that finds
+a writer holding the file waits at most
+``PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS`` milliseconds, then gives up, and
+the request goes to the threads, which wait for the writer as before. In WAL
+mode (``PRAGMA journal_mode=WAL``) readers do not wait for writers at all;
+without it, every commit makes the readers of that moment wait.
+
+Whatever the loop cannot answer exactly as the threads would (no session row,
+a password changed, another backend, another database, a policy of the
+site's, an error of any kind) it hands to the threads untouched: it never
+writes, and a request it gave up on starts afresh there.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.db import DatabaseError, connections, router
+from django.dispatch import Signal
+from django.http import HttpRequest
+
+from ..conf import conf
+from . import probe
+from .compiled import LoopReader, NeedsThreads, reading_on_loop
+
+if TYPE_CHECKING:
+    from ..decision import Found
+
+InThreads = Callable[..., Awaitable[Any]]
+
+logger = logging.getLogger("protected_media")
+
+SQLITE_ENGINE = "django.db.backends.sqlite3"
+DATABASE_SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sent with ``connection`` (a ``sqlite3.Connection``) each time one is opened,
+# as Django's ``connection_created`` is for its own connections.
+connection_opened = Signal()
+
+
+def database_file(alias: str) -> Path | None:
+    """The file of a SQLite database alias, or None where there is no plain
+    file to open (another engine, an in-memory or URI database)."""
+    if alias not in connections.settings:
+        return None
+    config = connections.settings[alias]
+    name = config.get("NAME")
+    if config.get("ENGINE") != SQLITE_ENGINE or not name or config.get("OPTIONS", {}).get("uri"):
+        return None
+    text = str(name)
+    if text == ":memory:" or text.startswith("file:"):
+        return None
+    return Path(text).resolve()
+
+
+def open_read_only(path: Path, busy_ms: int) -> sqlite3.Connection:
+    """A connection that can only read ``path``, typed as Django's are."""
+    connection = sqlite3.connect(
+        f"{path.as_uri()}?mode=ro",
+        uri=True,
+        # Django's SQLite connections parse declared types with the converters
+        # its backend registers on the sqlite3 module: rows come back alike.
+        detect_types=sqlite3.PARSE_DECLTYPES | sqlite3.PARSE_COLNAMES,
+        isolation_level=None,
+        # The probe opens one in a thread; each connection has a single user.
+        check_same_thread=False,
+    )
+    connection.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+    connection_opened.send(sender=open_read_only, connection=connection)
+    return connection
+
+
+def reader_for(connection: sqlite3.Connection, alias: str) -> LoopReader:
+    def execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return connection.execute(sql, params).fetchall()
+
+    return LoopReader(alias=alias, execute=execute)
+
+
+class LoopReads:
+    """One entry point's read-only connection, opened on first use and used
+    only on its event loop."""
+
+    def __init__(self) -> None:
+        self._connection: sqlite3.Connection | None = None
+        self._alias: str | None = None
+        # Set for good by an error that is not the database's (a Django
+        # internal that changed under the loop): the threads answer from then on.
+        self._broken = False
+        self._proven: bool | None = None
+
+    async def aload(
+        self, request: HttpRequest, key: str, in_threads: InThreads
+    ) -> tuple[Any, Found | None] | None:
+        """What the entry point's ``_load`` finds, read on the event loop;
+        None where the threads must read it. ``in_threads`` runs a blocking
+        call in the entry point's threads."""
+        busy_ms = conf.fast_path_sqlite_busy_ms
+        # Only through the copies the probe proved: they are what runs here.
+        if busy_ms is None or not probe.copies_proven() or not enabled():
+            return None
+        if self._proven is None:
+            # Once per entry point, before its first read on the loop.
+            try:
+                await in_threads(self.prove, busy_ms)
+            except DatabaseError:
+                return None
+        return self.load(request, key, busy_ms)
+
+    def load(self, request: HttpRequest, key: str, busy_ms: int) -> tuple[Any, Found | None] | None:
+        """The user and what the database holds for ``key``, as the threads'
+        ``_load`` finds them; None where the threads must answer."""
+        session = getattr(request, "session", None)
+        # Django's database store exactly: a subclass may load or decode otherwise.
+        if not self._proven or self._broken or type(session) is not DatabaseSessionStore:
+            return None
+        alias = router.db_for_read(DatabaseSessionStore.get_model_class())
+        # A fresh store: the one on the request stays unread if the threads
+        # take over, so that they read the session themselves.
+        store = DatabaseSessionStore(session.session_key)
+        try:
+            reader = self._reader(alias, busy_ms)
+            if reader is None:
+                return None
+            with reading_on_loop(reader):
+                loaded = _load_on_loop(store, key)
+        except NeedsThreads:
+            return None
+        except sqlite3.Error as error:
+            # Busy (a writer held the file past the timeout) or worse: a new
+            # connection next time, the threads this time.
+            if not _is_busy(error):
+                self.close()
+            return None
+        except Exception:
+            self._broken = True
+            self.close()
+            logger.warning(
+                "protected_media: reading on the event loop failed; "
+                "media requests read in the threads from now on",
+                exc_info=True,
+            )
+            return None
+        request.session = store
+        return loaded
+
+    @property
+    def proven(self) -> bool | None:
+        """Whether the reads agree with the ORM's; None until the probe has run."""
+        return self._proven
+
+    def prove(self, busy_ms: int) -> bool | None:
+        """Run the fast path's lookups through a connection like the loop's,
+        against the ORM (blocking, in a thread). A busy or failing database
+        leaves the question open for the next request."""
+        alias = router.db_for_read(DatabaseSessionStore.get_model_class())
+        path = database_file(alias)
+        if path is None:
+            self._proven = False
+            return False
+        try:
+            connection = open_read_only(path, busy_ms)
+        except sqlite3.Error:
+            return None
+        try:
+            failure = probe.loop_disagreement(reader_for(connection, alias))
+        except (DatabaseError, sqlite3.Error):
+            return None
+        finally:
+            connection.close()
+        if failure is not None:
+            logger.warning(
+                "protected_media: reads on the event loop disagree with the ORM (%s); "
+                "media requests read in the threads",
+                failure,
+            )
+        self._proven = failure is None
+        return self._proven
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _reader(self, alias: str, busy_ms: int) -> LoopReader | None:
+        if self._connection is not None and self._alias != alias:
+            self.close()
+        if self._connection is None:
+            path = database_file(alias)
+            if path is None:
+                return None
+            self._connection = open_read_only(path, busy_ms)
+            self._alias = alias
+        return reader_for(self._connection, alias)
+
+
+def _load_on_loop(store: DatabaseSessionStore, key: str) -> tuple[Any, Found | None]:
+    # Imported on use: the entry point is imported before Django's app
+    # registry is ready, and these import the models.
+    from ..decision import find
+    from ..keys import is_key
+    from .auth import load_user
+
+    request = HttpRequest()
+    request.session = store
+    user = load_user(request)
+    found = find(key) if user.is_authenticated and is_key(key) else None
+    return user, found
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error)
+
+
+def enabled() -> bool:
+    """Whether the settings let media requests read on the loop: the setting
+    on, the default policy (a site's own may read anything), Django's
+    database session store."""
+    return (
+        conf.fast_path_sqlite_busy_ms is not None
+        and conf.policy is None
+        and settings.SESSION_ENGINE == DATABASE_SESSION_ENGINE
+    )
