@@ -5,6 +5,9 @@ VENV_PYTHON := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 NEXT_VERSION := 3.13
 NEXT_VENV ?= .venv-next
+COMPAT_VENV ?= .venv-compat
+# The pins a venv is made from: requirements-compat.lock for the compat run.
+LOCK ?= requirements.lock
 PYTHON_NEXT ?= $(shell scripts/find-python $(NEXT_VERSION))
 # The database of each half (TEST_DATABASE_URL; empty: SQLite). The LTS half,
 # which also lints, type-checks and measures coverage, runs on SQLite, the
@@ -16,7 +19,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 LTS_DATABASE_URL ?=
 NEXT_DATABASE_URL ?= $(POSTGRES_URL)
 
-.PHONY: run test test-quick test-lts test-next venv nginx test-system postgres lock lint clean bench bench-smoke timing-probe crafted-uploads soak
+.PHONY: run test test-quick test-lts test-next test-compat venv nginx test-system postgres lock lint clean bench bench-smoke timing-probe crafted-uploads soak
 
 run: venv nginx
 	$(VENV_PYTHON) -m gateway.stack
@@ -28,8 +31,12 @@ run: venv nginx
 # servers it drives (nginx, uvicorn, Chromium, the store, the clock), so on
 # two cores both take little more than one. Each half's output is printed
 # whole when it ends; `make test-lts` or `make test-next` runs one alone.
+#
+# Then the in-process tests once more on Django 5.2 LTS and the newest Python,
+# the pair of a site that stays on the LTS (`make test-compat`, a few minutes).
 test: postgres test-system
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-lts test-next
+	@$(MAKE) --no-print-directory test-compat
 
 # The inner loop: every test that starts no real server (no nginx, uvicorn or
 # Chromium), on the LTS venv.
@@ -51,13 +58,24 @@ test-next: test-system
 	$(NEXT_VENV)/bin/python -c "import django, sys; print(f'[gateway] Python {sys.version.split()[0]}, Django {django.get_version()}')"
 	TEST_DATABASE_URL='$(NEXT_DATABASE_URL)' $(NEXT_VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
+# Every test that starts no real server, on Python $(NEXT_VERSION) with Django
+# 5.2 LTS (requirements-compat.lock), on SQLite.
+test-compat:
+	@if [ -z "$(PYTHON_NEXT)" ]; then \
+		echo "[gateway] Python $(NEXT_VERSION) was not found (PATH or pyenv): the Django 5.2 run on it cannot happen." >&2; \
+		exit 1; \
+	fi
+	@$(MAKE) --no-print-directory venv VENV=$(COMPAT_VENV) PYTHON=$(PYTHON_NEXT) LOCK=requirements-compat.lock
+	$(COMPAT_VENV)/bin/python -c "import django, sys; print(f'[gateway] Python {sys.version.split()[0]}, Django {django.get_version()}')"
+	TEST_DATABASE_URL= $(COMPAT_VENV)/bin/python -m pytest -p no:cacheprovider -m "not stack and not browser" $(PYTEST_ARGS)
+
 venv: $(VENV)/.synced
 
-# Installs exactly what requirements.lock pins (hashes checked) into .venv.
-$(VENV)/.synced: requirements.lock
+# Installs exactly what the lock pins (hashes checked) into the venv.
+$(VENV)/.synced: $(LOCK)
 	@test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
 	@$(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip sync --quiet --python $(VENV_PYTHON) --require-hashes requirements.lock
+	$(VENV)/bin/uv pip sync --quiet --python $(VENV_PYTHON) --require-hashes $(LOCK)
 	@touch $@
 
 nginx:
@@ -75,9 +93,18 @@ postgres:
 	@scripts/ensure-postgres '$(LTS_DATABASE_URL)' '$(NEXT_DATABASE_URL)'
 
 # Re-resolve the pins after changing dependencies in pyproject.toml.
+# requirements.lock serves the LTS and the newest halves (Django 6.x on
+# 3.12+: constraints/newest.txt); requirements-compat.lock, Django 5.2 LTS on
+# the newest Python (constraints/compat.txt). The package itself allows both.
+LOCK_GROUPS := --extra metrics --extra s3 --extra gateway --group test --group dev --group bench --group docs
 lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
-		--extra metrics --extra s3 --extra gateway --group test --group dev --group bench --group docs --generate-hashes --quiet -o requirements.lock
+		-c constraints/newest.txt $(LOCK_GROUPS) --generate-hashes --quiet -o requirements.lock
+	@# The same pins as requirements.lock for everything but Django.
+	@mkdir -p var && grep -E '^[a-z0-9_.-]+==' requirements.lock | sed 's/ *\\$$//' \
+		| grep -v '^django==' > var/lock-pins.txt
+	$(VENV)/bin/uv pip compile pyproject.toml --python-version $(NEXT_VERSION) \
+		-c var/lock-pins.txt -c constraints/compat.txt $(LOCK_GROUPS) --generate-hashes --quiet -o requirements-compat.lock
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -12,9 +12,12 @@ import sys
 import textwrap
 import zipfile
 from dataclasses import dataclass
+from email.message import Message
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 pytestmark = pytest.mark.stack
 
@@ -104,6 +107,46 @@ def test_the_wheel_requires_only_what_protecting_a_file_needs(wheel) -> None:
     assert "prometheus-client>=0.20; extra == 'metrics'" in requires
     assert "prometheus-client>=0.20; extra == 'gateway'" in requires
     assert not any(r.lower().startswith("tqdm") for r in requires)
+
+
+def _metadata(wheel: Path) -> Message:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        return Parser().parsestr(archive.read(name).decode())
+
+
+@pytest.mark.parametrize("python", ["3.11", "3.12", "3.13"])
+def test_installing_the_wheel_keeps_a_sites_django_5_2(wheel, python) -> None:
+    # On Python 3.12, `Django>=6.0; python_version >= '3.12'` once upgraded a
+    # site's Django 5.2 to 6.1 without a word.
+    environment = {"python_version": python, "python_full_version": f"{python}.0", "extra": ""}
+    django = [
+        Requirement(line)
+        for line in _metadata(wheel).get_all("Requires-Dist", [])
+        if Requirement(line).name.lower() == "django"
+    ]
+    applying = [r for r in django if r.marker is None or r.marker.evaluate(environment)]
+    assert applying, django
+    assert all(r.specifier.contains("5.2.19") for r in applying), applying
+    if python != "3.11":
+        # And a site on 6.x keeps it (Django 6 itself needs Python 3.12).
+        assert all(r.specifier.contains("6.1.3") for r in applying), applying
+
+
+def test_the_classifiers_and_extras_say_what_the_package_supports(wheel) -> None:
+    metadata = _metadata(wheel)
+    classifiers = set(metadata.get_all("Classifier", []))
+    assert {
+        "Framework :: Django :: 5.2",
+        "Framework :: Django :: 6.0",
+        "Framework :: Django :: 6.1",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+    } <= classifiers
+    # The ASGI server is one extra away, as the install guide says.
+    assert "uvicorn" in metadata.get_all("Provides-Extra", [])
+    assert "uvicorn[standard]>=0.30; extra == 'uvicorn'" in metadata.get_all("Requires-Dist", [])
 
 
 @dataclass(frozen=True)
