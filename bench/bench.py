@@ -22,6 +22,8 @@ static folder. Then wrk drives, through nginx and at each concurrency:
 - django-view: the same through Django's handler (PROTECTED_MEDIA_FAST_PATH off);
 - fallback:    the same with Python streaming the bytes;
 - gateway-2w:  the gateway case with two uvicorn workers (4 KiB only);
+- gateway-threads: the gateway case (4 KiB) with the entry point's reads in
+               its threads rather than on the event loop;
 - health:      ``/healthz``, an async Django view touching no database: what
                any request through nginx and Django costs at the least;
 - s3-gateway:  the gateway case on the S3 stack: X-Accel-Redirect to the
@@ -89,8 +91,9 @@ SIZES = {"4KiB": 4 * KIB, "1MiB": MIB, "64MiB": 64 * MIB}
 SMOKE_SIZES = ("4KiB", "1MiB")
 FILE_CASES = ("static", "gateway", "django-view", "fallback")
 SCALING_CASE = "gateway-2w"
-CASES = (*FILE_CASES, *STORE_CASES, SCALING_CASE, "health")
-HANDOFF_CASES = ("gateway", "django-view", SCALING_CASE, STORE_GATEWAY)
+THREADS_CASE = "gateway-threads"
+CASES = (*FILE_CASES, *STORE_CASES, SCALING_CASE, THREADS_CASE, "health")
+HANDOFF_CASES = ("gateway", "django-view", SCALING_CASE, THREADS_CASE, STORE_GATEWAY)
 # The S3 stack's SeaweedFS keeps its objects in a temporary folder of the
 # run, removed with the stacks' folders.
 STORE_FOLDER = "seaweedfs"
@@ -545,7 +548,7 @@ def ratios_of(results: list[Result]) -> list[dict[str, Any]]:
         for size in SIZES:
             cases = {
                 case: found.get((case, size, concurrency))
-                for case in (*FILE_CASES, *STORE_CASES, SCALING_CASE)
+                for case in (*FILE_CASES, *STORE_CASES, SCALING_CASE, THREADS_CASE)
             }
             if not any(cases.values()):
                 continue
@@ -566,6 +569,7 @@ def ratios_of(results: list[Result]) -> list[dict[str, Any]]:
                 "two_workers_over_one_rps": _ratio(
                     _of(cases[SCALING_CASE], rps), _of(gateway, rps)
                 ),
+                "loop_over_threads_rps": _ratio(_of(gateway, rps), _of(cases[THREADS_CASE], rps)),
                 "gateway_rss_growth_mib": _growth_mib(gateway),
                 "fallback_rss_growth_mib": _growth_mib(fallback),
                 **store_ratios(gateway, cases[STORE_GATEWAY], cases[STORE_DIRECT]),
@@ -651,6 +655,7 @@ def ratios_table(ratios: list[dict[str, Any]]) -> str:
             _fmt(row["django_view_over_health_rps"], 3),
             _fmt(row["gateway_over_django_view_rps"], 3),
             _fmt(row["two_workers_over_one_rps"], 3),
+            _fmt(row["loop_over_threads_rps"], 3),
             _fmt(row["fallback_over_static_rps"], 3),
             _fmt(row["fallback_over_static_mibps"], 3),
             f"{_fmt(row['gateway_rss_growth_mib'], 0)}/{_fmt(row['fallback_rss_growth_mib'], 0)}",
@@ -671,6 +676,7 @@ def ratios_table(ratios: list[dict[str, Any]]) -> str:
         "django-view/health req/s",
         "gateway/django-view req/s",
         "2 workers/1 req/s",
+        "gateway/gateway-threads req/s",
         "fallback/static req/s",
         "fallback/static MiB/s",
         "RSS growth MiB gateway/fallback",
@@ -881,7 +887,7 @@ def run(args: argparse.Namespace) -> int:
     seaweed: Seaweed | None = None
     cases = set(args.cases)
     try:
-        handoff = django_view = fallback = scaled = s3 = None
+        handoff = django_view = fallback = scaled = threads = s3 = None
         if cases & {"static", "gateway", "health"}:
             handoff = start_stack("handoff", args.workers, folders)
         if "django-view" in cases:
@@ -892,6 +898,10 @@ def run(args: argparse.Namespace) -> int:
             )
         if SCALING_CASE in cases and "4KiB" in args.sizes:
             scaled = start_stack(SCALING_CASE, args.workers * 2, folders)
+        if THREADS_CASE in cases and "4KiB" in args.sizes:
+            threads = start_stack(
+                THREADS_CASE, args.workers, folders, GATEWAY_FAST_MEDIA_LOOP_READS="0"
+            )
         if cases & set(STORE_CASES):
             store_dir = Path(tempfile.mkdtemp(prefix="gateway-bench-store-"))
             folders.append(store_dir)
@@ -899,7 +909,7 @@ def run(args: argparse.Namespace) -> int:
             store = seaweed.start()
             log(f"SeaweedFS serving bucket {store.bucket!r} at {store.endpoint_url}")
             s3 = start_stack("s3", args.workers, folders, **store.gateway_environment())
-        stacks = [stack for stack in (handoff, django_view, fallback, scaled, s3) if stack]
+        stacks = [stack for stack in (handoff, django_view, fallback, scaled, threads, s3) if stack]
         # Side by side, on two cores: the stacks' migrations, collectstatic
         # and sign-ins overlap; the cases are timed one at a time.
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(stacks)) as pool:
@@ -940,6 +950,10 @@ def run(args: argparse.Namespace) -> int:
         if scaled:
             targets.append(
                 Target(SCALING_CASE, "4KiB", scaled, media[id(scaled)]["4KiB"], files["4KiB"])
+            )
+        if threads:
+            targets.append(
+                Target(THREADS_CASE, "4KiB", threads, media[id(threads)]["4KiB"], files["4KiB"])
             )
         if handoff and "health" in cases:
             targets.append(Target("health", None, handoff, "/healthz", HEALTH_BODY))

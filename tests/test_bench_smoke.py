@@ -45,6 +45,8 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
         for size in ("4KiB", "1MiB")
         for case in ("static", "gateway", "fallback")
     } | {("health", None, concurrency) for concurrency in concurrencies}
+    # The entry point's reads on the event loop, beside the same reads in its threads.
+    expected |= {("gateway-threads", "4KiB", concurrency) for concurrency in concurrencies}
     # The object store's path, once: through nginx and the check, and a
     # presigned GET straight to the store, side by side.
     expected |= {(case, "1MiB", max(concurrencies)) for case in ("s3-gateway", "s3-direct")}
@@ -59,6 +61,9 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
         assert result["rss_after_kib"] > 0, key
     assert report["ratios"], "no ratios computed"
     assert "RATIOS" in done.stdout
+    assert all(
+        row["loop_over_threads_rps"] > 0 for row in report["ratios"] if row["size"] == "4KiB"
+    )
     (store_row,) = [row for row in report["ratios"] if row["s3_rss_before_mib"] is not None]
     assert (store_row["size"], store_row["concurrency"]) == ("1MiB", max(concurrencies))
     assert store_row["s3_gateway_over_direct_mibps"] > 0
