@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
-from tests.stack.conftest import MAX_UPLOAD
+from tests.stack.conftest import MAX_UPLOAD, start_stack
 from tests.stack.harness import Stack
 
 from .conftest import VIEWPORT
@@ -321,3 +321,84 @@ def test_the_plain_form_works_without_javascript(
     page.get_by_role("button", name="Delete plain.txt").click()
     expect(page.get_by_role("status")).to_have_text("Deleted plain.txt.")
     assert stored_names(page) == []
+
+
+def drop_photos(page: Page, count: int) -> list[str]:
+    names = [f"photo-{number:02}.png" for number in range(count)]
+    drop(
+        page,
+        [
+            (name, "image/png", picture((40, 30), hue=number * 12))
+            for number, name in enumerate(names)
+        ],
+    )
+    return names
+
+
+def post_statuses(page: Page) -> list[int]:
+    """The status of every upload the page sends, as they arrive."""
+    statuses: list[int] = []
+    page.on(
+        "response",
+        lambda r: (
+            statuses.append(r.status)
+            if r.request.method == "POST" and r.url.endswith("/api/files/")
+            else None
+        ),
+    )
+    return statuses
+
+
+def assert_all_uploaded(page: Page, names: list[str]) -> None:
+    rows = page.get_by_role("list", name="Uploads").get_by_role("listitem")
+    expect(rows.filter(has_text="Uploaded.")).to_have_count(len(names), timeout=120_000)
+    expect(page.locator("ol.uploads li.error")).to_have_count(0)
+    expect(page.get_by_role("button", name="Retry failed uploads")).to_be_hidden()
+    assert stored_names(page) == names
+
+
+def test_thirty_dropped_images_all_upload_with_the_default_limits(
+    page: Page, stack: Stack, user: str
+) -> None:
+    sign_in(page, stack, user)
+    statuses = post_statuses(page)
+    names = drop_photos(page, 30)
+    assert_all_uploaded(page, names)
+    assert statuses.count(201) == 30
+
+
+@pytest.fixture(scope="module")
+def tight_stack(tmp_path_factory) -> Iterator[Stack]:
+    """A stack whose upload limit a batch is sure to meet: one a second after
+    a burst of two (Retry-After: 1)."""
+    running = start_stack(
+        tmp_path_factory, "browser-tight", GATEWAY_UPLOAD_RATE="1r/s", GATEWAY_UPLOAD_BURST="2"
+    )
+    yield running
+    running.stop()
+
+
+def test_a_batch_over_the_rate_limit_waits_as_retry_after_says(
+    browser: Browser, tight_stack: Stack
+) -> None:
+    # Sent as fast as they came, these once failed with "HTTP 429": each file
+    # now waits the 429's Retry-After, says so, and is sent again.
+    tight_stack.shell(
+        "from django.contrib.auth.models import User\n"
+        f"User.objects.create_user('dora', password={PASSWORD!r})\n"
+    )
+    context = browser.new_context(base_url=tight_stack.url, viewport=VIEWPORT)
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        sign_in(page, tight_stack, "dora")
+        statuses = post_statuses(page)
+        names = drop_photos(page, 10)
+        expect(page.locator("ol.uploads").get_by_text("the server is busy")).not_to_have_count(
+            0, timeout=30_000
+        )
+        assert_all_uploaded(page, names)
+        assert statuses.count(429) > 0, statuses
+        assert statuses.count(201) == 10
+    finally:
+        context.close()

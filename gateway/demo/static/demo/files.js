@@ -23,6 +23,21 @@
   const queue = [];
   let current = null;
   let stored = 0;
+  // Files that failed for a reason that may pass (busy, out of reach, the
+  // connection lost), offered again by the "Retry failed" button.
+  let retryable = [];
+  // A busy server (429 from our own rate limits, 503 while the store is out of
+  // reach) says when to come back with Retry-After: each file waits that long
+  // and is sent again, a few times at most, before it counts as failed.
+  const MAX_ATTEMPTS = 8;
+  const MAX_WAIT_SECONDS = 60;
+  const BUSY = [429, 503];
+  const retryButton = document.createElement("button");
+  retryButton.type = "button";
+  retryButton.className = "retry-failed";
+  retryButton.textContent = "Retry failed uploads";
+  retryButton.hidden = true;
+  rows.after(retryButton);
 
   input.multiple = true;
   form.querySelector("label[for='" + input.id + "']").append(", or several");
@@ -80,7 +95,40 @@
     item.append(name);
     rows.append(item);
     rows.hidden = false;
-    return { file: file, item: item, state: state, progress: null, cancel: null, xhr: null };
+    return {
+      file: file,
+      item: item,
+      state: state,
+      progress: null,
+      cancel: null,
+      xhr: null,
+      timer: null,
+      attempts: 0,
+    };
+  }
+
+  function addCancel(job) {
+    job.cancel = document.createElement("button");
+    job.cancel.type = "button";
+    job.cancel.textContent = "Cancel";
+    job.cancel.setAttribute("aria-label", "Cancel the upload of " + job.file.name);
+    job.cancel.addEventListener("click", function () {
+      cancel(job);
+    });
+    job.item.insertBefore(job.cancel, job.progress);
+  }
+
+  // Seconds to wait before sending again, from Retry-After (bounded), or
+  // null when the answer does not invite another try.
+  function waitOf(xhr) {
+    if (!BUSY.includes(xhr.status)) {
+      return null;
+    }
+    const seconds = Number.parseInt(xhr.getResponseHeader("Retry-After") || "", 10);
+    if (!Number.isFinite(seconds) || seconds < 0) {
+      return 2;
+    }
+    return Math.min(Math.max(seconds, 1), MAX_WAIT_SECONDS);
   }
 
   function finish(job, kind, text, message) {
@@ -106,6 +154,8 @@
       status.replaceChildren();
       rows.replaceChildren();
       stored = 0;
+      retryable = [];
+      retryButton.hidden = true;
     }
     for (const file of files) {
       const job = row(file);
@@ -115,24 +165,39 @@
         finish(job, "error", refused, refused);
         continue;
       }
-      job.progress = document.createElement("progress");
-      job.progress.max = file.size || 1;
-      job.progress.value = 0;
-      job.progress.setAttribute("aria-label", "Upload of " + file.name);
-      job.cancel = document.createElement("button");
-      job.cancel.type = "button";
-      job.cancel.textContent = "Cancel";
-      job.cancel.setAttribute("aria-label", "Cancel the upload of " + file.name);
-      job.cancel.addEventListener("click", function () {
-        cancel(job);
-      });
-      job.state.textContent = "Waiting…";
-      job.item.append(job.cancel, job.progress, job.state);
+      prepare(job);
       queue.push(job);
     }
     input.value = "";
     next();
   }
+
+  function prepare(job) {
+    job.progress = document.createElement("progress");
+    job.progress.max = job.file.size || 1;
+    job.progress.value = 0;
+    job.progress.setAttribute("aria-label", "Upload of " + job.file.name);
+    job.state.textContent = "Waiting…";
+    job.item.append(job.progress, job.state);
+    addCancel(job);
+  }
+
+  // "Retry failed": the files that failed for a reason that may pass, sent again.
+  retryButton.addEventListener("click", function () {
+    const again = retryable;
+    retryable = [];
+    retryButton.hidden = true;
+    for (const job of again) {
+      job.item.classList.remove("error");
+      job.attempts = 0;
+      prepare(job);
+      queue.push(job);
+    }
+    if (again.length) {
+      again[0].item.focus();
+    }
+    next();
+  });
 
   function cancel(job) {
     const waiting = queue.indexOf(job);
@@ -143,8 +208,14 @@
       // Only while the body is still on its way (the button goes once it is
       // all sent): nginx buffers a request body in full before passing it
       // on, so an aborted upload never reaches Django and nothing is stored.
+      // Or while waiting to be sent again: nothing is on its way.
       current = null;
-      job.xhr.abort();
+      if (job.timer !== null) {
+        clearTimeout(job.timer);
+        job.timer = null;
+      } else {
+        job.xhr.abort();
+      }
     }
     job.progress.remove();
     finish(
@@ -185,6 +256,12 @@
       return;
     }
     current = job;
+    send(job);
+  }
+
+  function send(job) {
+    job.timer = null;
+    job.attempts += 1;
     const xhr = new XMLHttpRequest();
     job.xhr = xhr;
     job.state.textContent = "Uploading…";
@@ -210,6 +287,22 @@
       if (current !== job) {
         return; // cancelled
       }
+      const wait = waitOf(xhr);
+      if (wait !== null && job.attempts < MAX_ATTEMPTS) {
+        // Still this file's turn: it waits, then goes again (Cancel works).
+        job.progress.value = 0;
+        job.state.textContent =
+          "Waiting " + wait + (wait === 1 ? " second" : " seconds") + ": the server is busy…";
+        if (!job.cancel) {
+          addCancel(job);
+        }
+        job.timer = setTimeout(function () {
+          if (current === job) {
+            send(job);
+          }
+        }, wait * 1000);
+        return;
+      }
       current = null;
       if (xhr.status === 201) {
         job.progress.value = job.progress.max;
@@ -218,6 +311,9 @@
       } else {
         job.progress.remove();
         const why = answer(xhr);
+        if (wait !== null || xhr.status === 0 || xhr.status >= 500) {
+          retryable.push(job);
+        }
         finish(job, "error", why, job.file.name + ": " + why);
       }
       next();
@@ -233,6 +329,7 @@
   // The batch is over: show the new files by fetching this page again and
   // swapping in its list of files (the status and the rows stay).
   function done() {
+    retryButton.hidden = retryable.length === 0;
     if (!stored) {
       return;
     }
