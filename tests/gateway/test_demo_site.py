@@ -102,8 +102,8 @@ class Page(HTMLParser):
         return self.root.find(tag, **attrs)
 
     def messages(self) -> list[tuple[str | None, str]]:
-        box = self.root.find_all("ul", class_="messages")
-        return [(li["class"], li.text.strip()) for ul in box for li in ul.find_all("li")]
+        box = self.root.find_all("div", class_="messages")
+        return [(line["class"], line.text.strip()) for div in box for line in div.find_all("p")]
 
 
 def page(response) -> Page:

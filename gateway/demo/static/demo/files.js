@@ -23,6 +23,10 @@
   const queue = [];
   let current = null;
   let stored = 0;
+  // What became of this batch's files, for its one summary line.
+  let tally = { uploaded: 0, refused: 0, failed: 0, cancelled: 0 };
+  // The last file's message with its name: a batch of one says just that.
+  let lastMessage = "";
   // Files that failed for a reason that may pass (busy, out of reach, the
   // connection lost), offered again by the "Retry failed" button.
   let retryable = [];
@@ -76,11 +80,41 @@
     return null;
   }
 
+  // The live region holds one line: the batch's summary, once it is over.
+  // Each file's own message is in its row.
   function announce(text, kind) {
-    const item = document.createElement("li");
-    item.className = kind;
-    item.textContent = text;
-    status.append(item);
+    const line = document.createElement("p");
+    line.className = kind;
+    line.textContent = text;
+    status.replaceChildren(line);
+  }
+
+  function plural(count, one, many) {
+    return count + " " + (count === 1 ? one : many);
+  }
+
+  function summary() {
+    const parts = [];
+    if (tally.uploaded) {
+      parts.push(plural(tally.uploaded, "file uploaded", "files uploaded"));
+    }
+    if (tally.refused) {
+      parts.push(tally.refused + " refused");
+    }
+    if (tally.failed) {
+      parts.push(tally.failed + " failed");
+    }
+    if (tally.cancelled) {
+      parts.push(tally.cancelled + " cancelled");
+    }
+    let text = parts.join(", ");
+    text = text.charAt(0).toUpperCase() + text.slice(1);
+    if (tally.refused || tally.failed) {
+      text += ": each file below says why.";
+    } else {
+      text += ".";
+    }
+    return text;
   }
 
   function row(file) {
@@ -131,7 +165,11 @@
     return Math.min(Math.max(seconds, 1), MAX_WAIT_SECONDS);
   }
 
-  function finish(job, kind, text, message) {
+  // ``outcome``: uploaded, refused, failed or cancelled.
+  function finish(job, outcome, text, message) {
+    const kind = outcome === "uploaded" ? "done" : "error";
+    tally[outcome] += 1;
+    lastMessage = message;
     job.state.textContent = text;
     job.item.classList.add(kind);
     if (job.cancel) {
@@ -142,7 +180,6 @@
         job.item.focus();
       }
     }
-    announce(message, kind === "done" ? "success" : "error");
   }
 
   function choose(files) {
@@ -154,6 +191,7 @@
       status.replaceChildren();
       rows.replaceChildren();
       stored = 0;
+      tally = { uploaded: 0, refused: 0, failed: 0, cancelled: 0 };
       retryable = [];
       retryButton.hidden = true;
     }
@@ -162,7 +200,7 @@
       const refused = refusal(file);
       if (refused) {
         job.item.append(job.state);
-        finish(job, "error", refused, refused);
+        finish(job, "refused", refused, refused);
         continue;
       }
       prepare(job);
@@ -186,6 +224,7 @@
   retryButton.addEventListener("click", function () {
     const again = retryable;
     retryable = [];
+    tally.failed -= again.length;
     retryButton.hidden = true;
     for (const job of again) {
       job.item.classList.remove("error");
@@ -220,7 +259,7 @@
     job.progress.remove();
     finish(
       job,
-      "error",
+      "cancelled",
       "Cancelled; nothing was stored.",
       "Cancelled " + job.file.name + "; nothing was stored.",
     );
@@ -307,14 +346,16 @@
       if (xhr.status === 201) {
         job.progress.value = job.progress.max;
         stored += 1;
-        finish(job, "done", "Uploaded.", "Uploaded " + job.file.name + ".");
+        finish(job, "uploaded", "Uploaded.", "Uploaded " + job.file.name + ".");
       } else {
         job.progress.remove();
         const why = answer(xhr);
         if (wait !== null || xhr.status === 0 || xhr.status >= 500) {
           retryable.push(job);
+          finish(job, "failed", why, job.file.name + ": " + why);
+        } else {
+          finish(job, "refused", why, job.file.name + ": " + why);
         }
-        finish(job, "error", why, job.file.name + ": " + why);
       }
       next();
     });
@@ -330,6 +371,13 @@
   // swapping in its list of files (the status and the rows stay).
   function done() {
     retryButton.hidden = retryable.length === 0;
+    const finished = tally.uploaded + tally.refused + tally.failed + tally.cancelled;
+    if (finished) {
+      announce(
+        finished === 1 ? lastMessage : summary(),
+        tally.uploaded === finished ? "success" : "error",
+      );
+    }
     if (!stored) {
       return;
     }
