@@ -6,6 +6,8 @@ from protected_media.ops import metrics
 from .demo import api, views
 
 handler400 = "gateway.demo.api.bad_request"
+handler403 = "gateway.demo.api.permission_denied"
+handler404 = "gateway.demo.api.page_not_found"
 handler500 = "gateway.demo.api.server_error"
 
 urlpatterns = [

@@ -414,6 +414,14 @@ def test_unit_command_serves_the_gateway(short_dir: Path) -> None:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # The deploy procedure collects the static files before the service
+    # starts: the site's pages name them by their hashed names.
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+    )
     # The checkout stands in for WorkingDirectory.
     with log.open("wb") as output:
         process = subprocess.Popen(["/bin/sh", "-c", script], cwd=BASE_DIR, env=env, stdout=output)

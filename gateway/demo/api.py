@@ -6,7 +6,9 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from datetime import timedelta
+from http import HTTPStatus
 from typing import Any
 from uuid import UUID
 
@@ -17,10 +19,13 @@ from django.core.exceptions import (
     ValidationError,
 )
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.http.multipartparser import MultiPartParserError
-from django.views.csrf import csrf_failure as django_csrf_failure
+from django.middleware.csrf import REASON_NO_CSRF_COOKIE
+from django.template import loader
 from django.views.defaults import bad_request as django_bad_request
+from django.views.defaults import page_not_found as django_page_not_found
+from django.views.defaults import permission_denied as django_permission_denied
 from django.views.defaults import server_error as django_server_error
 
 from protected_media.audit_grants import acting
@@ -30,7 +35,7 @@ from protected_media.grants import grants_of, prefetch_grants
 from protected_media.inspection import UploadRefused
 from protected_media.models import ProtectedFile, ShareLink, StoredFile, prefetch_records
 from protected_media.names import served_name
-from protected_media.responses import database_unavailable
+from protected_media.responses import database_unavailable, not_found
 from protected_media.shares import create_share, revoke, share_url
 
 from .sharing import AUDIENCES, owned_shares
@@ -295,19 +300,41 @@ def parse_lifetime(value: object) -> timedelta | None:
     return timedelta(seconds=value)
 
 
+def site_page(render: Callable[[], HttpResponse], status: int) -> HttpResponse:
+    """One of the site's error pages, or the status's plain reason if the page
+    itself cannot render (a static manifest not collected yet, a broken
+    template): an error page must never turn into a second error."""
+    try:
+        return render()
+    except Exception:
+        logger.exception("The %d page could not be rendered", status)
+        return HttpResponse(
+            f"{HTTPStatus(status).phrase}\n",
+            status=status,
+            content_type="text/plain; charset=utf-8",
+        )
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: a database that cannot answer now (down, or its connection
     pool exhausted under load) is a 503 with Retry-After, logged once per
     outage, not a 500 with a traceback per request; JSON for the API."""
     raised = sys.exc_info()[1]
     if not isinstance(raised, DatabaseError):
-        return django_server_error(request)
+        return site_page(lambda: django_server_error(request), 500)
     response = database_unavailable(raised)
     if request.path.startswith("/api/"):
         busy = error("The database cannot answer right now; try again in a few seconds.", 503)
         for header in ("Retry-After", "Cache-Control"):
             busy[header] = response[header]
         response = busy
+    elif not request.path.startswith(conf.url):
+        # The site's page, rendered without the request: its user and
+        # session are in the database that cannot answer.
+        page = site_page(lambda: HttpResponse(loader.render_to_string("503.html"), status=503), 503)
+        for header in ("Retry-After", "Cache-Control"):
+            page[header] = response[header]
+        response = page
     # database_unavailable() logged it, once for the whole outage.
     response._has_been_logged = True  # type: ignore[attr-defined]
     return response
@@ -319,7 +346,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     if request.path.startswith("/api/"):
         response: HttpResponse = error(UNREADABLE_UPLOAD, 400)
     else:
-        response = django_bad_request(request, exception)
+        response = site_page(lambda: django_bad_request(request, exception), 400)
     if not isinstance(exception, SuspiciousOperation):
         # Django would log a traceback and the path for every garbled body a
         # client sends (and a share link's path holds its token): one line,
@@ -329,6 +356,23 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     return response
 
 
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: JSON for the API, the media's one plain 404 under its
+    prefix (the same bytes whether or not a file exists), the site's page
+    elsewhere."""
+    if request.path.startswith("/api/"):
+        return error("Not found.", 404)
+    if request.path.startswith(conf.url):
+        return not_found()
+    return site_page(lambda: django_page_not_found(request, exception), 404)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return error("Not allowed.", 403)
+    return site_page(lambda: django_permission_denied(request, exception), 403)
+
+
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     if request.path.startswith("/api/"):
         return error(
@@ -336,4 +380,9 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
             "in the X-CSRFToken header.",
             403,
         )
-    return django_csrf_failure(request, reason)
+    # Django gives a site's own CSRF template no context: say which case it is.
+    context = {"no_cookie": reason == REASON_NO_CSRF_COOKIE}
+    return site_page(
+        lambda: HttpResponseForbidden(loader.render_to_string("403_csrf.html", context, request)),
+        403,
+    )

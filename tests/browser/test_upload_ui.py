@@ -193,7 +193,6 @@ def test_refused_files_say_what_is_allowed_and_nothing_is_stored(
         f"page.html: this type of file (text/html) is not allowed. Allowed: {ALLOWED}. "
         "Nothing was uploaded."
     )
-    from_server = f"fake.png: This type of file is not allowed. Allowed: {ALLOWED}."
     expect(summary(page)).to_have_text("3 refused: each file below says why.")
     expect(upload_row(page, "huge.pdf")).to_contain_text(too_big)
     expect(upload_row(page, "page.html")).to_contain_text(wrong_type)

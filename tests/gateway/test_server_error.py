@@ -45,11 +45,16 @@ def test_the_api_answers_503_in_json(alice, database_gone, caplog) -> None:
     assert len(errors) == 1 and "cannot answer" in errors[0].getMessage()
 
 
-def test_a_page_answers_503_in_text(alice, database_gone) -> None:
+def test_a_page_answers_503_with_the_sites_page(alice, database_gone) -> None:
     response = signed_in(alice).get("/files/")
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
-    assert response.content == b"Service Unavailable\n"
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    body = response.content.decode()
+    assert "<title>Busy for a moment · Media gateway</title>" in body
+    assert "Try again in a few seconds; nothing was changed." in body
+    # Rendered without the request: no user, so nothing asked the database.
+    assert "Sign out" not in body
 
 
 def test_other_errors_stay_500(alice, monkeypatch) -> None:
@@ -59,3 +64,6 @@ def test_other_errors_stay_500(alice, monkeypatch) -> None:
     monkeypatch.setattr(ProtectedFile.objects, "filter", fail)
     response = signed_in(alice).get("/api/files/")
     assert response.status_code == 500
+    page = signed_in(alice).get("/files/")
+    assert page.status_code == 500
+    assert "<title>Something went wrong · Media gateway</title>" in page.content.decode()
