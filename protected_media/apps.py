@@ -12,9 +12,13 @@ class ProtectedMediaConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core.checks import Tags, register
+
         from . import audit_grants, checks
+        from .ops import adopt
 
         checks.register()
+        register(adopt.check_unadopted_files, Tags.database)
         audit_grants.connect()
         # A site that serves the metrics gets them counted. Without
         # prometheus-client nothing is connected, and check E016 says what to

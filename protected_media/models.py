@@ -8,9 +8,9 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .fields import ProtectedFieldFile, ProtectedFileField, prefetch_records
-from .records import ShareLink, StoredFile
+from .records import Adoption, ShareLink, StoredFile
 
-__all__ = ["ProtectedFile", "ShareLink", "StoredFile", "prefetch_records"]
+__all__ = ["Adoption", "ProtectedFile", "ShareLink", "StoredFile", "prefetch_records"]
 
 
 class ProtectedFile(models.Model):

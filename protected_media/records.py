@@ -94,3 +94,28 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record_id} until {self.expires:%Y-%m-%d %H:%M}"
+
+
+class Adoption(models.Model):
+    """One file a field held before it was protected, copied into the private
+    store by ``protected_media_adopt`` (``protected_media.ops.adopt``).
+
+    Written in the transaction that points the row at its new file, so it
+    exists only once the protected copy is committed: the old copy is
+    deleted from it (``--delete-originals``) on that run or a later one, so
+    a run cut short between the two still finishes the job.
+    """
+
+    source = models.CharField(max_length=255, help_text=_("app_label.model_name.field_name"))
+    old_storage = models.CharField(max_length=100, help_text=_("Its STORAGES alias."))
+    old_name = models.CharField(max_length=1024)
+    new_name = models.CharField(max_length=255)
+    adopted = models.DateTimeField(auto_now_add=True)
+    original_deleted = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("adopted file")
+        indexes = (models.Index(fields=["source", "original_deleted"]),)
+
+    def __str__(self) -> str:
+        return f"{self.old_name} -> {self.new_name}"

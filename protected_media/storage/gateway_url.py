@@ -18,5 +18,9 @@ class GatewayURLMixin:
             raise ValueError("This file has no name.")
         key = posixpath.splitext(posixpath.basename(name))[0]
         if not is_key(key):
-            raise ValueError("Only files stored by protected_media have a gateway URL.")
+            raise ValueError(
+                f"{name!r} was not stored by protected_media, so it has no gateway URL: "
+                "a file kept from before the field was protected. "
+                "Run manage.py protected_media_adopt app_label.Model.field (docs/adopting.md)."
+            )
         return f"{conf.url}{key}"

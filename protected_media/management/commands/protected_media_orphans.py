@@ -3,55 +3,20 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...conf import S3_STORAGE, conf
 from ...ops import orphans
 from ...storage import protected_storage, selected_class
+from ..progress import plain, plural, progress
 
 T = TypeVar("T")
-# How often the progress line is redrawn: often enough to see it move, rarely
-# enough that a walk of millions of entries does not spend its time drawing.
-PROGRESS_INTERVAL = 0.2
-
-
-def _plain(text: str) -> str:
-    return text
-
-
-def progress(items: Iterable[T], stream: OutputWrapper, *, doing: str, unit: str) -> Iterator[T]:
-    """Yield ``items``, keeping one line on the terminal ``stream`` up to date
-    with how many went by (of how many, when ``items`` knows); the line stays
-    at the end, with the time taken."""
-    of_total = f"/{len(items):,}" if isinstance(items, Sized) else ""
-    started = shown = time.monotonic()
-
-    def draw(count: int, ending: str = "") -> None:
-        # A carriage return redraws the line in place; plain, since stderr's
-        # style would paint it as an error.
-        stream.write(f"\r{doing}: {count:,}{of_total} {unit}{ending}", _plain, ending="")
-        stream.flush()
-
-    count = 0
-    draw(count)
-    for item in items:
-        count += 1
-        now = time.monotonic()
-        if now - shown >= PROGRESS_INTERVAL:
-            draw(count)
-            shown = now
-        yield item
-    draw(count, f" in {time.monotonic() - started:.1f} s\n")
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -106,7 +71,7 @@ def _bucket() -> Place:
     bucket = bucket_orphans.Bucket(protected_storage)
     return Place(
         heading=f"Bucket: {orphans.display(str(bucket))}",
-        scanned=lambda count: f"{_plural(count, 'object')} in the bucket",
+        scanned=lambda count: f"{plural(count, 'object')} in the bucket",
         walking="Listing the bucket",
         unit="objects",
         entries=bucket.entries,
@@ -162,8 +127,8 @@ class Command(BaseCommand):
             if count:
                 self.stdout.write(
                     f"Nothing deleted: run again with --delete to remove "
-                    f"{_plural(len(report.files_without_record), 'file')} and "
-                    f"{_plural(len(report.records_without_file), 'record')}."
+                    f"{plural(len(report.files_without_record), 'file')} and "
+                    f"{plural(len(report.records_without_file), 'record')}."
                 )
             return
         if report.records_without_file and not report.regular_files:
@@ -191,10 +156,10 @@ class Command(BaseCommand):
         except place.errors as error:
             self._end_progress_line()
             raise CommandError(
-                f"{error}\nStopped after deleting {_plural(files, 'file')} and "
-                f"{_plural(records, 'record')}."
+                f"{error}\nStopped after deleting {plural(files, 'file')} and "
+                f"{plural(records, 'record')}."
             ) from error
-        self.stdout.write(f"Deleted {_plural(files, 'file')} and {_plural(records, 'record')}.")
+        self.stdout.write(f"Deleted {plural(files, 'file')} and {plural(records, 'record')}.")
         for name in skipped:
             self.stdout.write(f"  skipped {orphans.display(name)}: it changed since the scan")
 
@@ -206,16 +171,16 @@ class Command(BaseCommand):
     def _end_progress_line(self) -> None:
         # A progress line cut short has no newline: the error goes below it.
         if self.show_progress:
-            self.stderr.write("", _plain)
+            self.stderr.write("", plain)
 
     def _print(self, place: Place, report: orphans.Report, grace: float) -> None:
         write = self.stdout.write
         name = orphans.display
         write(place.heading)
-        write(f"Scanned {place.scanned(report.entries)} and {_plural(report.records, 'record')}.")
+        write(f"Scanned {place.scanned(report.entries)} and {plural(report.records, 'record')}.")
         write(f"Files without a record: {len(report.files_without_record)}")
         for entry in report.files_without_record:
-            write(f"  {name(entry.name)} ({_plural(entry.size, 'byte')})")
+            write(f"  {name(entry.name)} ({plural(entry.size, 'byte')})")
         write(f"Records without a file: {len(report.records_without_file)}")
         for record in report.records_without_file:
             write(f"  {record.key} {name(record.name)} ({name(record.source)})")
