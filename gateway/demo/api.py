@@ -321,7 +321,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     outage, not a 500 with a traceback per request; JSON for the API."""
     raised = sys.exc_info()[1]
     if not isinstance(raised, DatabaseError):
-        return site_page(lambda: django_server_error(request), 500)
+        return site_page(lambda: django_server_error(request, "demo/500.html"), 500)
     response = database_unavailable(raised)
     if request.path.startswith("/api/"):
         busy = error("The database cannot answer right now; try again in a few seconds.", 503)
@@ -331,7 +331,9 @@ def server_error(request: HttpRequest) -> HttpResponse:
     elif not request.path.startswith(conf.url):
         # The site's page, rendered without the request: its user and
         # session are in the database that cannot answer.
-        page = site_page(lambda: HttpResponse(loader.render_to_string("503.html"), status=503), 503)
+        page = site_page(
+            lambda: HttpResponse(loader.render_to_string("demo/503.html"), status=503), 503
+        )
         for header in ("Retry-After", "Cache-Control"):
             page[header] = response[header]
         response = page
@@ -346,7 +348,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     if request.path.startswith("/api/"):
         response: HttpResponse = error(UNREADABLE_UPLOAD, 400)
     else:
-        response = site_page(lambda: django_bad_request(request, exception), 400)
+        response = site_page(lambda: django_bad_request(request, exception, "demo/400.html"), 400)
     if not isinstance(exception, SuspiciousOperation):
         # Django would log a traceback and the path for every garbled body a
         # client sends (and a share link's path holds its token): one line,
@@ -364,13 +366,13 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
         return error("Not found.", 404)
     if request.path.startswith(conf.url):
         return not_found()
-    return site_page(lambda: django_page_not_found(request, exception), 404)
+    return site_page(lambda: django_page_not_found(request, exception, "demo/404.html"), 404)
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return error("Not allowed.", 403)
-    return site_page(lambda: django_permission_denied(request, exception), 403)
+    return site_page(lambda: django_permission_denied(request, exception, "demo/403.html"), 403)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
@@ -383,6 +385,8 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     # Django gives a site's own CSRF template no context: say which case it is.
     context = {"no_cookie": reason == REASON_NO_CSRF_COOKIE}
     return site_page(
-        lambda: HttpResponseForbidden(loader.render_to_string("403_csrf.html", context, request)),
+        lambda: HttpResponseForbidden(
+            loader.render_to_string("demo/403_csrf.html", context, request)
+        ),
         403,
     )
