@@ -203,10 +203,12 @@ PROTECTED_MEDIA_METRICS_URL = "/metrics"
 # rather than Django's full handler: same view, same answers, several times
 # the throughput (docs/performance.md).
 PROTECTED_MEDIA_FAST_PATH = _env_bool("GATEWAY_FAST_MEDIA", True)
-# On SQLite the entry point reads on the event loop (5 ms busy timeout); off,
-# every read goes to its threads, as the benchmark's gateway-threads case does.
+# The entry point reads on the event loop (SQLite: 5 ms busy timeout;
+# PostgreSQL: a pool of 4 async connections per process); off, every read
+# goes to its threads, as the benchmark's gateway-threads case does.
 if not _env_bool("GATEWAY_FAST_MEDIA_LOOP_READS", True):
     PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS = None
+    PROTECTED_MEDIA_FAST_PATH_POSTGRES_CONNECTIONS = None
 PROTECTED_MEDIA_MAX_UPLOAD_SIZE = int(
     os.environ.get("GATEWAY_MAX_UPLOAD_SIZE", str(10 * 1024 * 1024))
 )

@@ -20,9 +20,10 @@ machinery, which costs more than the check itself:
 Instead, all blocking work (session, user, file record, owning row) runs in
 one hop to a small pool of threads that keep their database connections (as
 long as ``CONN_MAX_AGE`` allows), with SQL compiled once (``compiled``). On
-SQLite, the common case makes no hop at all: the same SQL runs on the event
-loop through a read-only connection with a busy timeout of milliseconds
-(``fastpath.sqlite_reads``), and anything else goes to the threads. That
+SQLite and PostgreSQL, the common case makes no hop at all: the same SQL
+runs on the event loop, through a read-only connection with a busy timeout
+of milliseconds (``fastpath.sqlite_reads``) or psycopg's async pool
+(``fastpath.postgres_reads``), and anything else goes to the threads. That
 SQL and the user loading copy parts of Django, so before the first media
 request the entry point proves them against Django's own answers on a probe
 (``fastpath.probe``) and, should they disagree, takes the ORM path for good.
@@ -64,7 +65,7 @@ from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 
 from .conf import conf
-from .fastpath import probe, sqlite_reads
+from .fastpath import loop_reads, probe
 from .fastpath.sending import send_response
 from .fastpath.threads import ConnectionThreads, refresh_connections, using_pool
 from .keys import is_key
@@ -114,7 +115,7 @@ class ProtectedMediaASGI:
         self._threads = threads
         self._pool: ConnectionThreads | None = None
         self._middleware: list[Any] | None = None
-        self._loop_reads = sqlite_reads.LoopReads()
+        self._loop_reads = loop_reads.LoopReads()
         # Chosen by the probe, before the first media request.
         self._load_user: probe.UserLoader | None = None
         if settings.configured:
@@ -248,7 +249,7 @@ class ProtectedMediaASGI:
 
     async def aclose(self) -> None:
         """Stop the threads; each closes its database connections first."""
-        self._loop_reads.close()
+        await self._loop_reads.aclose()
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.get_running_loop().run_in_executor(None, pool.stop)

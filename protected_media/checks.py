@@ -37,6 +37,7 @@ def register() -> None:
         check_thumbnails,
         check_image_limits,
         check_fast_path_busy,
+        check_fast_path_postgres_connections,
         check_object_storage,
         check_field_storages,
     ):
@@ -261,6 +262,21 @@ def check_fast_path_busy(**kwargs: Any) -> list[CheckMessage]:
             hint="Milliseconds the event loop may wait for a SQLite writer, such as 5; "
             "None reads in the threads only.",
             id="protected_media.E026",
+        )
+    ]
+
+
+def check_fast_path_postgres_connections(**kwargs: Any) -> list[CheckMessage]:
+    value = conf.fast_path_postgres_connections
+    if value is None or _is_int(value, 1):
+        return []
+    return [
+        Error(
+            f"PROTECTED_MEDIA_FAST_PATH_POSTGRES_CONNECTIONS {value!r} "
+            "must be None or an int, 1 or more.",
+            hint="Connections per process the event loop reads PostgreSQL through, such as 4; "
+            "None reads in the threads only.",
+            id="protected_media.E028",
         )
     ]
 

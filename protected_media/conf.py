@@ -164,6 +164,14 @@ class Settings:
         return getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS", 5)
 
     @property
+    def fast_path_postgres_connections(self) -> int | None:
+        """Connections of the pool the entry point reads PostgreSQL through
+        on the event loop, per process; None: never read on the loop.
+        Returned as set: checks.py refuses anything but None or an int of 1
+        or more."""
+        return getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_POSTGRES_CONNECTIONS", 4)
+
+    @property
     def share_lifetime(self) -> timedelta:
         """How long a share link lives when its creator does not say."""
         return _duration(

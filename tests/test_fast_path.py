@@ -30,8 +30,8 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from protected_media.asgi import ProtectedMediaASGI, skipped_middleware
-from protected_media.fastpath import sqlite_reads
 from protected_media.models import ProtectedFile
+from tests import loop_connections
 from tests.testapp import backends
 from tests.testapp.models import Report
 
@@ -353,8 +353,9 @@ async def test_the_threads_keep_their_connection_for_its_max_age(
     settings, world, max_age, connections
 ) -> None:
     settings.PROTECTED_MEDIA_FAST_PATH_CONN_MAX_AGE = max_age
-    # The threads read every request (on SQLite, the event loop would).
+    # The threads read every request (else the event loop would).
     settings.PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS = None
+    settings.PROTECTED_MEDIA_FAST_PATH_POSTGRES_CONNECTIONS = None
     application = ProtectedMediaASGI(get_asgi_application(), threads=1)
     opened = []
 
@@ -453,16 +454,12 @@ def statements() -> Iterator[list[str]]:
     def trace(sql: str) -> None:
         seen.append(re.sub(r"'(?:[^']|'')*'|\b\d+\b", "?", sql))
 
-    def on_loop_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
-        connection.set_trace_callback(trace)
-
     connection_created.connect(on_connect)
-    sqlite_reads.connection_opened.connect(on_loop_connection)
     try:
-        yield seen
+        with loop_connections.traced(trace):
+            yield seen
     finally:
         connection_created.disconnect(on_connect)
-        sqlite_reads.connection_opened.disconnect(on_loop_connection)
 
 
 async def work_of(

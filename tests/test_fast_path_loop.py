@@ -1,11 +1,13 @@
-"""On SQLite, the entry point reads the common case on the event loop.
+"""On SQLite and PostgreSQL, the entry point reads the common case on the
+event loop.
 
 What a user sees through both entry points is held equal by the decision
 table (``tests/test_fast_path.py``), which runs this path for every case it
 can take. Here: that it is taken (the statements run on the loop's own
 thread, none on the threads' connections), that what it cannot answer goes
-to the threads, and that a writer holding the database file sends the
-request to the threads after the busy timeout instead of stalling the loop.
+to the threads, and, on SQLite, that a writer holding the database file
+sends the request to the threads after the busy timeout instead of stalling
+the loop.
 """
 
 from __future__ import annotations
@@ -29,12 +31,19 @@ from django.db.backends.signals import connection_created
 from django.test import Client
 
 from protected_media.asgi import ProtectedMediaASGI
-from protected_media.fastpath import sqlite_reads
+from protected_media.fastpath import postgres_reads
 from protected_media.signals import file_served
+from tests import loop_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 sqlite_only = pytest.mark.skipif(
-    connection.vendor != "sqlite", reason="the loop reads SQLite only; PostgreSQL is next"
+    connection.vendor != "sqlite", reason="a SQLite file's locks: PostgreSQL has none to take"
+)
+# The setting that turns the loop's reads off for this run's database.
+LOOP_READS_SETTING = (
+    "PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS"
+    if connection.vendor == "sqlite"
+    else "PROTECTED_MEDIA_FAST_PATH_POSTGRES_CONNECTIONS"
 )
 
 
@@ -49,15 +58,12 @@ class Statement:
 @contextmanager
 def statements() -> Iterator[list[Statement]]:
     """Each statement run on a connection opened meanwhile, with the thread
-    that ran it: SQLite's own trace for the entry point's connection,
-    Django's execute wrappers for its own."""
+    that ran it: the driver's own hook for the entry point's connections on
+    the loop, Django's execute wrappers for its own."""
     seen: list[Statement] = []
 
-    def traced(sql: str) -> None:
+    def on_loop(sql: str) -> None:
         seen.append(Statement(sql, threading.get_ident(), "loop"))
-
-    def on_loop_connection(sender: Any, connection: sqlite3.Connection, **kwargs: Any) -> None:
-        connection.set_trace_callback(traced)
 
     def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         seen.append(Statement(sql, threading.get_ident(), "django"))
@@ -66,12 +72,11 @@ def statements() -> Iterator[list[Statement]]:
     def on_django_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
         connection.execute_wrappers.append(watch)
 
-    sqlite_reads.connection_opened.connect(on_loop_connection)
     connection_created.connect(on_django_connection)
     try:
-        yield seen
+        with loop_connections.traced(on_loop):
+            yield seen
     finally:
-        sqlite_reads.connection_opened.disconnect(on_loop_connection)
         connection_created.disconnect(on_django_connection)
 
 
@@ -98,7 +103,6 @@ async def get(application: Any, url: str, cookie: str) -> httpx.Response:
         return await client.get(url, headers={"Cookie": f"sessionid={cookie}"})
 
 
-@sqlite_only
 async def test_the_owner_is_answered_on_the_event_loop(owned, entry_point, caplog) -> None:
     url, cookie = owned
     served: list[dict[str, Any]] = []
@@ -137,7 +141,6 @@ async def test_the_owner_is_answered_on_the_event_loop(owned, entry_point, caplo
     assert len(served) == 1 and served[0]["user"].username == "alice"
 
 
-@sqlite_only
 async def test_a_password_change_goes_to_the_threads(owned, entry_point, django_user_model) -> None:
     url, cookie = owned
     with statements() as seen:
@@ -161,9 +164,8 @@ async def test_a_password_change_goes_to_the_threads(owned, entry_point, django_
     assert any(s.sql.startswith("DELETE") and "django_session" in s.sql for s in threads)
 
 
-@sqlite_only
 async def test_the_setting_keeps_every_read_in_the_threads(settings, owned, entry_point) -> None:
-    settings.PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS = None
+    setattr(settings, LOOP_READS_SETTING, None)
     url, cookie = owned
     with statements() as seen:
         assert (await get(entry_point, url, cookie)).status_code == 200
@@ -250,3 +252,61 @@ def test_the_busy_timeout_must_be_a_count_of_milliseconds(settings) -> None:
     for right in (None, 0, 5):
         settings.PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS = right
         assert "protected_media.E026" not in [message.id for message in run_checks()]
+
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the loop's own PostgreSQL connections"
+)
+
+
+@postgres_only
+async def test_a_connection_the_server_dropped_sends_that_request_to_the_threads(
+    owned, entry_point
+) -> None:
+    url, cookie = owned
+    pids: list[int] = []
+
+    def remember(sender: Any, connection: Any, **kwargs: Any) -> None:
+        pids.append(connection.info.backend_pid)
+
+    postgres_reads.connection_opened.connect(remember)
+    try:
+        with statements() as seen:
+            assert (await get(entry_point, url, cookie)).status_code == 200
+            seen.clear()
+            assert (await get(entry_point, url, cookie)).status_code == 200
+            assert [s.connection for s in seen] == ["loop"] * 4
+
+            # The server ends the loop's connections (a restart, an admin's
+            # pg_terminate_backend): the next request is answered all the same,
+            # by the threads, and the pool makes new ones for the loop.
+            def terminate() -> None:
+                with connection.cursor() as cursor:
+                    for pid in pids:
+                        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+            await sync_to_async(terminate)()
+            seen.clear()
+            response = await get(entry_point, url, cookie)
+            assert response.status_code == 200
+            assert "X-Accel-Redirect" in response.headers
+            assert [s.connection for s in seen if s.connection == "django"]
+            for _ in range(50):
+                seen.clear()
+                assert (await get(entry_point, url, cookie)).status_code == 200
+                if [s.connection for s in seen] == ["loop"] * 4:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the loop never read again")
+    finally:
+        postgres_reads.connection_opened.disconnect(remember)
+
+
+def test_the_pool_size_must_be_a_count_of_connections(settings) -> None:
+    for wrong in (0, -1, 2.5, "4", True):
+        settings.PROTECTED_MEDIA_FAST_PATH_POSTGRES_CONNECTIONS = wrong
+        assert "protected_media.E028" in [message.id for message in run_checks()]
+    for right in (None, 1, 4):
+        settings.PROTECTED_MEDIA_FAST_PATH_POSTGRES_CONNECTIONS = right
+        assert "protected_media.E028" not in [message.id for message in run_checks()]

@@ -147,6 +147,11 @@ def test_the_classifiers_and_extras_say_what_the_package_supports(wheel) -> None
     # The ASGI server is one extra away, as the install guide says.
     assert "uvicorn" in metadata.get_all("Provides-Extra", [])
     assert "uvicorn[standard]>=0.30; extra == 'uvicorn'" in metadata.get_all("Requires-Dist", [])
+    # So are the reads on the event loop on PostgreSQL, which the gateway takes.
+    requires = metadata.get_all("Requires-Dist", [])
+    for extra in ("postgres", "gateway"):
+        assert f"psycopg[pool]>=3.2; extra == '{extra}'" in requires
+        assert f"greenlet>=3.0; extra == '{extra}'" in requires
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,11 @@
   does, through those compiled lookups;
 - ``probe``: proof, once per process, that those two still agree with Django,
   or the ORM path for good;
-- ``sqlite_reads``: on SQLite, those lookups run on the event loop for the
-  common case, through a read-only connection with a busy timeout;
+- ``loop_reads``: the common case read on the event loop, in the way of the
+  sessions' database:
+  - ``sqlite_reads``: on SQLite, through a read-only connection with a busy
+    timeout;
+  - ``postgres_reads``: on PostgreSQL, through psycopg's async pool, whose
+    statements ``bridge`` awaits under the same blocking code;
 - ``sending``: a Django response sent over ASGI.
 """

@@ -13,9 +13,9 @@ parameters are not exactly the values given (a lookup that transforms its
 value, a manager that adds filters of its own), the lookup says so once and
 runs the plain queryset every time instead: slower, never different.
 
-Within ``reading_on_loop`` (``sqlite_reads``), ``fetch`` runs the same SQL on
-a read-only SQLite connection of the caller's, on the event loop, and raises
-``NeedsThreads`` for anything it cannot answer there.
+Within ``reading_on_loop`` (``sqlite_reads``, ``postgres_reads``), ``fetch``
+runs the same SQL on a connection of the caller's, on the event loop, and
+raises ``NeedsThreads`` for anything it cannot answer there.
 """
 
 from __future__ import annotations
@@ -62,9 +62,15 @@ Execute = Callable[[str, list[Any]], list[tuple[Any, ...]]]
 
 @dataclass(frozen=True)
 class LoopReader:
-    # The database alias whose file the connection behind ``execute`` reads.
+    # The database alias the connection behind ``execute`` reads.
     alias: str
     execute: Execute
+    # Whether ``execute`` takes qmark placeholders (sqlite3) rather than the
+    # format ones Django's SQL has (psycopg takes those as they are).
+    qmark: bool = True
+    # What ``execute`` raises for the database's own failures (busy, gone):
+    # worth another try later, unlike anything else.
+    database_errors: tuple[type[Exception], ...] = ()
 
 
 _loop_reader: contextvars.ContextVar[LoopReader | None] = contextvars.ContextVar(
@@ -160,7 +166,7 @@ class CompiledLookup(Generic[M]):
         if reader is not None:
             if alias != reader.alias:
                 raise NeedsThreads(f"{self.model.__name__} is not in the loop's database")
-            rows = reader.execute(compiled.qmark_sql, params)
+            rows = reader.execute(compiled.qmark_sql if reader.qmark else compiled.sql, params)
         else:
             with connection.cursor() as cursor:
                 cursor.execute(compiled.sql, params)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,13 +108,13 @@ def disagreement() -> str | None:
 
 def loop_disagreement(reader: LoopReader) -> str | None:
     """What the lookups answer through ``reader`` that differs from the
-    ORM's answer, or None (blocking). The database's errors, Django's or
-    sqlite3's, are raised: the probe runs again on a later request."""
+    ORM's answer, or None (blocking). The database's errors, Django's or the
+    reader's driver's, are raised: the probe runs again on a later request."""
     try:
         return _lookups(reader)
-    except (DatabaseError, sqlite3.Error):
-        raise
     except Exception as error:
+        if isinstance(error, (DatabaseError, *reader.database_errors)):
+            raise
         return f"{type(error).__name__}: {error}"
 
 

@@ -28,7 +28,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.db import DatabaseError, connections, router
 from django.dispatch import Signal
@@ -37,6 +36,7 @@ from django.http import HttpRequest
 from ..conf import conf
 from . import probe
 from .compiled import LoopReader, NeedsThreads, reading_on_loop
+from .loop_reads import common_case, load_on_loop
 
 if TYPE_CHECKING:
     from ..decision import Found
@@ -46,7 +46,6 @@ InThreads = Callable[..., Awaitable[Any]]
 logger = logging.getLogger("protected_media")
 
 SQLITE_ENGINE = "django.db.backends.sqlite3"
-DATABASE_SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # Sent with ``connection`` (a ``sqlite3.Connection``) each time one is opened,
 # as Django's ``connection_created`` is for its own connections.
 connection_opened = Signal()
@@ -88,10 +87,10 @@ def reader_for(connection: sqlite3.Connection, alias: str) -> LoopReader:
     def execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return connection.execute(sql, params).fetchall()
 
-    return LoopReader(alias=alias, execute=execute)
+    return LoopReader(alias=alias, execute=execute, database_errors=(sqlite3.Error,))
 
 
-class LoopReads:
+class SqliteReads:
     """One entry point's read-only connection, opened on first use and used
     only on its event loop."""
 
@@ -102,6 +101,7 @@ class LoopReads:
         # internal that changed under the loop): the threads answer from then on.
         self._broken = False
         self._proven: bool | None = None
+        self._proving = False
 
     async def aload(
         self, request: HttpRequest, key: str, in_threads: InThreads
@@ -114,11 +114,18 @@ class LoopReads:
         if busy_ms is None or not probe.copies_proven() or not enabled():
             return None
         if self._proven is None:
-            # Once per entry point, before its first read on the loop.
+            # Once per entry point, before its first read on the loop; the
+            # requests that come meanwhile go to the threads, rather than
+            # each proving it again on a connection of its own.
+            if self._proving:
+                return None
+            self._proving = True
             try:
                 await in_threads(self.prove, busy_ms)
             except DatabaseError:
                 return None
+            finally:
+                self._proving = False
         return self.load(request, key, busy_ms)
 
     def load(self, request: HttpRequest, key: str, busy_ms: int) -> tuple[Any, Found | None] | None:
@@ -137,7 +144,7 @@ class LoopReads:
             if reader is None:
                 return None
             with reading_on_loop(reader):
-                loaded = _load_on_loop(store, key)
+                loaded = load_on_loop(store, key)
         except NeedsThreads:
             return None
         except sqlite3.Error as error:
@@ -196,6 +203,9 @@ class LoopReads:
         if connection is not None:
             connection.close()
 
+    async def aclose(self) -> None:
+        self.close()
+
     def _reader(self, alias: str, busy_ms: int) -> LoopReader | None:
         if self._connection is not None and self._alias != alias:
             self.close()
@@ -208,20 +218,6 @@ class LoopReads:
         return reader_for(self._connection, alias)
 
 
-def _load_on_loop(store: DatabaseSessionStore, key: str) -> tuple[Any, Found | None]:
-    # Imported on use: the entry point is imported before Django's app
-    # registry is ready, and these import the models.
-    from ..decision import find
-    from ..keys import is_key
-    from .auth import load_user
-
-    request = HttpRequest()
-    request.session = store
-    user = load_user(request)
-    found = find(key) if user.is_authenticated and is_key(key) else None
-    return user, found
-
-
 def _is_busy(error: sqlite3.Error) -> bool:
     code = getattr(error, "sqlite_errorcode", None)
     if code is not None:
@@ -231,10 +227,5 @@ def _is_busy(error: sqlite3.Error) -> bool:
 
 def enabled() -> bool:
     """Whether the settings let media requests read on the loop: the setting
-    on, the default policy (a site's own may read anything), Django's
-    database session store."""
-    return (
-        conf.fast_path_sqlite_busy_ms is not None
-        and conf.policy is None
-        and settings.SESSION_ENGINE == DATABASE_SESSION_ENGINE
-    )
+    on, and the common case's settings (``loop_reads.common_case``)."""
+    return conf.fast_path_sqlite_busy_ms is not None and common_case()

@@ -248,11 +248,11 @@ def protected_fields() -> Iterator[tuple[type[models.Model], ProtectedFieldMixin
                 yield model, field
 
 
-def check_unadopted_files(databases: list[str] | None = None, **kwargs: Any) -> list[CheckMessage]:
+def check_unadopted_files(**kwargs: Any) -> list[CheckMessage]:
     """W003, with the database checks (``migrate``, ``check --database``):
     rows of a protected field that name files stored before it was
     protected. Their ``.url`` raises and the gateway cannot serve them."""
-    if not databases:
+    if not kwargs.get("databases"):
         return []
     messages: list[CheckMessage] = []
     for model, field in protected_fields():
