@@ -113,10 +113,12 @@ lint: venv
 # What the permission check costs next to nginx sending the bytes: one run on
 # this machine, figures and ratios printed, raw JSON and a chart in var/bench/.
 bench: venv nginx
+	@scripts/ensure-postgres '$(POSTGRES_URL)'
 	$(VENV_PYTHON) -m bench.bench $(BENCH_ARGS)
 
 # The same code paths in a few seconds per case, as CI runs them.
 bench-smoke: venv nginx
+	@scripts/ensure-postgres '$(POSTGRES_URL)'
 	$(VENV_PYTHON) -m bench.bench --smoke $(BENCH_ARGS)
 
 # Whether a refusal's time tells that a file exists: another user's file and

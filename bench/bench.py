@@ -4,16 +4,19 @@
                           [--workers N] [--output DIR] [--sizes 4KiB,1MiB,64MiB]
                           [--cases gateway,s3-gateway,...] [--store-concurrency 100]
 
-Starts five stacks with the run command (each in a fresh temporary data
+Starts eight stacks with the run command (each in a fresh temporary data
 folder), at the same time: the default one (X-Accel-Redirect, media answered
 by protected_media's ASGI entry point), one with that entry point off (media
 through Django's full handler and middleware), one streaming files from Python
 (``protected_media.backends.streaming``), the default one again with two
-uvicorn workers, and one keeping its files in an S3 bucket of a SeaweedFS
-started for the run (``bench.store_cases``). Only the stacks the chosen cases
-need are started. On each it signs a user in and uploads files of 4 KiB,
-1 MiB and 64 MiB through the API, and puts byte-identical copies under the
-static folder. Then wrk drives, through nginx and at each concurrency:
+uvicorn workers, one with the entry point's reads in its threads, two on a
+fresh PostgreSQL database each (reads on the event loop, and in threads), and
+one keeping its files in an S3 bucket of a SeaweedFS started for the run
+(``bench.store_cases``); and uvicorn alone serving Django's bare floor
+(``bench.floor_case``). Only what the chosen cases need is started. On each
+stack it signs a user in and uploads files of 4 KiB, 1 MiB and 64 MiB through
+the API, and puts byte-identical copies under the static folder. Then wrk
+drives, through nginx (but for s3-direct and floor) and at each concurrency:
 
 - static:      ``/static/bench/<file>``: nginx alone, no Python;
 - gateway:     ``/media/<key>`` as the owner: nginx -> uvicorn -> the entry
@@ -24,8 +27,13 @@ static folder. Then wrk drives, through nginx and at each concurrency:
 - gateway-2w:  the gateway case with two uvicorn workers (4 KiB only);
 - gateway-threads: the gateway case (4 KiB) with the entry point's reads in
                its threads rather than on the event loop;
+- gateway-pg:  the gateway case (4 KiB) on PostgreSQL rather than SQLite;
+- gateway-pg-threads: the same with the entry point's reads in its threads;
 - health:      ``/healthz``, an async Django view touching no database: what
                any request through nginx and Django costs at the least;
+- floor:       a trivial async Django view with no middleware and no
+               database, served by uvicorn alone (wrk talks to it; no nginx):
+               what a request through Django costs at the least;
 - s3-gateway:  the gateway case on the S3 stack: X-Accel-Redirect to the
                internal store location, nginx fetches the object from the store;
 - s3-direct:   a presigned GET of the same object straight at the store (wrk
@@ -36,7 +44,8 @@ connections (100; 0: not), with the S3 stack's app memory before, at its peak
 and after.
 
 Every URL is fetched once and compared byte for byte before it is timed, and
-nginx's access log is read after each case, so a case answering anything but
+nginx's access log is read after each case (but for the two wrk sends
+straight to a server: s3-direct and floor), so a case answering anything but
 the file cannot pass for a fast one. Prints every figure and the ratios between
 cases measured side by side; writes ``results.json`` and ``results.png`` to the
 output folder (``var/bench/``). Exits non-zero when any request failed.
@@ -61,12 +70,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.cpu import cpu_spent, descendants, named, per_gib
+from bench.floor_case import FLOOR_BODY, FLOOR_CASE, FloorServer
 from bench.store_cases import (
     LARGE,
     STORE_CASES,
@@ -80,7 +91,7 @@ from bench.store_cases import (
     store_ratios,
 )
 from gateway.seaweed import Seaweed
-from tests.stack.harness import Stack, rss_kib, upload
+from tests.stack.harness import ADMIN_URL, Stack, rss_kib, upload
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = BASE_DIR / "var" / "bench"
@@ -92,8 +103,13 @@ SMOKE_SIZES = ("4KiB", "1MiB")
 FILE_CASES = ("static", "gateway", "django-view", "fallback")
 SCALING_CASE = "gateway-2w"
 THREADS_CASE = "gateway-threads"
-CASES = (*FILE_CASES, *STORE_CASES, SCALING_CASE, THREADS_CASE, "health")
-HANDOFF_CASES = ("gateway", "django-view", SCALING_CASE, THREADS_CASE, STORE_GATEWAY)
+POSTGRES_CASE = "gateway-pg"
+POSTGRES_THREADS_CASE = "gateway-pg-threads"
+# The cases timed on 4 KiB files only: each compares one setting with the
+# gateway case's, where the check is most of a request's cost.
+FOUR_KIB_CASES = (SCALING_CASE, THREADS_CASE, POSTGRES_CASE, POSTGRES_THREADS_CASE)
+CASES = (*FILE_CASES, *STORE_CASES, *FOUR_KIB_CASES, "health", FLOOR_CASE)
+HANDOFF_CASES = ("gateway", "django-view", *FOUR_KIB_CASES, STORE_GATEWAY)
 # The S3 stack's SeaweedFS keeps its objects in a temporary folder of the
 # run, removed with the stacks' folders.
 STORE_FOLDER = "seaweedfs"
@@ -274,10 +290,11 @@ class Target:
 
     case: str
     size: str | None
-    stack: Stack
+    # The floor case has no stack: uvicorn alone serves it.
+    stack: Stack | FloorServer
     path: str
     body: bytes
-    # A URL wrk fetches instead of the stack's nginx (s3-direct); the
+    # A URL wrk fetches instead of the stack's nginx (s3-direct, floor); the
     # stack's app is still the one whose memory is sampled.
     direct_url: str | None = None
     # The store's process, whose CPU the case's figures count (S3 cases).
@@ -321,15 +338,42 @@ def cookie_of(client: httpx.Client) -> str:
     return f"sessionid={client.cookies['sessionid']}; csrftoken={client.cookies['csrftoken']}"
 
 
-def start_stack(name: str, workers: int, folders: list[Path], **env: str) -> Stack:
+def start_stack(
+    name: str,
+    workers: int,
+    folders: list[Path],
+    env: dict[str, str] | None = None,
+    *,
+    postgres: bool = False,
+) -> Stack:
     data_dir = Path(tempfile.mkdtemp(prefix=f"gateway-bench-{name}-"))
     folders.append(data_dir)
     stack = Stack(
         data_dir,
-        {"GATEWAY_MAX_UPLOAD_SIZE": str(MAX_UPLOAD), "GATEWAY_WORKERS": str(workers), **env},
+        {
+            "GATEWAY_MAX_UPLOAD_SIZE": str(MAX_UPLOAD),
+            "GATEWAY_WORKERS": str(workers),
+            **(env or {}),
+        },
+        postgres=postgres,
     )
-    log(f"starting the {name} stack on {stack.url} (data in {data_dir})")
+    database = f", database {stack.database}" if stack.database else ""
+    log(f"starting the {name} stack on {stack.url} (data in {data_dir}{database})")
     return stack
+
+
+def ensure_postgres() -> None:
+    """Exit with what to do when the PostgreSQL cases' server does not answer."""
+    import psycopg
+
+    try:
+        psycopg.connect(ADMIN_URL, connect_timeout=5).close()
+    except psycopg.Error as error:
+        sys.exit(
+            f"[bench] the {POSTGRES_CASE} cases need PostgreSQL at {ADMIN_URL} "
+            f"(POSTGRES_URL): {error}. Start it (scripts/ensure-postgres {ADMIN_URL}) "
+            "or leave those cases out with --cases."
+        )
 
 
 def prepare(stack: Stack, files: dict[str, bytes]) -> tuple[str, dict[str, str]]:
@@ -367,16 +411,17 @@ def verify(target: Target, cookie: str) -> None:
     """One plain request through nginx, and for media one straight to uvicorn:
     the case must answer 200 with exactly the expected bytes, by the path it names."""
     where = f"{target.case} {target.size or ''} {target.path}".replace("  ", " ")
-    if target.direct_url:
+    if target.case == STORE_DIRECT and target.direct_url:
         check_direct(target.direct_url, target.body)
         return
-    with httpx.Client(base_url=target.stack.url, timeout=120) as client:
-        response = client.get(target.path, headers={"Cookie": cookie})
+    url = target.direct_url or f"{target.stack.url}{target.path}"
+    with httpx.Client(timeout=120) as client:
+        response = client.get(url, headers={} if target.direct_url else {"Cookie": cookie})
     if response.status_code != 200:
         raise BenchError(f"{where}: status {response.status_code}, not 200")
     if response.content != target.body:
         raise BenchError(f"{where}: {len(response.content)} bytes, not the expected ones")
-    if target.case in (*HANDOFF_CASES, "fallback"):
+    if target.case in (*HANDOFF_CASES, "fallback") and isinstance(target.stack, Stack):
         # The file's security headers come from nginx on the handoff and from
         # the fallback itself: which path served it shows only at uvicorn.
         direct = target.stack.raw_uvicorn("GET", target.path, {"Cookie": cookie})
@@ -416,7 +461,8 @@ def measure(
 ) -> dict[str, Any]:
     stack = target.stack
     access_log = stack.data_dir / "nginx" / "access.log"
-    log_offset = access_log.stat().st_size
+    # A direct case passes no nginx (and the floor has none).
+    log_offset = 0 if target.direct_url else access_log.stat().st_size
     stack_log_offset = stack.log_path.stat().st_size
     pids = stack.app_pids()
     url = target.direct_url or f"{stack.url}{target.path}"
@@ -545,10 +591,11 @@ def ratios_of(results: list[Result]) -> list[dict[str, Any]]:
     rows = []
     for concurrency in sorted({r.concurrency for r in results}):
         health = found.get(("health", None, concurrency))
+        floor = found.get((FLOOR_CASE, None, concurrency))
         for size in SIZES:
             cases = {
                 case: found.get((case, size, concurrency))
-                for case in (*FILE_CASES, *STORE_CASES, SCALING_CASE, THREADS_CASE)
+                for case in (*FILE_CASES, *STORE_CASES, *FOUR_KIB_CASES)
             }
             if not any(cases.values()):
                 continue
@@ -566,10 +613,15 @@ def ratios_of(results: list[Result]) -> list[dict[str, Any]]:
                 "gateway_over_django_view_rps": _ratio(_of(gateway, rps), _of(django_view, rps)),
                 "gateway_over_health_rps": None,
                 "django_view_over_health_rps": None,
+                "gateway_over_floor_rps": None,
+                "gateway_pg_over_floor_rps": None,
                 "two_workers_over_one_rps": _ratio(
                     _of(cases[SCALING_CASE], rps), _of(gateway, rps)
                 ),
                 "loop_over_threads_rps": _ratio(_of(gateway, rps), _of(cases[THREADS_CASE], rps)),
+                "pg_loop_over_threads_rps": _ratio(
+                    _of(cases[POSTGRES_CASE], rps), _of(cases[POSTGRES_THREADS_CASE], rps)
+                ),
                 "gateway_rss_growth_mib": _growth_mib(gateway),
                 "fallback_rss_growth_mib": _growth_mib(fallback),
                 **store_ratios(gateway, cases[STORE_GATEWAY], cases[STORE_DIRECT]),
@@ -577,6 +629,10 @@ def ratios_of(results: list[Result]) -> list[dict[str, Any]]:
             if size == "4KiB":
                 row["gateway_over_health_rps"] = _ratio(_of(gateway, rps), _of(health, rps))
                 row["django_view_over_health_rps"] = _ratio(_of(django_view, rps), _of(health, rps))
+                row["gateway_over_floor_rps"] = _ratio(_of(gateway, rps), _of(floor, rps))
+                row["gateway_pg_over_floor_rps"] = _ratio(
+                    _of(cases[POSTGRES_CASE], rps), _of(floor, rps)
+                )
             rows.append(row)
     return rows
 
@@ -656,6 +712,9 @@ def ratios_table(ratios: list[dict[str, Any]]) -> str:
             _fmt(row["gateway_over_django_view_rps"], 3),
             _fmt(row["two_workers_over_one_rps"], 3),
             _fmt(row["loop_over_threads_rps"], 3),
+            _fmt(row["gateway_over_floor_rps"], 3),
+            _fmt(row["gateway_pg_over_floor_rps"], 3),
+            _fmt(row["pg_loop_over_threads_rps"], 3),
             _fmt(row["fallback_over_static_rps"], 3),
             _fmt(row["fallback_over_static_mibps"], 3),
             f"{_fmt(row['gateway_rss_growth_mib'], 0)}/{_fmt(row['fallback_rss_growth_mib'], 0)}",
@@ -677,6 +736,9 @@ def ratios_table(ratios: list[dict[str, Any]]) -> str:
         "gateway/django-view req/s",
         "2 workers/1 req/s",
         "gateway/gateway-threads req/s",
+        "gateway/floor req/s",
+        "gateway-pg/floor req/s",
+        "gateway-pg/gateway-pg-threads req/s",
         "fallback/static req/s",
         "fallback/static MiB/s",
         "RSS growth MiB gateway/fallback",
@@ -720,6 +782,13 @@ def _version(command: list[str]) -> str:
     return (done.stdout + done.stderr).strip().splitlines()[0] if done.stdout + done.stderr else ""
 
 
+def _package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def machine_info(wrk: str) -> dict[str, Any]:
     import django
     import uvicorn
@@ -732,6 +801,10 @@ def machine_info(wrk: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "django": django.get_version(),
         "uvicorn": uvicorn.__version__,
+        # What uvicorn's "auto" loop and HTTP parser are, for the stacks and
+        # the floor alike: uvloop and httptools when installed (None: asyncio, h11).
+        "uvloop": _package_version("uvloop"),
+        "httptools": _package_version("httptools"),
         "nginx": _version([nginx, "-v"]).removeprefix("nginx version: nginx/"),
         "wrk": _version([wrk, "-v"]).split(" Copyright")[0].removeprefix("wrk "),
     }
@@ -751,6 +824,7 @@ def draw(results: list[Result], path: Path, title: str) -> None:
         STORE_GATEWAY: "#937860",
         STORE_DIRECT: "#da8bc3",
         "health": "#8172b2",
+        FLOOR_CASE: "#64b5cd",
     }
     concurrencies = sorted({r.concurrency for r in results})
     sizes = [size for size in SIZES if any(r.size == size for r in results)]
@@ -761,7 +835,8 @@ def draw(results: list[Result], path: Path, title: str) -> None:
     rows = math.ceil(panels / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(12, 4.2 * rows), squeeze=False)
     flat = list(axes.flat)
-    groups = [*sizes, "health"]
+    references = [case for case in ("health", FLOOR_CASE) if any(r.case == case for r in results)]
+    groups = [*sizes, " / ".join(references) or "health"]
     width = 0.8 / max(len(drawn), 1)
     middle = (len(drawn) - 1) / 2
     for axis, concurrency in zip(flat, concurrencies, strict=False):
@@ -774,16 +849,19 @@ def draw(results: list[Result], path: Path, title: str) -> None:
                     heights.append(result.requests_per_s)
             bars = axis.bar(xs, heights, width, label=case, color=colours[case])
             axis.bar_label(bars, labels=[_fmt(h, 0) for h in heights], fontsize=7)
-        health = found.get(("health", None, concurrency))
-        if health and health.requests_per_s > 0:
-            bars = axis.bar(
-                [len(sizes)],
-                [health.requests_per_s],
-                width,
-                label="health",
-                color=colours["health"],
-            )
-            axis.bar_label(bars, labels=[_fmt(health.requests_per_s, 0)], fontsize=7)
+        # The requests that fetch no file, side by side in the last group.
+        for index, case in enumerate(references):
+            reference = found.get((case, None, concurrency))
+            if reference and reference.requests_per_s > 0:
+                offset = (index - (len(references) - 1) / 2) * width
+                bars = axis.bar(
+                    [len(sizes) + offset],
+                    [reference.requests_per_s],
+                    width,
+                    label=case,
+                    color=colours[case],
+                )
+                axis.bar_label(bars, labels=[_fmt(reference.requests_per_s, 0)], fontsize=7)
         axis.set_xticks(range(len(groups)), groups)
         axis.set_yscale("log")
         axis.margins(y=0.15)
@@ -885,22 +963,39 @@ def run(args: argparse.Namespace) -> int:
     stacks: list[Stack] = []
     results: list[Result] = []
     seaweed: Seaweed | None = None
+    floor: FloorServer | None = None
     cases = set(args.cases)
+    four_kib = "4KiB" in args.sizes
+    if four_kib and cases & {POSTGRES_CASE, POSTGRES_THREADS_CASE}:
+        ensure_postgres()
     try:
         handoff = django_view = fallback = scaled = threads = s3 = None
+        postgres = postgres_threads = None
         if cases & {"static", "gateway", "health"}:
             handoff = start_stack("handoff", args.workers, folders)
         if "django-view" in cases:
-            django_view = start_stack("django-view", args.workers, folders, GATEWAY_FAST_MEDIA="0")
+            django_view = start_stack(
+                "django-view", args.workers, folders, {"GATEWAY_FAST_MEDIA": "0"}
+            )
         if "fallback" in cases:
             fallback = start_stack(
-                "fallback", args.workers, folders, GATEWAY_SENDFILE_BACKEND=STREAMING_BACKEND
+                "fallback", args.workers, folders, {"GATEWAY_SENDFILE_BACKEND": STREAMING_BACKEND}
             )
-        if SCALING_CASE in cases and "4KiB" in args.sizes:
+        if SCALING_CASE in cases and four_kib:
             scaled = start_stack(SCALING_CASE, args.workers * 2, folders)
-        if THREADS_CASE in cases and "4KiB" in args.sizes:
+        if THREADS_CASE in cases and four_kib:
             threads = start_stack(
-                THREADS_CASE, args.workers, folders, GATEWAY_FAST_MEDIA_LOOP_READS="0"
+                THREADS_CASE, args.workers, folders, {"GATEWAY_FAST_MEDIA_LOOP_READS": "0"}
+            )
+        if POSTGRES_CASE in cases and four_kib:
+            postgres = start_stack(POSTGRES_CASE, args.workers, folders, postgres=True)
+        if POSTGRES_THREADS_CASE in cases and four_kib:
+            postgres_threads = start_stack(
+                POSTGRES_THREADS_CASE,
+                args.workers,
+                folders,
+                {"GATEWAY_FAST_MEDIA_LOOP_READS": "0"},
+                postgres=True,
             )
         if cases & set(STORE_CASES):
             store_dir = Path(tempfile.mkdtemp(prefix="gateway-bench-store-"))
@@ -908,11 +1003,18 @@ def run(args: argparse.Namespace) -> int:
             seaweed = Seaweed(store_dir / STORE_FOLDER)
             store = seaweed.start()
             log(f"SeaweedFS serving bucket {store.bucket!r} at {store.endpoint_url}")
-            s3 = start_stack("s3", args.workers, folders, **store.gateway_environment())
-        stacks = [stack for stack in (handoff, django_view, fallback, scaled, threads, s3) if stack]
+            s3 = start_stack("s3", args.workers, folders, store.gateway_environment())
+        started = (handoff, django_view, fallback, scaled, threads, postgres, postgres_threads, s3)
+        stacks = [stack for stack in started if stack]
+        if FLOOR_CASE in cases:
+            floor_dir = Path(tempfile.mkdtemp(prefix=f"gateway-bench-{FLOOR_CASE}-"))
+            folders.append(floor_dir)
+            floor = FloorServer(floor_dir)
+            log(f"starting uvicorn alone with Django's bare floor on {floor.url}")
+            floor.start()
         # Side by side, on two cores: the stacks' migrations, collectstatic
         # and sign-ins overlap; the cases are timed one at a time.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(len(stacks), 1)) as pool:
             list(pool.map(Stack.start, stacks))
             log("signing in and uploading " + ", ".join(args.sizes))
             prepared = list(pool.map(lambda stack: prepare(stack, files), stacks))
@@ -951,12 +1053,19 @@ def run(args: argparse.Namespace) -> int:
             targets.append(
                 Target(SCALING_CASE, "4KiB", scaled, media[id(scaled)]["4KiB"], files["4KiB"])
             )
-        if threads:
-            targets.append(
-                Target(THREADS_CASE, "4KiB", threads, media[id(threads)]["4KiB"], files["4KiB"])
-            )
+        for case, stack in (
+            (THREADS_CASE, threads),
+            (POSTGRES_CASE, postgres),
+            (POSTGRES_THREADS_CASE, postgres_threads),
+        ):
+            if stack:
+                targets.append(Target(case, "4KiB", stack, media[id(stack)]["4KiB"], files["4KiB"]))
         if handoff and "health" in cases:
             targets.append(Target("health", None, handoff, "/healthz", HEALTH_BODY))
+        if floor:
+            # No session: the floor reads no cookie, and wrk sends none to a direct URL.
+            cookies[id(floor)] = ""
+            targets.append(Target(FLOOR_CASE, None, floor, "/", FLOOR_BODY, f"{floor.url}/"))
         for target in targets:
             verify(target, cookies[id(target.stack)])
         log(f"every URL answers 200 with the expected bytes; {len(targets)} cases per concurrency")
@@ -985,10 +1094,13 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(PAUSE_BETWEEN_CASES)
     except (BenchError, StoreCaseError) as error:
         log(f"FAILED: {error}")
-        for stack in stacks:
-            log(f"last lines of the {stack.data_dir.name} stack's log:\n{stack.log()[-3000:]}")
+        servers: list[Stack | FloorServer] = [*stacks, *([floor] if floor else [])]
+        for server in servers:
+            log(f"last lines of the {server.data_dir.name} log:\n{server.log()[-3000:]}")
         return 1
     finally:
+        if floor is not None:
+            floor.stop()
         for stack in stacks:
             stack.stop()
         # The store last: the S3 stack's workers may still be talking to it.

@@ -15,8 +15,8 @@ import pytest
 pytestmark = pytest.mark.stack
 
 ROOT = Path(__file__).resolve().parent.parent
-# Five stacks and a SeaweedFS, two uploads each, sixteen one-second cases,
-# and maybe installing wrk.
+# Eight stacks (two on PostgreSQL), a SeaweedFS and uvicorn alone, two
+# uploads each, twenty-two one-second cases, and maybe installing wrk.
 TIMEOUT = 900
 
 
@@ -45,8 +45,15 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
         for size in ("4KiB", "1MiB")
         for case in ("static", "gateway", "fallback")
     } | {("health", None, concurrency) for concurrency in concurrencies}
-    # The entry point's reads on the event loop, beside the same reads in its threads.
-    expected |= {("gateway-threads", "4KiB", concurrency) for concurrency in concurrencies}
+    # The entry point's reads on the event loop, beside the same reads in its
+    # threads, on SQLite and on PostgreSQL.
+    expected |= {
+        (case, "4KiB", concurrency)
+        for case in ("gateway-threads", "gateway-pg", "gateway-pg-threads")
+        for concurrency in concurrencies
+    }
+    # Django's bare floor, uvicorn alone with no nginx in front.
+    expected |= {("floor", None, concurrency) for concurrency in concurrencies}
     # The object store's path, once: through nginx and the check, and a
     # presigned GET straight to the store, side by side.
     expected |= {(case, "1MiB", max(concurrencies)) for case in ("s3-gateway", "s3-direct")}
@@ -61,9 +68,29 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
         assert result["rss_after_kib"] > 0, key
     assert report["ratios"], "no ratios computed"
     assert "RATIOS" in done.stdout
-    assert all(
-        row["loop_over_threads_rps"] > 0 for row in report["ratios"] if row["size"] == "4KiB"
-    )
+    four_kib_rows = [row for row in report["ratios"] if row["size"] == "4KiB"]
+    assert len(four_kib_rows) == len(concurrencies)
+    for row in four_kib_rows:
+        for ratio in (
+            "loop_over_threads_rps",
+            "pg_loop_over_threads_rps",
+            "gateway_over_floor_rps",
+            "gateway_pg_over_floor_rps",
+        ):
+            assert row[ratio] > 0, (ratio, row["concurrency"])
+    for column in (
+        "gateway/floor req/s",
+        "gateway-pg/floor req/s",
+        "gateway-pg/gateway-pg-threads req/s",
+    ):
+        assert column in done.stdout
+    # The floor's CPU is uvicorn's alone: no nginx stands in front of it.
+    for concurrency in concurrencies:
+        floor = seen[("floor", None, concurrency)]
+        assert floor["p99_ms"] > 0
+        assert floor["cpu_s"]["app"] > 0
+        assert floor["cpu_s"]["nginx"] == 0
+        assert floor["nginx_statuses"] == {}
     (store_row,) = [row for row in report["ratios"] if row["s3_rss_before_mib"] is not None]
     assert (store_row["size"], store_row["concurrency"]) == ("1MiB", max(concurrencies))
     assert store_row["s3_gateway_over_direct_mibps"] > 0

@@ -25,7 +25,8 @@ import httpx
 BASE_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 120.0
 # Set (a postgres:// URL, as tests/settings.py reads it): each stack gets a
-# fresh PostgreSQL database of its own, made on start and dropped on stop.
+# fresh PostgreSQL database of its own, made on start and dropped on stop
+# (as does a Stack(..., postgres=True) when it is not set).
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 # Where databases are made and dropped: the suite's PostgreSQL, or the local
 # one for the stacks that always run on PostgreSQL.
@@ -181,7 +182,9 @@ def _exchange(
 
 
 class Stack:
-    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, extra_env: dict[str, str] | None = None, *, postgres: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -201,10 +204,11 @@ class Stack:
         self.database = ""
         if "GATEWAY_DATABASE_URL" in (extra_env or {}):
             pass  # the caller's own database
-        elif TEST_DATABASE_URL:
+        elif TEST_DATABASE_URL or postgres:
+            # ADMIN_URL is TEST_DATABASE_URL when that is set.
             self.database = f"gateway_stack_{secrets.token_hex(6)}"
             self.env["GATEWAY_DATABASE_URL"] = urllib.parse.urlunsplit(
-                urllib.parse.urlsplit(TEST_DATABASE_URL)._replace(path=f"/{self.database}")
+                urllib.parse.urlsplit(ADMIN_URL)._replace(path=f"/{self.database}")
             )
         else:
             # Never a database of the developer's own: SQLite in the data folder.
