@@ -844,8 +844,9 @@ def test_doctor_renders_again_with_the_recorded_options(tmp_path) -> None:
     assert (result.status, result.reason) == (
         "FAIL",
         f"{path} has no '# Rendered with:' line with its listen, upstream and server name: "
-        "render it with protected_media_nginx",
+        "nothing says what it was rendered with",
     )
+    assert result.fix.startswith("manage.py protected_media_nginx --listen <address>")
 
 
 # -- the object store (PROTECTED_MEDIA_STORAGE = "s3") --------------------------------

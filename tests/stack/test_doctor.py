@@ -3,7 +3,9 @@ instances started from the rendered config with one mistake edited in."""
 
 from __future__ import annotations
 
+import re
 import socket
+import string
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -11,6 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from protected_media.ops.doctor.bucket import Refused
+from protected_media.ops.doctor.findings import FINDINGS
+from protected_media.ops.doctor.store import FIXES, refused
 
 from .conftest import MAX_UPLOAD, USERS
 from .harness import BASE_DIR, Stack, free_port, nginx_listening, upload
@@ -32,8 +38,15 @@ TEXT = b"doctor's private notes\n" * 20
 def run_doctor(
     stack: Stack, *args: str, stdin: str = "", **env: str
 ) -> subprocess.CompletedProcess[str]:
+    return run_doctor_command(stack, "protected_media_doctor", *args, stdin=stdin, **env)
+
+
+def run_doctor_command(
+    stack: Stack, command: str, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """manage.py ``command`` with the stack's settings, changed by ``env``."""
     return subprocess.run(
-        [sys.executable, "manage.py", "protected_media_doctor", *args],
+        [sys.executable, "manage.py", command, *args],
         cwd=BASE_DIR,
         env={
             **stack.env,
@@ -48,17 +61,29 @@ def run_doctor(
     )
 
 
+def parse_line(line: str) -> tuple[str, str, str | None, str]:
+    """(status, check, finding id or None, reason) of one line of the report."""
+    status, _, rest = line.partition(" ")
+    label, _, reason = rest.partition(": ")
+    name, _, finding = label.partition(" [")
+    assert status in ("PASS", "FAIL", "SKIP", "WARN") and reason, line
+    # A finding names its id and its fix; a pass has neither.
+    assert (status == "PASS") == (finding == "") == (". Fix: " not in reason), line
+    return status, name, finding.removesuffix("]") or None, reason
+
+
 def report(done: subprocess.CompletedProcess[str]) -> dict[str, tuple[str, str]]:
     """{check: (PASS/FAIL/SKIP, reason)}, and every line of stdout is one check."""
-    lines = done.stdout.splitlines()
     results = {}
-    for line in lines:
-        status, _, rest = line.partition(" ")
-        name, _, reason = rest.partition(": ")
-        assert status in ("PASS", "FAIL", "SKIP") and reason, line
+    for line in done.stdout.splitlines():
+        status, name, _, reason = parse_line(line)
         results[name] = (status, reason)
     assert list(results) == CHECKS, done.stdout
     return results
+
+
+def finding_ids(done: subprocess.CompletedProcess[str]) -> dict[str, str | None]:
+    return {parse_line(line)[1]: parse_line(line)[2] for line in done.stdout.splitlines()}
 
 
 def statuses(results: dict[str, tuple[str, str]]) -> dict[str, str]:
@@ -140,6 +165,10 @@ def test_a_session_that_may_not_read_the_file_fails(stack, private_file, session
     status, reason = report(done)["media headers"]
     assert status == "FAIL"
     assert reason.startswith(f"GET {private_file['url']} with the session answered 404, not 200")
+    assert reason.endswith(
+        "Fix: sign in as the file's owner and give that sessionid cookie's value with "
+        "--session-cookie - and the file's URL with --media-url"
+    )
 
 
 def test_a_config_rendered_for_other_settings_fails(stack) -> None:
@@ -157,10 +186,14 @@ def test_a_config_rendered_for_other_settings_fails(stack) -> None:
         for number, text in enumerate(lines, 1)
         if text.strip() == "client_max_body_size 10551296;"
     )
-    assert reason == (
+    seen, _, fix = reason.partition(". Fix: ")
+    assert seen == (
         f"{reference} differs from a fresh render: line {line} is 'client_max_body_size "
         f"10551296;', the settings give 'client_max_body_size {MAX_UPLOAD + 64 * 1024};'"
     )
+    # The command that writes it again, with the options the file records.
+    assert fix.startswith("manage.py protected_media_nginx --listen ")
+    assert fix.endswith(f" -o {reference}, then nginx -t && systemctl reload nginx")
 
 
 def test_system_check_errors_fail(stack) -> None:
@@ -169,19 +202,82 @@ def test_system_check_errors_fail(stack) -> None:
     done = run_doctor(stack, stack.url, GATEWAY_SENDFILE_BACKEND="django_sendfile.backends.simple")
     assert done.returncode == 1
     results = report(done)
-    assert results["system checks"] == ("FAIL", "1 at the fail level: protected_media.E012")
+    status, reason = results["system checks"]
+    assert status == "FAIL"
+    # The id, then the hint that says what to set.
+    assert reason.startswith(
+        "1 at the fail level: protected_media.E012. Fix: protected_media.E012: "
+    )
+    assert "SENDFILE_BACKEND" in reason
+    assert finding_ids(done)["system checks"] == "D701"
     assert statuses(results)["static"] == "PASS"
 
 
 def test_nothing_listening_fails_every_http_check(stack) -> None:
-    done = run_doctor(stack, f"http://127.0.0.1:{free_port()}")
+    port = free_port()
+    done = run_doctor(stack, f"http://127.0.0.1:{port}")
     assert done.returncode == 1
     results = report(done)
     for name in ("static", "internal", "anonymous media"):
         status, reason = results[name]
         assert status == "FAIL"
-        assert reason.startswith("no answer: ")
+        assert reason.startswith(f"no answer from http://127.0.0.1:{port} (")
+        assert reason.endswith("Fix: start nginx (systemctl start nginx) and give the doctor "
+                               "the address of its listen line")  # fmt: skip
+        assert finding_ids(done)[name] == "D001"
     assert results["system checks"][0] == "PASS"
+
+
+# -- the static files, as the settings the doctor reads have them --------------
+
+PLAIN_STORAGE = "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+
+def settings_module(folder: Path, static_root: Path, storage: str | None) -> dict[str, str]:
+    """The environment of a run whose settings are the gateway's with another
+    STATIC_ROOT and, given one, another static storage."""
+    lines = ["from gateway.settings import *  # noqa: F403", f"STATIC_ROOT = {str(static_root)!r}"]
+    if storage:
+        lines.append(f'STORAGES = {{**STORAGES, "staticfiles": {{"BACKEND": {storage!r}}}}}')
+    (folder / "doctor_static_settings.py").write_text("\n".join(lines) + "\n")
+    return {"DJANGO_SETTINGS_MODULE": "doctor_static_settings", "PYTHONPATH": str(folder)}
+
+
+def test_a_storage_without_a_manifest_names_the_storage_setting(stack, tmp_path) -> None:
+    # The user's case: the static storage is not the manifest one, and
+    # collectstatic has run, so running it again changes nothing.
+    env = settings_module(tmp_path, tmp_path / "static", PLAIN_STORAGE)
+    collected = run_doctor_command(stack, "collectstatic", "--noinput", **env)
+    assert collected.returncode == 0, collected.stderr
+    assert not (tmp_path / "static" / "staticfiles.json").exists()
+    done = run_doctor(stack, stack.url, **env)
+    assert finding_ids(done)["static"] == "D101"
+    assert report(done)["static"] == (
+        "FAIL",
+        f'STORAGES["staticfiles"] is {PLAIN_STORAGE}, which writes no manifest: collectstatic '
+        "gives no file a hashed name, so nginx cannot let browsers cache static files for a "
+        'year. Fix: hashed names need STORAGES["staticfiles"] = {"BACKEND": '
+        '"django.contrib.staticfiles.storage.ManifestStaticFilesStorage"}, then manage.py '
+        "collectstatic --noinput",
+    )
+
+
+def test_a_manifest_storage_without_its_manifest_says_run_collectstatic(stack, tmp_path) -> None:
+    (tmp_path / "static").mkdir()
+    env = settings_module(tmp_path, tmp_path / "static", None)
+    done = run_doctor(stack, stack.url, **env)
+    assert finding_ids(done)["static"] == "D102"
+    manifest = (tmp_path / "static" / "staticfiles.json").resolve()
+    assert report(done)["static"] == (
+        "FAIL",
+        f"no readable {manifest} (No such file or directory): "
+        'STORAGES["staticfiles"] is django.contrib.staticfiles.storage.'
+        "ManifestStaticFilesStorage, but collectstatic has not written its manifest since. "
+        "Fix: run manage.py collectstatic --noinput",
+    )
+    # Once collected, the same settings pass: the finding named the whole fix.
+    assert run_doctor_command(stack, "collectstatic", "--noinput", **env).returncode == 0
+    assert report(run_doctor(stack, stack.url, **env))["static"][0] == "PASS"
 
 
 # -- a real nginx with one mistake edited into the rendered config ------------
@@ -316,10 +412,61 @@ def test_broken_nginx_fails_the_checks_that_see_it(
     if "internal" in failing:
         assert served == [f"/_protected/{stored_name(stack, private_file)}"]
         assert results["internal"][1] == (
-            f"GET {shown[0]} answered 200, not 404: the location is not internal"
+            f"GET {shown[0]} answered 200, not 404: the location is not internal, so anyone "
+            "may read a private file by its stored name. Fix: internal; in location ^~ "
+            "/_protected/; write it with manage.py protected_media_nginx, then nginx -t && "
+            "systemctl reload nginx"
         )
     if breakage == "missing security headers":
-        assert results["media headers"][1] == (
+        seen, _, fix = results["media headers"][1].partition(". Fix: ")
+        assert seen == (
             f"GET {private_file['url']} lacks the right X-Content-Type-Options, "
-            "Content-Security-Policy, Referrer-Policy, Cross-Origin-Resource-Policy"
+            "Content-Security-Policy, Referrer-Policy, Cross-Origin-Resource-Policy: nginx's "
+            "internal location does not add them as the settings say"
         )
+        assert fix.startswith(
+            'add_header X-Content-Type-Options "nosniff" always; in location ^~ /_protected/; '
+        )
+        assert fix.endswith("; then nginx -t && systemctl reload nginx")
+
+
+# -- every finding the doctor can print names its fix ----------------------------
+
+# A fix names a setting, a command to run or an nginx directive (or, for
+# the store, the bucket policy or the clock service to change).
+FIX_WORDS = re.compile(
+    r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b|STORAGES\[|manage\.py |systemctl |nginx -t|date -u|--[a-z-]+"
+    r"|bucket policy|Object Lock|NTP"
+    r"|\b(?:alias|internal|add_header|proxy_pass|proxy_hide_header|location \^~)\b"
+)
+
+
+@pytest.mark.parametrize("finding_id", list(FINDINGS))
+def test_every_finding_prints_its_id_and_a_fix(finding_id) -> None:
+    finding = FINDINGS[finding_id]
+    fields = {
+        field
+        for template in (finding.seen, finding.fix)
+        for _, field, _, _ in string.Formatter().parse(template)
+        if field
+    }
+    values = {field: f"<{field}>" for field in fields}
+    # A refusal's fix comes from the store's error code: one of them here,
+    # each in the test below.
+    values["fix"] = FIXES["NoSuchBucket"]
+    line = finding.result(check="" if finding.check else "some check", **values).line
+    status, name, shown_id, reason = parse_line(line)
+    assert (status, shown_id) == (finding.status, finding_id)
+    assert name == (finding.check or "some check")
+    seen, _, fix = reason.partition(". Fix: ")
+    assert seen and FIX_WORDS.search(fix), line
+
+
+@pytest.mark.parametrize("code", list(FIXES))
+def test_every_refusal_of_the_store_names_its_fix(code) -> None:
+    class Store:
+        name, access_key_id, endpoint_url = "files", "AKIA", "https://s3.example.com"
+
+    result = refused(Store(), Refused("PutObject", code, 403), check="store credentials")  # type: ignore[arg-type]
+    assert result.line.startswith(f"FAIL store credentials [D805]: PutObject refused with {code}")
+    assert FIX_WORDS.search(result.fix) or "allow s3:" in result.fix

@@ -31,7 +31,7 @@ from tests.store import object_names, use_store
 
 from .conftest import USERS, start_stack
 from .harness import Stack, free_port, upload
-from .test_doctor import CHECKS, broken_nginx, listen_port, run_doctor, substitute
+from .test_doctor import CHECKS, broken_nginx, listen_port, parse_line, run_doctor, substitute
 
 ALL_CHECKS = [*CHECKS, *STORE_CHECKS]
 TEXT = b"doctor's notes, kept in a bucket\n" * 20
@@ -88,9 +88,7 @@ def report(done) -> dict[str, tuple[str, str]]:
     """{check: (status, reason)}; every line of stdout is one check, in order."""
     results = {}
     for line in done.stdout.splitlines():
-        status, _, rest = line.partition(" ")
-        name, _, reason = rest.partition(": ")
-        assert status in ("PASS", "FAIL", "SKIP", "WARN") and reason, line
+        status, name, _, reason = parse_line(line)
         results[name] = (status, reason)
     assert list(results) == ALL_CHECKS, done.stdout
     return results
@@ -169,10 +167,11 @@ def test_gather_needs_no_private_root_with_a_bucket(settings, seaweed, db) -> No
     assert isinstance(inputs.store, Bucket)
     # A site that does not answer the round trip is a finding too.
     name = "files/doctor-round-trip.txt"
+    site_url = f"http://127.0.0.1:{free_port()}"
     s3_client(seaweed).put_object(Bucket=seaweed.bucket, Key=name, Body=TEXT)
     try:
         results = store_results(
-            Site(f"http://127.0.0.1:{free_port()}", timeout=5),
+            Site(site_url, timeout=5),
             inputs.store,
             target="/media/" + "A" * 22,
             cookie="sessionid=x",
@@ -183,7 +182,11 @@ def test_gather_needs_no_private_root_with_a_bucket(settings, seaweed, db) -> No
     finally:
         s3_client(seaweed).delete_object(Bucket=seaweed.bucket, Key=name)
     assert [result.status for result in results] == ["PASS", "PASS", "PASS", "PASS", "FAIL"]
-    assert results[-1].reason == "no answer: [Errno 111] Connection refused"
+    assert results[-1].reason == (
+        f"no answer from {site_url} ([Errno 111] Connection refused): nothing serves the site "
+        "at that address"
+    )
+    assert results[-1].finding == "D001"
 
 
 # -- one thing broken at a time ------------------------------------------------
@@ -197,14 +200,16 @@ def test_a_wrong_secret_names_the_action_and_the_setting(s3_stack, seaweed) -> N
     results = report(done)
     assert failing(results) == {"store credentials"}
     assert results["store credentials"][1] == (
-        "PutObject refused with SignatureDoesNotMatch (403): PROTECTED_MEDIA_S3_SECRET_ACCESS_KEY "
+        "PutObject refused with SignatureDoesNotMatch (403). Fix: "
+        "PROTECTED_MEDIA_S3_SECRET_ACCESS_KEY "
         f"is not the secret of access key id {seaweed.access_key_id!r}: set the secret that "
         "belongs to it"
     )
     assert results["anonymous store read"] == (
         "SKIP",
-        "no probe object to ask for (PutObject: SignatureDoesNotMatch (403)): "
-        "see store credentials",
+        "no probe object to ask for (PutObject: SignatureDoesNotMatch (403)). "
+        "Fix: the fix of store credentials (D805): PROTECTED_MEDIA_S3_* or the "
+        "credentials' policy",
     )
     assert results["anonymous store listing"][0] == "PASS"
     for secret in (wrong, seaweed.secret_access_key):
@@ -234,12 +239,12 @@ def test_a_public_bucket_is_named_with_its_fix(s3_stack, seaweed, broken_bucket)
     endpoint = seaweed.endpoint_url
     assert results["anonymous store read"][1] == (
         f"an unsigned GET {endpoint}/{broken_bucket}/.protected-media-doctor/<probe> answered "
-        "200: the bucket is public. Remove the bucket policy statement or ACL that grants "
+        "200: the bucket is public. Fix: remove the bucket policy statement or ACL that grants "
         f"s3:GetObject {fix}"
     )
     assert results["anonymous store listing"][1] == (
         f"an unsigned GET {endpoint}/{broken_bucket}?list-type=2&max-keys=1 answered 200: "
-        "anyone can list the bucket's objects. Remove the bucket policy statement or ACL that "
+        "anyone can list the bucket's objects. Fix: remove the bucket policy statement or ACL that "
         f"grants s3:ListBucket {fix}"
     )
     # The probe of the anonymous read was deleted again.
@@ -255,7 +260,7 @@ def test_a_policy_that_denies_deletes_names_the_iam_action(
     results = report(done)
     assert failing(results) == {"store credentials"}
     assert re.fullmatch(
-        r"DeleteObject refused with AccessDenied \(403\): the credentials may not "
+        r"DeleteObject refused with AccessDenied \(403\)\. Fix: the credentials may not "
         rf"s3:DeleteObject: allow s3:DeleteObject on arn:aws:s3:::{broken_bucket}/\* in their "
         rf"policy, and deny it in no bucket policy; the probe object {broken_bucket}/"
         r"\.protected-media-doctor/[\w-]+ is left in the bucket: delete it",
@@ -277,8 +282,9 @@ def test_a_store_that_does_not_answer_is_one_finding_per_check(
     assert failing(results) == set(STORE_CHECKS)
     for check in STORE_CHECKS:
         assert results[check][1] == (
-            f"the store at {endpoint} did not answer (EndpointConnectionError): is it running "
-            "and reachable from this machine, and is PROTECTED_MEDIA_S3_ENDPOINT_URL its address?"
+            f"the store at {endpoint} did not answer (EndpointConnectionError). Fix: start the "
+            "store or open the way to it from this machine, and set "
+            "PROTECTED_MEDIA_S3_ENDPOINT_URL to its address"
         )
 
 
@@ -296,7 +302,7 @@ def test_an_object_missing_from_the_bucket_fails_the_round_trip(
     results = report(done)
     assert failing(results) == {"media headers", "store round trip"}
     assert results["store round trip"][1] == (
-        f"the object of {created['url']} is not in bucket {seaweed.bucket!r}: copy the files "
+        f"the object of {created['url']} is not in bucket {seaweed.bucket!r}. Fix: copy the files "
         "kept before PROTECTED_MEDIA_STORAGE = 's3' into the bucket, under their stored names"
     )
 
@@ -323,7 +329,8 @@ def test_store_headers_passed_on_by_nginx_are_named(
     reason = results["store round trip"][1]
     leaked = reason.removeprefix(f"GET {private_file['url']} passes on the store's ")
     leaked = leaked.removesuffix(
-        ": hide them in the store location (proxy_hide_header), as protected_media_nginx writes it"
+        ". Fix: proxy_hide_header for each in the store location; write it with manage.py "
+        "protected_media_nginx, then nginx -t && systemctl reload nginx"
     )
     names = leaked.split(", ")
     assert {"x-amz-request-id", "seaweed-x-amz-etag", "seaweed-x-amz-owner"} <= set(names)
@@ -384,19 +391,25 @@ def judged(skew: float, *, lifetime: int = 60, round_trip: float = 0.0):
 )  # fmt: skip
 def test_clock_judgement(skew, lifetime, round_trip, status, reason) -> None:
     result = judged(skew, lifetime=lifetime, round_trip=round_trip)
-    assert (result.name, result.status, result.reason) == ("store clock", status, reason)
+    # What was seen, then the fix.
+    shown = f"{result.reason}; {result.fix}" if result.fix else result.reason
+    assert (result.name, result.status, shown) == ("store clock", status, reason)
 
 
 @pytest.mark.parametrize(
     ("date", "reason"),
     [
-        (None, "the store sent no Date header: compare the clocks by hand"),
-        ("yesterday", "the store's Date header 'yesterday' is not a date"),
+        (None, "the store sent no Date header: the clocks cannot be compared"),
+        (
+            "yesterday",
+            "the store's Date header 'yesterday' is not a date: the clocks cannot be compared",
+        ),
     ],
 )
 def test_a_missing_or_unreadable_date_is_skipped(date, reason) -> None:
     result = judge_clock(date=date, sent=NOW, received=NOW, lifetime=60)
     assert (result.status, result.reason) == ("SKIP", reason)
+    assert result.fix == "compare date -u here and on the store's host"
 
 
 @given(

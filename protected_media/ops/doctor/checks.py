@@ -7,13 +7,14 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-from django.core.checks import run_checks
+from django.core.checks import CheckMessage, run_checks
 from django.core.exceptions import ImproperlyConfigured
 
 from ...keys import new_key
@@ -22,24 +23,13 @@ from ...nginx.render import (
     HASHED_STATIC_RE,
     MEDIA_SECURITY_HEADERS,
     OPTIONS_COMMENT,
+    RenderOptions,
     recorded_options,
 )
 from .client import Site
+from .findings import Result, Status, finding
 
-# WARN: works, but will not for long (a clock drifting away); not a failure.
-Status = Literal["PASS", "FAIL", "SKIP", "WARN"]
-MANIFEST_NAME = "staticfiles.json"
-
-
-@dataclass(frozen=True)
-class Result:
-    name: str
-    status: Status
-    reason: str
-
-    @property
-    def line(self) -> str:
-        return f"{self.status} {self.name}: {self.reason}"
+__all__ = ["PrivateFile", "PublicTarget", "Result", "StaticStorage", "Status"]
 
 
 @dataclass(frozen=True)
@@ -51,34 +41,62 @@ class PrivateFile:
     head: bytes  # its first bytes, to recognise it in a response
 
 
+@dataclass(frozen=True)
+class PublicTarget:
+    """Where a careless nginx location would serve a private file."""
+
+    url: str
+    prefix: str  # the location's prefix, as written in nginx (STATIC_URL, "/", ...)
+
+
+@dataclass(frozen=True)
+class StaticStorage:
+    """STORAGES["staticfiles"] as the settings give it."""
+
+    backend: str  # its dotted path
+    manifest: Path | None  # where it keeps its manifest; None: it keeps none
+
+
 def check_static(
-    site: Site, *, static_url: str, static_root: Path, hashed_cache: str, default_cache: str
+    site: Site,
+    *,
+    static_url: str,
+    static_root: Path,
+    storage: StaticStorage,
+    hashed_cache: str,
+    default_cache: str,
 ) -> Result:
     name = "static"
-    manifest = static_root / MANIFEST_NAME
+    if storage.manifest is None:
+        return finding("D101", backend=storage.backend)
+    manifest = storage.manifest
     try:
         paths = json.loads(manifest.read_text())["paths"]
         entries = [(str(original), str(hashed)) for original, hashed in paths.items()]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return Result(name, "FAIL", f"no readable {manifest}: run collectstatic")
+    except OSError as error:
+        return finding("D102", manifest=manifest, error=error.strerror, backend=storage.backend)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        error_text = "not a manifest collectstatic wrote"
+        return finding("D102", manifest=manifest, error=error_text, backend=storage.backend)
     original, hashed = _smallest_static_file(static_root, entries) or ("", "")
     if not hashed:
-        return Result(name, "FAIL", f"no file named in {manifest} is under {static_root}")
+        return finding("D103", manifest=manifest, static_root=static_root)
     cases = [(hashed, hashed_cache)]
     if (static_root / original).is_file():
         cases.append((original, default_cache))
+    where: dict[str, Any] = {"static_url": static_url, "static_root": static_root}
     for file_name, cache in cases:
         target = static_url + quote(file_name)
         response = site.get(target)
         if response.status != 200:
-            return Result(name, "FAIL", f"GET {target} answered {response.status}, not 200")
+            return finding("D104", target=target, status=response.status, **where)
         if response.body != (static_root / file_name).read_bytes():
-            return Result(name, "FAIL", f"GET {target} did not answer the file in STATIC_ROOT")
+            return finding("D105", target=target, **where)
         if response.values("cache-control") != [cache]:
             got = response.values("cache-control")
-            return Result(name, "FAIL", f"GET {target}: Cache-Control {got}, not [{cache!r}]")
+            return finding("D106", target=target, got=got, cache=cache, **where)
         if response.values("x-content-type-options") != ["nosniff"]:
-            return Result(name, "FAIL", f"GET {target}: no X-Content-Type-Options: nosniff")
+            return finding("D107", target=target, **where)
     served = " and ".join(f"{static_url}{quote(file)} ({cache})" for file, cache in cases)
     return Result(name, "PASS", f"200 with the file's bytes: {served}")
 
@@ -92,30 +110,31 @@ def check_internal(site: Site, *, internal_url: str, probe: PrivateFile | None) 
     for target in targets:
         response = site.get(target)
         if response.status != 404:
-            return Result(
-                name,
-                "FAIL",
-                f"GET {hide_key(target, probe)} answered {response.status}, not 404: "
-                "the location is not internal",
-            )
+            shown = hide_key(target, probe)
+            return finding("D201", target=shown, status=response.status, internal_url=internal_url)
     which = "a real private file" if probe else "a made-up name; no private file exists yet"
     return Result(name, "PASS", f"404 for {hide_key(' and '.join(targets), probe)} ({which})")
 
 
-def check_private_paths(site: Site, *, targets: list[str], probe: PrivateFile | None) -> Result:
+def check_private_paths(
+    site: Site, *, targets: list[PublicTarget], internal_url: str, probe: PrivateFile | None
+) -> Result:
     name = "private files"
     if probe is None or not probe.head:
-        return Result(name, "SKIP", "no private file to look for yet: upload one and run again")
+        return finding("D301")
     for target in targets:
-        response = site.get(target)
+        response = site.get(target.url)
         if 200 <= response.status < 300 and response.body.startswith(probe.head):
-            return Result(
-                name,
-                "FAIL",
-                f"GET {hide_key(target, probe)} without a session answered {response.status} with "
-                "the private file: a public location reads the private root",
+            # "/static../private/x": the location lost its trailing slash.
+            which = "D303" if target.url.startswith(target.prefix + "../") else "D302"
+            return finding(
+                which,
+                target=hide_key(target.url, probe),
+                status=response.status,
+                prefix=target.prefix,
+                internal_url=internal_url,
             )
-    shown = ", ".join(target.replace(quote(probe.name), "<name>") for target in targets)
+    shown = ", ".join(target.url.replace(quote(probe.name), "<name>") for target in targets)
     return Result(
         name, "PASS", f"{hide_key(probe.name, probe)} is not served without a session at {shown}"
     )
@@ -126,73 +145,92 @@ def check_refusal(
 ) -> Result:
     name = "anonymous media"
     keys = [probe.key, new_key()] if probe else [new_key()]
+    expected = f"a 302 to {login_path}" if anonymous == "login" else "404"
     for key in keys:
         target = media_url + quote(key)
         response = site.get(target)
         if accel := response.accel_headers():
-            return Result(name, "FAIL", f"GET {target} answered with {', '.join(accel)}")
+            return finding(
+                "D002", check=name, target=target, accel=", ".join(accel), media_url=media_url
+            )
+        if 200 <= response.status < 300:
+            return finding("D401", target=target, status=response.status, media_url=media_url)
+        location = (response.values("location") or [""])[0]
         if anonymous == "login":
-            location = (response.values("location") or [""])[0]
-            parts = urlsplit(location)
-            if response.status != 302 or parts.path != login_path:
-                return Result(
-                    name,
-                    "FAIL",
-                    f"GET {target} answered {response.status} {location!r}, "
-                    f"not a redirect to {login_path}",
-                )
-        elif response.status != 404:
-            return Result(name, "FAIL", f"GET {target} answered {response.status}, not 404")
+            refused = response.status == 302 and urlsplit(location).path == login_path
+        else:
+            refused = response.status == 404
+        if not refused:
+            return finding(
+                "D402",
+                target=target,
+                status=response.status,
+                location=location,
+                expected=expected,
+                anonymous=anonymous,
+                login_path=login_path,
+            )
     what = "302 to the login page" if anonymous == "login" else "404"
     which = "a real file's key and an unknown key" if probe else "an unknown key"
     return Result(name, "PASS", f"{what} without a session for {which}, no X-Accel-* header")
 
 
 def check_served_headers(
-    site: Site, *, target: str | None, cookie: str | None, cache_control: str
+    site: Site,
+    *,
+    target: str | None,
+    cookie: str | None,
+    cache_control: str,
+    media_url: str,
+    internal_url: str,
 ) -> Result:
     name = "media headers"
     if target is None or cookie is None:
-        return Result(
-            name,
-            "SKIP",
-            "nginx adds them to served files only: give --media-url and --session-cookie",
-        )
+        return finding("D501")
     response = site.get(target, {"Cookie": cookie})
     if response.status != 200:
-        return Result(
-            name,
-            "FAIL",
-            f"GET {target} with the session answered {response.status}, not 200: "
-            "the session is not signed in, or its user may not read the file",
-        )
+        return finding("D502", check=name, target=target, status=response.status)
     if accel := response.accel_headers():
-        return Result(name, "FAIL", f"GET {target} answered with {', '.join(accel)}")
+        return finding(
+            "D002", check=name, target=target, accel=", ".join(accel), media_url=media_url
+        )
     expected = [*MEDIA_SECURITY_HEADERS, ("Cache-Control", cache_control)]
-    wrong = [header for header, value in expected if response.values(header) != [value]]
+    wrong = [(header, value) for header, value in expected if response.values(header) != [value]]
     if wrong:
-        return Result(name, "FAIL", f"GET {target} lacks the right {', '.join(wrong)}")
+        # nginx keeps the app's Cache-Control on the redirect and adds the others.
+        lines = [
+            f'add_header {header} "{value}" always; in location ^~ {internal_url}'
+            for header, value in wrong
+            if header != "Cache-Control"
+        ]
+        if any(header == "Cache-Control" for header, _ in wrong):
+            lines.append(
+                f"PROTECTED_MEDIA_CACHE_CONTROL = {cache_control!r} for the site, and no "
+                f"add_header Cache-Control in location ^~ {internal_url}"
+            )
+        return finding(
+            "D503",
+            target=target,
+            wrong=", ".join(header for header, _ in wrong),
+            means="nginx's internal location does not add them as the settings say",
+            lines="; ".join(lines),
+        )
     return Result(name, "PASS", f"GET {target}: 200 with {', '.join(h for h, _ in expected)}")
 
 
 def check_nginx_config(path: Path | None) -> Result:
     name = "nginx config"
     if path is None:
-        return Result(name, "SKIP", "give --nginx-config with the file nginx loads")
+        return finding("D601")
     try:
         text = path.read_text()
     except OSError as error:
-        return Result(name, "FAIL", f"cannot read {path}: {error.strerror}")
+        return finding("D602", path=path, error=error.strerror)
     # What it was rendered with is the operator's choice, recorded in the file;
     # everything else must follow from the settings.
     options = recorded_options(text)
     if options is None:
-        return Result(
-            name,
-            "FAIL",
-            f"{path} has no {OPTIONS_COMMENT.strip()!r} line with its listen, upstream and "
-            "server name: render it with protected_media_nginx",
-        )
+        return finding("D603", path=path, comment=OPTIONS_COMMENT.strip())
     try:
         expected = render_from_settings(
             listen=options.listen,
@@ -202,13 +240,16 @@ def check_nginx_config(path: Path | None) -> Result:
             user=options.user,
         )
     except (ImproperlyConfigured, ValueError) as error:
-        return Result(name, "FAIL", f"the settings cannot be rendered: {error}")
+        return finding("D604", error=error)
     if text == expected:
         return Result(
             name, "PASS", f"{path} is what protected_media_nginx writes for these settings"
         )
-    return Result(
-        name, "FAIL", f"{path} differs from a fresh render: {first_difference(text, expected)}"
+    return finding(
+        "D605",
+        path=path,
+        difference=first_difference(text, expected),
+        command=render_command(options, path),
     )
 
 
@@ -219,10 +260,17 @@ def check_system(*, fail_level: int) -> Result:
         for message in run_checks(include_deployment_checks=True)
         if not message.is_silenced()
     ]
-    failing = sorted(str(message.id) for message in messages if message.level >= fail_level)
-    others = sorted(str(message.id) for message in messages if message.level < fail_level)
+    failing = sorted(
+        (message for message in messages if message.level >= fail_level), key=_message_id
+    )
+    others = sorted(_message_id(message) for message in messages if message.level < fail_level)
     if failing:
-        return Result(name, "FAIL", f"{len(failing)} at the fail level: {', '.join(failing)}")
+        return finding(
+            "D701",
+            count=len(failing),
+            ids=", ".join(_message_id(message) for message in failing),
+            hints="; ".join(_message_text(message) for message in failing),
+        )
     reason = "none at the fail level (deployment checks included)"
     if others:
         reason += f"; below it: {', '.join(others)}"
@@ -248,6 +296,24 @@ def _smallest_static_file(root: Path, entries: Iterable[tuple[str, str]]) -> tup
         return None
     _, hashed, original = min(found)
     return original, hashed
+
+
+def _message_id(message: CheckMessage) -> str:
+    return str(message.id)
+
+
+def _message_text(message: CheckMessage) -> str:
+    hint = f" {message.hint}" if message.hint else ""
+    return f"{_message_id(message)}: {str(message.msg).rstrip('.')}.{hint}"
+
+
+def render_command(options: RenderOptions, path: Path) -> str:
+    """The protected_media_nginx command that writes ``path`` again."""
+    words = ["manage.py", "protected_media_nginx", "--listen", options.listen]
+    words += ["--upstream", options.upstream, "--server-name", options.server_name]
+    if options.standalone:
+        words += ["--standalone", options.standalone]
+    return shlex.join([*words, "-o", str(path)])
 
 
 def hide_key(text: str, probe: PrivateFile | None) -> str:

@@ -39,6 +39,11 @@ class Site:
         self.port = parts.port
         self.timeout = timeout
 
+    @property
+    def base_url(self) -> str:
+        port = f":{self.port}" if self.port else ""
+        return f"{self.scheme}://{self.host}{port}"
+
     def get(self, target: str, headers: dict[str, str] | None = None) -> Response:
         connection: http.client.HTTPConnection
         if self.scheme == "https":

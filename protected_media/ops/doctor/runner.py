@@ -13,8 +13,10 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings
+from django.contrib.staticfiles.storage import ManifestStaticFilesStorage
 from django.core.checks import ERROR
 from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import storages
 from django.shortcuts import resolve_url
 
 from ...conf import S3_STORAGE, conf
@@ -24,7 +26,9 @@ from ...nginx.render import STATIC_CACHE_DEFAULT, STATIC_CACHE_HASHED
 from .bucket import Bucket, find_stored_file, open_bucket
 from .checks import (
     PrivateFile,
+    PublicTarget,
     Result,
+    StaticStorage,
     check_internal,
     check_nginx_config,
     check_private_paths,
@@ -34,6 +38,7 @@ from .checks import (
     check_system,
 )
 from .client import Site
+from .findings import finding
 from .store import store_results
 
 # Enough of a private file to recognise it in a response.
@@ -44,6 +49,7 @@ HEAD_BYTES = 64 * 1024
 class Inputs:
     static_url: str
     static_root: Path
+    static_storage: StaticStorage
     private_root: Path | None  # unused, and may be unset, where the files are in a bucket
     internal_url: str
     media_url: str
@@ -59,10 +65,17 @@ class Inputs:
 def gather(*, timeout: float = 10.0) -> Inputs:
     in_bucket = conf.storage == S3_STORAGE
     # With the files in a bucket, the doctor reads no private root.
-    missing_root = conf.root is None and not in_bucket
-    if missing_root or conf.internal_url is None or not settings.STATIC_ROOT:
-        root = "" if in_bucket else "SENDFILE_ROOT, "
-        raise ImproperlyConfigured(f"{root}SENDFILE_URL and STATIC_ROOT must be set.")
+    required = {
+        "SENDFILE_ROOT": conf.root is not None or in_bucket,
+        "SENDFILE_URL": conf.internal_url is not None,
+        "STATIC_ROOT": bool(settings.STATIC_ROOT),
+    }
+    if missing := [name for name, present in required.items() if not present]:
+        raise ImproperlyConfigured(
+            f"{', '.join(missing)} not set: the doctor needs them to know what to ask for. "
+            "Set them in the site's settings (manage.py check --deploy names each)."
+        )
+    assert conf.internal_url is not None  # for mypy: checked just above
     store = open_bucket(timeout=timeout) if in_bucket else None
     probe = None
     if isinstance(store, Bucket):
@@ -75,6 +88,7 @@ def gather(*, timeout: float = 10.0) -> Inputs:
     return Inputs(
         static_url=str(settings.STATIC_URL),
         static_root=Path(settings.STATIC_ROOT).resolve(),
+        static_storage=static_storage(),
         private_root=conf.root.resolve() if conf.root else None,
         internal_url=conf.internal_url,
         media_url=conf.url,
@@ -85,6 +99,20 @@ def gather(*, timeout: float = 10.0) -> Inputs:
         probe=probe,
         store=store,
     )
+
+
+def static_storage() -> StaticStorage:
+    """STORAGES["staticfiles"] from the settings: the storage decides whether
+    collectstatic writes a manifest, and where."""
+    backend = str(settings.STORAGES["staticfiles"]["BACKEND"])
+    storage = storages["staticfiles"]
+    if not isinstance(storage, ManifestStaticFilesStorage):
+        return StaticStorage(backend=backend, manifest=None)
+    try:
+        manifest = Path((storage.manifest_storage or storage).path(storage.manifest_name))
+    except NotImplementedError:  # a manifest kept off the disk: nginx serves the disk
+        manifest = Path(settings.STATIC_ROOT) / storage.manifest_name
+    return StaticStorage(backend=backend, manifest=manifest.resolve())
 
 
 def find_private_file(root: Path, *, candidates: int = 20) -> PrivateFile | None:
@@ -103,7 +131,7 @@ def find_private_file(root: Path, *, candidates: int = 20) -> PrivateFile | None
     return None
 
 
-def public_targets(inputs: Inputs) -> list[str]:
+def public_targets(inputs: Inputs) -> list[PublicTarget]:
     """Where a careless nginx location would serve a private file without the check."""
     probe = inputs.probe
     if probe is None:
@@ -112,7 +140,7 @@ def public_targets(inputs: Inputs) -> list[str]:
     prefixes = [inputs.media_url, inputs.static_url, "/"]
     if inputs.public_media_url:
         prefixes.append(inputs.public_media_url)
-    targets = [prefix + name for prefix in dict.fromkeys(prefixes)]
+    targets = [PublicTarget(prefix + name, prefix) for prefix in dict.fromkeys(prefixes)]
     if inputs.private_root is None:
         return targets
     # A location without its trailing slash ("location /static", alias with
@@ -124,7 +152,8 @@ def public_targets(inputs: Inputs) -> list[str]:
         path = inputs.private_root / probe.name
         if path.is_relative_to(alias.parent):
             relative = quote(path.relative_to(alias.parent).as_posix())
-            targets.append(f"{prefix.rstrip('/')}../{relative}")
+            location = prefix.rstrip("/")
+            targets.append(PublicTarget(f"{location}../{relative}", location))
     return targets
 
 
@@ -145,12 +174,18 @@ def run(
             site,
             static_url=inputs.static_url,
             static_root=inputs.static_root,
+            storage=inputs.static_storage,
             hashed_cache=STATIC_CACHE_HASHED,
             default_cache=STATIC_CACHE_DEFAULT,
         ),
         _guarded("internal", check_internal, site, internal_url=inputs.internal_url, probe=probe),
         _guarded(
-            "private files", check_private_paths, site, targets=public_targets(inputs), probe=probe
+            "private files",
+            check_private_paths,
+            site,
+            targets=public_targets(inputs),
+            internal_url=inputs.internal_url,
+            probe=probe,
         ),
         _guarded(
             "anonymous media",
@@ -168,9 +203,11 @@ def run(
             target=media_target,
             cookie=cookie,
             cache_control=inputs.cache_control,
+            media_url=inputs.media_url,
+            internal_url=inputs.internal_url,
         ),
-        _guarded("nginx config", check_nginx_config, nginx_config),
-        _guarded("system checks", check_system, fail_level=fail_level),
+        check_nginx_config(nginx_config),
+        check_system(fail_level=fail_level),
     ]
     if inputs.store is not None:
         results += store_results(
@@ -194,9 +231,11 @@ def stored_name(media_target: str | None) -> str | None:
     return records.values_list("name", flat=True).first()
 
 
-def _guarded(name: str, check: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+def _guarded(
+    name: str, check: Callable[..., Result], site: Site, *args: Any, **kwargs: Any
+) -> Result:
     try:
-        return check(*args, **kwargs)
+        return check(site, *args, **kwargs)
     except (OSError, http.client.HTTPException) as error:
         # An unreachable site fails every HTTP check, each saying so.
-        return Result(name, "FAIL", f"no answer: {error or type(error).__name__}")
+        return finding("D001", check=name, site=site.base_url, error=error or type(error).__name__)

@@ -18,6 +18,7 @@ from ...storage.accel import PRESIGNED_REUSE_FRACTION
 from .bucket import PROBE_PREFIX, Bucket, NoAnswer, Refused, delete_quietly, probe_key
 from .checks import Result
 from .client import Site
+from .findings import SYNC_CLOCKS, finding
 
 ANONYMOUS_READ = "anonymous store read"
 ANONYMOUS_LISTING = "anonymous store listing"
@@ -32,7 +33,6 @@ AWS_MAX_SKEW = 15 * 60
 WARN_SKEW = 5
 # Response headers only a store sends: none may reach a client.
 STORE_HEADER_PREFIXES = ("x-amz-", "seaweed-", "x-minio-", "x-rgw-")
-SYNC_CLOCKS = "sync both clocks with NTP (systemd-timesyncd or chrony)"
 # What to do about each refusal of a signed call, by the store's error code.
 FIXES = {
     "InvalidAccessKeyId": "the store knows no access key id {key_id!r}: set "
@@ -49,6 +49,10 @@ FIXES = {
     "AuthorizationHeaderMalformed": "the bucket is in another region: set "
     "PROTECTED_MEDIA_S3_REGION to its region",
 }
+UNKNOWN_REFUSAL = (
+    "the store's log says why: look {code} up in its documentation, and check "
+    "PROTECTED_MEDIA_S3_ENDPOINT_URL, PROTECTED_MEDIA_S3_BUCKET and the credentials' policy"
+)
 
 
 def store_results(
@@ -62,10 +66,7 @@ def store_results(
     head_bytes: int,
 ) -> list[Result]:
     if isinstance(bucket, str):
-        return [
-            Result(check, "SKIP", f"the store cannot be checked: {bucket}")
-            for check in STORE_CHECKS
-        ]
+        return [finding("D801", check=check, why=bucket) for check in STORE_CHECKS]
     checks: dict[str, Callable[[], Result]] = {
         ANONYMOUS_READ: lambda: check_anonymous_read(bucket),
         ANONYMOUS_LISTING: lambda: check_anonymous_listing(bucket),
@@ -81,9 +82,10 @@ def store_results(
             results.append(run())
         except NoAnswer as error:
             # One line per check, each saying so, as for an unreachable site.
-            results.append(Result(check, "FAIL", silent(bucket, error)))
+            results.append(silent(bucket, error, check=check))
         except (OSError, http.client.HTTPException) as error:  # the site's, not the store's
-            results.append(Result(check, "FAIL", f"no answer: {error or type(error).__name__}"))
+            error_text = error or type(error).__name__
+            results.append(finding("D001", check=check, site=site.base_url, error=error_text))
     return results
 
 
@@ -92,9 +94,7 @@ def check_anonymous_read(bucket: Bucket) -> Result:
     try:
         bucket.call("PutObject", key, Body=b"protected_media_doctor: anonymous read probe\n")
     except Refused as error:
-        return Result(
-            ANONYMOUS_READ, "SKIP", f"no probe object to ask for ({error}): see {CREDENTIALS}"
-        )
+        return finding("D802", error=error)
     try:
         status = bucket.get_unsigned(bucket.path(key)).status
     finally:
@@ -116,20 +116,10 @@ def check_anonymous_listing(bucket: Bucket) -> Result:
 def judge_anonymous(name: str, shown: str, status: int, grant: str, public: str) -> Result:
     asked = f"an unsigned GET {shown} answered {status}"
     if 200 <= status < 300:
-        return Result(
-            name,
-            "FAIL",
-            f"{asked}: {public}. Remove the bucket policy statement or ACL that grants {grant} "
-            'to everyone (Principal "*"), and block public access to the bucket',
-        )
+        return finding("D803", check=name, asked=asked, public=public, grant=grant)
     if 400 <= status < 500:
         return Result(name, "PASS", asked)
-    return Result(
-        name,
-        "FAIL",
-        f"{asked}, not a refusal (4xx), so it cannot be judged: "
-        "is PROTECTED_MEDIA_S3_ENDPOINT_URL the store's address?",
-    )
+    return finding("D804", check=name, asked=asked)
 
 
 def check_credentials(bucket: Bucket) -> Result:
@@ -143,14 +133,14 @@ def check_credentials(bucket: Bucket) -> Result:
         got = bytes(bucket.call("GetObject", key)["Body"].read(len(data) + 1))
         if got != data:
             delete_quietly(bucket, key)
-            return Result(name, "FAIL", "GetObject answered other bytes than PutObject stored")
+            return finding("D806")
         step = "DeleteObject"
         bucket.call("DeleteObject", key)
     except Refused as error:
-        reason = refused(bucket, error)
+        left = ""
         if step != "PutObject" and not delete_quietly(bucket, key):
-            reason += f"; the probe object {bucket.name}/{key} is left in the bucket: delete it"
-        return Result(name, "FAIL", reason)
+            left = f"; the probe object {bucket.name}/{key} is left in the bucket: delete it"
+        return refused(bucket, error, check=name, left=left)
     try:
         bucket.call("GetObject", key)
     except Refused as error:
@@ -164,13 +154,8 @@ def check_credentials(bucket: Bucket) -> Result:
                 f"object under {bucket.name}/{PROBE_PREFIX} as {bucket.access_key_id}; "
                 f"then GetObject answered {error.code}",
             )
-        return Result(name, "FAIL", f"after DeleteObject, {refused(bucket, error)}")
-    return Result(
-        name,
-        "FAIL",
-        f"after DeleteObject answered success, GetObject still read {bucket.name}/{key}: deleted "
-        "files would stay in the bucket. Is an object lock or retention rule keeping objects?",
-    )
+        return refused(bucket, error, check=name, step="after DeleteObject, ")
+    return finding("D807", bucket=bucket.name, key=key)
 
 
 def check_clock(bucket: Bucket, *, lifetime: int, now: Callable[[], float] = time.time) -> Result:
@@ -186,11 +171,11 @@ def judge_clock(*, date: str | None, sent: float, received: float, lifetime: int
     asked at ``sent`` and read at ``received`` (seconds since the epoch)."""
     name = CLOCK
     if date is None:
-        return Result(name, "SKIP", "the store sent no Date header: compare the clocks by hand")
+        return finding("D808", seen="the store sent no Date header")
     try:
         stamp = parsedate_to_datetime(date).timestamp()
     except (TypeError, ValueError):
-        return Result(name, "SKIP", f"the store's Date header {date!r} is not a date")
+        return finding("D808", seen=f"the store's Date header {date!r} is not a date")
     # Date has whole seconds: the store read a time in [stamp, stamp + 1)
     # somewhere between sent and received. Judge only what is certain.
     low, high = stamp - received, stamp + 1 - sent
@@ -215,14 +200,14 @@ def judge_clock(*, date: str | None, sent: float, received: float, lifetime: int
             "so uploads fail there"
         )
     if problems:
-        return Result(name, "FAIL", f"{shown}: {'; '.join(problems)}; {SYNC_CLOCKS}")
+        return finding("D809", shown=shown, problems="; ".join(problems))
     if off > WARN_SKEW:
         effect = (
             f"presigned URLs lose {off} of their {lifetime} s"
             if ahead > 0
             else f"the store honours presigned URLs {off} s past their {lifetime} s"
         )
-        return Result(name, "WARN", f"{shown}: {effect}; {SYNC_CLOCKS}")
+        return finding("D810", shown=shown, effect=effect)
     bound = math.ceil(max(abs(low), abs(high)))
     return Result(
         name, "PASS", f"the store's Date is within {bound} s of this machine's clock; {lives}"
@@ -240,42 +225,25 @@ def check_round_trip(
 ) -> Result:
     check = ROUND_TRIP
     if target is None or cookie is None:
-        return Result(check, "SKIP", "give --media-url and --session-cookie to fetch a file")
+        return finding("D811")
     if name is None:
-        return Result(check, "SKIP", "--media-url is not PROTECTED_MEDIA_URL<key> of a stored file")
+        return finding("D812", target=target)
     try:
         head = bucket.read(name, head_bytes)
     except Refused as error:
         if error.code == "NoSuchKey":
-            return Result(
-                check,
-                "FAIL",
-                f"the object of {target} is not in bucket {bucket.name!r}: copy the files "
-                "kept before PROTECTED_MEDIA_STORAGE = 's3' into the bucket, under their "
-                "stored names",
-            )
-        return Result(check, "FAIL", refused(bucket, error))
+            return finding("D813", target=target, bucket=bucket.name)
+        return refused(bucket, error, check=check)
     response = site.get(target, {"Cookie": cookie})
     if response.status != 200:
-        return Result(check, "FAIL", f"GET {target} with the session answered {response.status}")
+        return finding("D502", check=check, target=target, status=response.status)
     if not response.body.startswith(head):
-        return Result(
-            check,
-            "FAIL",
-            f"GET {target} did not answer the bytes its object holds in bucket "
-            f"{bucket.name!r}: does the site read another store, or SENDFILE_ROOT? Its "
-            "settings and the doctor's must agree",
-        )
+        return finding("D814", target=target, bucket=bucket.name)
     if bucket.server is None:
         bucket.get_unsigned(bucket.path(PROBE_PREFIX + "server"))
     leaked = leaked_store_headers(response.headers, store_server=bucket.server)
     if leaked:
-        return Result(
-            check,
-            "FAIL",
-            f"GET {target} passes on the store's {', '.join(leaked)}: hide them in the store "
-            "location (proxy_hide_header), as protected_media_nginx writes it",
-        )
+        return finding("D815", target=target, leaked=", ".join(leaked))
     return Result(
         check,
         "PASS",
@@ -299,18 +267,26 @@ def leaked_store_headers(
     return list(dict.fromkeys(found))
 
 
-def refused(bucket: Bucket, error: Refused) -> str:
-    fix = FIXES.get(error.code, "the store's log says why").format(
+def refused(
+    bucket: Bucket, error: Refused, *, check: str, step: str = "", left: str = ""
+) -> Result:
+    fix = FIXES.get(error.code, UNKNOWN_REFUSAL).format(
         iam=f"s3:{error.action}",
         key_id=bucket.access_key_id,
         bucket=bucket.name,
         endpoint=bucket.endpoint_url,
+        code=error.code,
     )
-    return f"{error.action} refused with {error.code} ({error.status}): {fix}"
+    return finding(
+        "D805",
+        check=check,
+        step=step,
+        action=error.action,
+        code=error.code,
+        status=error.status,
+        fix=fix + left,
+    )
 
 
-def silent(bucket: Bucket, error: NoAnswer) -> str:
-    return (
-        f"the store at {bucket.endpoint_url} did not answer ({error}): is it running and "
-        "reachable from this machine, and is PROTECTED_MEDIA_S3_ENDPOINT_URL its address?"
-    )
+def silent(bucket: Bucket, error: NoAnswer, *, check: str) -> Result:
+    return finding("D816", check=check, endpoint=bucket.endpoint_url, error=error)
