@@ -26,6 +26,7 @@ from protected_media.nginx.render import (
     StoreConfig,
     recorded_options,
     render_site,
+    render_site_parts,
     render_standalone,
 )
 from protected_media.nginx.rules import is_writable
@@ -1264,3 +1265,290 @@ def test_gixy_finds_nothing_in_the_store_location(tmp_path) -> None:
     # reloads, which the keepalive upstream needs (docs/deployment.md, "DNS").
     assert gixy(path, *GIXY_SKIPS, "missing_resolver") == []
     assert {issue["plugin"] for issue in gixy(path, *GIXY_SKIPS)} == {"missing_resolver"}
+
+
+# -- a server block of the site's own: the http file and the locations file ----------
+
+# Everything at once: limits, metrics and the store.
+FULL_SITE = dataclasses.replace(
+    LIMITED, metrics_url="/metrics", store=StoreConfig("https://127.0.0.1:9443")
+)
+SPLIT_SITES = [SITE, LIMITED, FULL_SITE]
+SPLIT_IDS = ["plain", "limited", "limits, metrics and store"]
+# What the site's own server block decides: written in the whole server only.
+SERVER_ONLY = {"listen", "server_name", "server_tokens", "client_header_timeout"}
+TO_APP = {"proxy_http_version", "proxy_set_header", "proxy_redirect"}
+BODY = {"client_max_body_size", "client_body_timeout"}
+LIMIT_STATUSES = {"limit_req_status", "limit_conn_status"}
+# What a location of the whole server inherits from it but never uses, so it
+# need not carry it into a server of the site's own. Written out here: the
+# test states why each location can do without each line.
+UNUSED = {
+    # From disk: no upstream, no body kept, never limited.
+    "static": TO_APP | BODY | LIMIT_STATUSES | {"error_page"},
+    # Reached by a redirect from the media location, whose body and limits
+    # were already checked; sends a file, proxies nothing.
+    "internal": TO_APP | BODY | LIMIT_STATUSES,
+    # Sends no body to the store, hides its Location; limits were the media
+    # location's. It does need HTTP/1.1 for the store's keepalive upstream.
+    "store": {"proxy_redirect"} | BODY | LIMIT_STATUSES,
+    # GET for a scraper on this machine, never limited.
+    "metrics": BODY | LIMIT_STATUSES,
+    # They only return their short text.
+    "named": TO_APP | BODY | LIMIT_STATUSES | {"error_page"},
+}
+
+
+def location_kind(location: Directive, site: SiteConfig) -> str | None:
+    if location.args[0].startswith("@"):
+        return "named"
+    if location.args[0] == "~":
+        return "store"
+    if location.args[0] == "=":
+        return "metrics"
+    return {site.static_url: "static", site.internal_url: "internal"}.get(location.args[-1])
+
+
+def effective(location: Directive, inherited: list[Directive]) -> list[Directive]:
+    """A location's directives as nginx applies them: its own, and those of
+    its server (or parent location) whose name it does not set itself."""
+    own = [d for d in location.block or [] if d.name != "location"]
+    names = {d.name for d in own}
+    return [*own, *(d for d in inherited if d.name not in names)]
+
+
+def lines_of(directives: list[Directive], leave_out: set[str]) -> list[tuple[str, ...]]:
+    return sorted((d.name, *d.args) for d in directives if d.name not in leave_out)
+
+
+def flat(directives: list[Directive]) -> list[tuple[str, ...]]:
+    found = []
+    for directive in directives:
+        found.append((directive.name, *directive.args))
+        found += flat(directive.block or [])
+    return found
+
+
+def assert_same_locations(
+    whole: list[Directive],
+    whole_inherited: list[Directive],
+    split: list[Directive],
+    split_inherited: list[Directive],
+    site: SiteConfig,
+) -> None:
+    whole_locations = [d for d in whole if d.name == "location"]
+    split_locations = [d for d in split if d.name == "location"]
+    assert [d.args for d in split_locations] == [d.args for d in whole_locations]
+    for in_whole, in_split in zip(whole_locations, split_locations, strict=True):
+        kind = location_kind(in_whole, site)
+        leave_out = SERVER_ONLY | UNUSED.get(kind or "", set())
+        whole_applied = effective(in_whole, whole_inherited)
+        split_applied = effective(in_split, split_inherited)
+        assert lines_of(split_applied, leave_out) == lines_of(whole_applied, leave_out), (
+            in_whole.args
+        )
+        # Nested locations (share links) inherit from theirs, in both.
+        assert_same_locations(
+            in_whole.block or [], whole_applied, in_split.block or [], split_applied, site
+        )
+
+
+@pytest.mark.parametrize("site", SPLIT_SITES, ids=SPLIT_IDS)
+def test_the_http_file_is_the_whole_sites_http_lines(site) -> None:
+    parts = render_site_parts(site)
+    whole = parse(render_site(site))
+    http = parse(parts.http)
+    assert http.block == [d for d in whole.block or [] if d.name != "server"]
+    assert http.all("server") == [] and http.all("location") == []
+
+
+@pytest.mark.parametrize("site", SPLIT_SITES, ids=SPLIT_IDS)
+def test_the_locations_file_holds_only_the_servers_locations(site) -> None:
+    locations = parse(render_site_parts(site).locations)
+    server = server_of(render_site(site))
+    # Nothing at server level: it could clash with the including server's own.
+    assert {d.name for d in locations.block or []} == {"location"}
+    assert [d.args for d in locations.block or []] == [d.args for d in server.all("location")]
+
+
+@pytest.mark.parametrize("site", SPLIT_SITES, ids=SPLIT_IDS)
+def test_the_two_files_hold_every_line_of_the_whole_site_and_no_other(site) -> None:
+    parts = render_site_parts(site)
+    split = {*flat(parse(parts.http).block or []), *flat(parse(parts.locations).block or [])}
+    whole = flat(parse(render_site(site)).block or [])
+    # The server block's own line ("server {") is the site's too.
+    assert split == {line for line in whole if line[0] not in SERVER_ONLY and line != ("server",)}
+
+
+@pytest.mark.parametrize("around", ["an empty server", "a server with lines of its own"])
+@pytest.mark.parametrize("site", SPLIT_SITES, ids=SPLIT_IDS)
+def test_each_location_takes_what_the_whole_server_gave_it(site, around) -> None:
+    server = server_of(render_site(site))
+    at_server_level = [d for d in server.block or [] if d.name != "location"]
+    # The site's server sets each of the same directives, to its own values.
+    site_server = (
+        []
+        if around == "an empty server"
+        else [Directive(d.name, [*d.args, "site-value"]) for d in at_server_level]
+    )
+    locations = parse(render_site_parts(site).locations)
+    assert_same_locations(
+        server.block or [], at_server_level, locations.block or [], site_server, site
+    )
+
+
+def test_the_parts_record_what_they_were_rendered_with() -> None:
+    parts = render_site_parts(SITE)
+    assert parts.http.splitlines()[1] == (
+        '# Rendered with: {"part": "http", "upstream": "unix:/run/gateway/uvicorn.sock"}'
+    )
+    assert parts.locations.splitlines()[1] == '# Rendered with: {"part": "locations"}'
+
+
+SITE_SERVER = """{user_line}
+daemon off;
+pid {state}/nginx.pid;
+events {{}}
+http {{
+    include /etc/nginx/mime.types;
+{temp_paths}
+    include {state}/http.conf;
+    server {{
+        listen 127.0.0.1:{port};
+        server_name files.example.org;
+        # The site's own server-level lines: none may clash with the locations'.
+        client_max_body_size 1m;
+        client_header_timeout 30s;
+        access_log {state}/site.log;
+        add_header X-Site "own" always;
+        error_page 404 /404.html;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        limit_req_status 503;
+        location = /hello {{ return 200 "hi"; }}
+        include {state}/locations.conf;
+    }}
+}}
+"""
+
+
+def site_server_config(state: Path, port: int, user: str | None = None) -> str:
+    """An nginx.conf of the site's own, with the two files included from
+    ``state``; ``user`` is its ``user`` line."""
+    temp_paths = "\n".join(
+        f"    {kind}_temp_path {state}/tmp/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    user_line = f"user {user};" if user else ""
+    return SITE_SERVER.format(state=state, port=port, temp_paths=temp_paths, user_line=user_line)
+
+
+@pytest.mark.parametrize("site", SPLIT_SITES, ids=SPLIT_IDS)
+def test_nginx_accepts_the_two_files_in_a_server_of_its_own(tmp_path, site) -> None:
+    (tmp_path / "tmp").mkdir()
+    site = dataclasses.replace(site, log_dir=str(tmp_path))
+    if site.store is not None:
+        site = dataclasses.replace(
+            site, store=dataclasses.replace(site.store, ca_file=certifi.where())
+        )
+    parts = render_site_parts(site)
+    (tmp_path / "http.conf").write_text(parts.http)
+    (tmp_path / "locations.conf").write_text(parts.locations)
+    result = nginx_test(nginx_binary(), tmp_path, site_server_config(tmp_path, free_port()))
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr
+
+
+def test_command_writes_the_two_files(tmp_path) -> None:
+    http, locations = tmp_path / "http.conf", tmp_path / "locations.conf"
+    out = render_command(
+        "--http", str(http), "--locations", str(locations), "--upstream", "unix:/run/a.sock"
+    )
+    assert out == ""
+    assert parse(http.read_text()).one("upstream").one("server").args == ["unix:/run/a.sock"]
+    located = parse(locations.read_text())
+    assert located.location("/_protected/").all("internal")
+    assert located.location("/").one("proxy_pass").args == ["http://protected_media_app"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--listen", "127.0.0.1:9000"],
+        ["--server-name", "files.example.org"],
+        ["--standalone", "/tmp/state"],
+        ["--output", "/tmp/site.conf"],
+    ],
+    ids=["listen", "server name", "standalone", "output"],
+)
+def test_command_refuses_what_a_server_of_the_sites_own_does_not_use(tmp_path, extra) -> None:
+    http, locations = tmp_path / "http.conf", tmp_path / "locations.conf"
+    with pytest.raises(CommandError, match="cannot go with --http and --locations"):
+        render_command("--http", str(http), "--locations", str(locations), *extra)
+    assert not http.exists() and not locations.exists()
+
+
+@pytest.mark.parametrize("given", ["--http", "--locations"])
+def test_command_wants_both_files(tmp_path, given) -> None:
+    with pytest.raises(CommandError, match="go together"):
+        render_command(given, str(tmp_path / "one.conf"))
+    assert not (tmp_path / "one.conf").exists()
+
+
+# -- --standalone makes the folders its config names ---------------------------------
+
+
+def named_folders(conf: Directive) -> set[Path]:
+    """The folders nginx must find: those of the files the config writes, and
+    the parents of its temp folders (nginx makes only their last level)."""
+    http = conf.one("http")
+    server = http.one("server")
+    files = [conf.one("pid"), conf.one("error_log"), http.one("access_log")]
+    files += [
+        server.one("access_log"),
+        *(d for d in flat_directives(server) if d.name == "error_log"),
+    ]
+    temps = [d for d in http.block or [] if d.name.endswith("_temp_path")]
+    return {Path(d.args[0]).parent for d in [*files, *temps]}
+
+
+def flat_directives(directive: Directive) -> list[Directive]:
+    found = []
+    for child in directive.block or []:
+        found += [child, *flat_directives(child)]
+    return found
+
+
+def test_standalone_makes_the_folders_it_names_then_nginx_starts(tmp_path) -> None:
+    state = tmp_path / "fresh" / "state"
+    port = free_port()
+    config = tmp_path / "nginx.conf"
+    render_command(
+        "--standalone", str(state), "--listen", f"127.0.0.1:{port}",
+        "--upstream", f"unix:{tmp_path}/u.sock", "-o", str(config),
+    )  # fmt: skip
+    folders = named_folders(parse(config.read_text()))
+    assert state in folders and state / "tmp" in folders
+    for folder in folders:
+        assert folder.is_dir(), folder
+        # The access log and the uploads being received are nobody else's.
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    result = subprocess.run(
+        [nginx_binary(), "-t", "-c", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_standalone_leaves_a_folder_that_exists_as_it_was(tmp_path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o750)
+    render_command("--standalone", str(state), "-o", str(tmp_path / "nginx.conf"))
+    assert state.stat().st_mode & 0o777 == 0o750
+    assert (state / "tmp" / "client_body").is_dir()
+
+
+def test_standalone_refuses_a_state_folder_it_cannot_make(tmp_path) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(CommandError, match="cannot create"):
+        render_command("--standalone", str(tmp_path / "taken" / "state"))

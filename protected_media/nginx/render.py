@@ -1,8 +1,9 @@
 """Render the nginx config from Django's settings: one source of truth (pure).
 
 ``render_site`` gives the part that goes in ``/etc/nginx/sites-enabled/``
-(http context); ``render_standalone`` wraps it in a complete nginx.conf that
-keeps every file it writes under one folder, for a local stack. The text is in
+(http context); ``render_site_parts`` gives the same site as two files, for a
+server block of the site's own; ``render_standalone`` wraps it in a complete
+nginx.conf that keeps every file it writes under one folder, for a local stack. The text is in
 ``templates/``, rendered by Django's template engine as ``startproject``
 renders a project: an engine of its own, no settings, no autoescaping (this
 is nginx syntax, not HTML). Every value is checked against ``rules`` first.
@@ -57,6 +58,10 @@ MULTIPART_ROOM = 64 * 1024
 WORKER_CONNECTIONS = 4096
 # The temp folders a standalone nginx keeps under its state folder.
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+TEMP_FOLDER = "tmp"
+# What the two files of a split site record as their part.
+HTTP_PART = "http"
+LOCATIONS_PART = "locations"
 # The access log's format, "combined" with the media paths masked.
 LOG_FORMAT = "protected_media"
 # Share URLs, below the media URL (shares.py serves them here), and what the
@@ -104,50 +109,79 @@ class RenderOptions:
 
 
 def render_site(site: SiteConfig) -> str:
+    """The whole site: its http-level lines around one server block."""
+    context = _site_context(site)
+    context["options_comment"] = _options_comment(
+        listen=site.listen, upstream=site.upstream, server_name=site.server_name
+    )
+    return _render("site.conf", context)
+
+
+@dataclass(frozen=True)
+class SiteParts:
+    """The site for a server block of the site's own: ``http`` goes in nginx's
+    http block, ``locations`` inside that server block."""
+
+    http: str
+    locations: str
+
+
+def render_site_parts(site: SiteConfig) -> SiteParts:
+    """The site as two files, from the same pieces as ``render_site``. Each
+    location carries what it would inherit from the rendered server block,
+    so what the including server sets at its own level cannot change it;
+    ``listen`` and ``server_name`` are not used."""
+    context = _site_context(site)
+    http = _render(
+        "site_http.conf",
+        {**context, "options_comment": _options_comment(part=HTTP_PART, upstream=site.upstream)},
+    )
+    locations = _render(
+        "site_locations.conf",
+        {**context, "split": True, "options_comment": _options_comment(part=LOCATIONS_PART)},
+    )
+    return SiteParts(http=http, locations=locations)
+
+
+def _site_context(site: SiteConfig) -> dict[str, object]:
     for name, value in vars(site).items():
         if isinstance(value, str):
             require_writable(name, value)
     media_re = re.escape(site.media_url)
-    return _render(
-        "site.conf",
-        {
-            "options_comment": _options_comment(
-                listen=site.listen, upstream=site.upstream, server_name=site.server_name
-            ),
-            "site": site,
-            # Trailing slash on both the location and the alias: "/_protected"
-            # with "/srv/private/" would let "/_protected../x" read the folder above.
-            "static_root": site.static_root.rstrip("/") + "/",
-            "private_root": site.private_root.rstrip("/") + "/",
-            "symlinks_from": site.private_root.rstrip("/"),
-            "client_max_body_size": site.max_body_size + MULTIPART_ROOM,
-            "log_dir": site.log_dir.rstrip("/"),
-            "log_format": LOG_FORMAT,
-            "hashed_static_re": HASHED_STATIC_RE,
-            "static_cache_hashed": STATIC_CACHE_HASHED,
-            "static_cache_default": STATIC_CACHE_DEFAULT,
-            "media_security_headers": MEDIA_SECURITY_HEADERS,
-            "accel_headers": ACCEL_HEADERS,
-            # nginx's access log would keep a share link's token (in the
-            # request line and in a Referer): both are logged with the token
-            # masked. A media key is logged as it is, as the gateway's audit
-            # log does; any other path under the media prefix (a share link,
-            # or an odd spelling of one) is masked.
-            "media_re": media_re,
-            "media_re_unrooted": media_re.lstrip("/"),
-            "share_prefix": SHARE_PREFIX,
-            "masked_path": MASKED_PATH,
-            **limits_context(site.media_limits, site.upload_limits),
-            **store_context(
-                site.store,
-                taken={
-                    "media_url": site.media_url,
-                    "static_url": site.static_url,
-                    "internal_url": site.internal_url,
-                },
-            ),
-        },
-    )
+    return {
+        "site": site,
+        # Trailing slash on both the location and the alias: "/_protected"
+        # with "/srv/private/" would let "/_protected../x" read the folder above.
+        "static_root": site.static_root.rstrip("/") + "/",
+        "private_root": site.private_root.rstrip("/") + "/",
+        "symlinks_from": site.private_root.rstrip("/"),
+        "client_max_body_size": site.max_body_size + MULTIPART_ROOM,
+        "log_dir": site.log_dir.rstrip("/"),
+        "log_format": LOG_FORMAT,
+        "hashed_static_re": HASHED_STATIC_RE,
+        "static_cache_hashed": STATIC_CACHE_HASHED,
+        "static_cache_default": STATIC_CACHE_DEFAULT,
+        "media_security_headers": MEDIA_SECURITY_HEADERS,
+        "accel_headers": ACCEL_HEADERS,
+        # nginx's access log would keep a share link's token (in the
+        # request line and in a Referer): both are logged with the token
+        # masked. A media key is logged as it is, as the gateway's audit
+        # log does; any other path under the media prefix (a share link,
+        # or an odd spelling of one) is masked.
+        "media_re": media_re,
+        "media_re_unrooted": media_re.lstrip("/"),
+        "share_prefix": SHARE_PREFIX,
+        "masked_path": MASKED_PATH,
+        **limits_context(site.media_limits, site.upload_limits),
+        **store_context(
+            site.store,
+            taken={
+                "media_url": site.media_url,
+                "static_url": site.static_url,
+                "internal_url": site.internal_url,
+            },
+        ),
+    }
 
 
 def render_standalone(site_config: str, *, state_dir: str, user: str | None) -> str:
@@ -164,10 +198,18 @@ def render_standalone(site_config: str, *, state_dir: str, user: str | None) -> 
             # Every proxied connection holds two descriptors: client and upstream.
             "worker_rlimit_nofile": WORKER_CONNECTIONS * 2,
             "worker_connections": WORKER_CONNECTIONS,
+            "temp_folder": TEMP_FOLDER,
             "temp_kinds": TEMP_KINDS,
             "site_config": site_config,
         },
     )
+
+
+def standalone_folders(state_dir: str) -> tuple[str, ...]:
+    """The folders a standalone config writes into, parents first: nginx
+    refuses to start without them (it makes a temp folder's last level only)."""
+    temp = f"{state_dir.rstrip('/')}/{TEMP_FOLDER}"
+    return (state_dir, temp, *(f"{temp}/{kind}" for kind in TEMP_KINDS))
 
 
 def recorded_options(text: str) -> RenderOptions | None:
