@@ -850,6 +850,28 @@ def test_doctor_renders_again_with_the_recorded_options(tmp_path) -> None:
     assert result.fix.startswith("manage.py protected_media_nginx --listen <address>")
 
 
+def test_doctor_checks_each_file_of_a_split_site(tmp_path) -> None:
+    http, locations = tmp_path / "gateway_http.conf", tmp_path / "gateway_locations.conf"
+    render_command(
+        "--upstream", "127.0.0.1:7000", "--http", str(http), "--locations", str(locations)
+    )
+    assert check_nginx_config(http).status == "PASS"
+    assert check_nginx_config(locations).status == "PASS"
+
+    # A location edited by hand is named, with the command that writes the pair again.
+    text = locations.read_text()
+    locations.write_text(text.replace("internal;", "# internal;", 1))
+    result = check_nginx_config(locations)
+    assert result.status == "FAIL"
+    assert "differs from a fresh render" in result.reason
+    assert result.fix.startswith(
+        "manage.py protected_media_nginx --upstream '<address>' --http '<http file>' "
+        f"--locations {locations}"
+    )
+    http.write_text(http.read_text() + "map $host $added_by_hand { default 1; }\n")
+    assert check_nginx_config(http).status == "FAIL"
+
+
 # -- the object store (PROTECTED_MEDIA_STORAGE = "s3") --------------------------------
 
 STORE_SITE = dataclasses.replace(SITE, store=StoreConfig("http://127.0.0.1:8333"))

@@ -106,6 +106,8 @@ class RenderOptions:
     server_name: str
     standalone: str | None = None  # the state folder of a complete nginx.conf
     user: str | None = None  # its ``user`` line
+    # HTTP_PART or LOCATIONS_PART for one file of a split site, else None.
+    part: str | None = None
 
 
 def render_site(site: SiteConfig) -> str:
@@ -226,11 +228,16 @@ def recorded_options(text: str) -> RenderOptions | None:
                 return None
             # A standalone file holds two: its own, then the site's inside http.
             recorded.update(found)
-    listen, upstream, server_name, standalone, user = (
+    listen, upstream, server_name, standalone, user, part = (
         value if isinstance(value := recorded.get(name), str) else None
-        for name in ("listen", "upstream", "server_name", "standalone", "user")
+        for name in ("listen", "upstream", "server_name", "standalone", "user", "part")
     )
-    if listen is None or upstream is None or server_name is None:
+    if part == HTTP_PART and upstream is not None:
+        return RenderOptions("", upstream, "", part=part)
+    if part == LOCATIONS_PART:
+        # The locations name the upstream block, never its address.
+        return RenderOptions("", "", "", part=part)
+    if part is not None or listen is None or upstream is None or server_name is None:
         return None
     return RenderOptions(listen, upstream, server_name, standalone=standalone, user=user)
 

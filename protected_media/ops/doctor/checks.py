@@ -18,9 +18,11 @@ from django.core.checks import CheckMessage, run_checks
 from django.core.exceptions import ImproperlyConfigured
 
 from ...keys import new_key
-from ...nginx.from_settings import render_from_settings
+from ...nginx.from_settings import render_from_settings, render_parts_from_settings
 from ...nginx.render import (
     HASHED_STATIC_RE,
+    HTTP_PART,
+    LOCATIONS_PART,
     MEDIA_SECURITY_HEADERS,
     OPTIONS_COMMENT,
     RenderOptions,
@@ -232,13 +234,7 @@ def check_nginx_config(path: Path | None) -> Result:
     if options is None:
         return finding("D603", path=path, comment=OPTIONS_COMMENT.strip())
     try:
-        expected = render_from_settings(
-            listen=options.listen,
-            upstream=options.upstream,
-            server_name=options.server_name,
-            standalone=options.standalone,
-            user=options.user,
-        )
+        expected = _expected_config(options)
     except (ImproperlyConfigured, ValueError) as error:
         return finding("D604", error=error)
     if text == expected:
@@ -251,6 +247,20 @@ def check_nginx_config(path: Path | None) -> Result:
         difference=first_difference(text, expected),
         command=render_command(options, path),
     )
+
+
+def _expected_config(options: RenderOptions) -> str:
+    if options.part is None:
+        return render_from_settings(
+            listen=options.listen,
+            upstream=options.upstream,
+            server_name=options.server_name,
+            standalone=options.standalone,
+            user=options.user,
+        )
+    # One file of a split site: the locations do not depend on the upstream.
+    parts = render_parts_from_settings(upstream=options.upstream or "127.0.0.1:8000")
+    return parts.http if options.part == HTTP_PART else parts.locations
 
 
 def check_system(*, fail_level: int) -> Result:
@@ -309,7 +319,18 @@ def _message_text(message: CheckMessage) -> str:
 
 def render_command(options: RenderOptions, path: Path) -> str:
     """The protected_media_nginx command that writes ``path`` again."""
-    words = ["manage.py", "protected_media_nginx", "--listen", options.listen]
+    words = ["manage.py", "protected_media_nginx"]
+    if options.part is not None:
+        # The other file of the pair is written by the same command.
+        files = {
+            HTTP_PART: "<http file>",
+            LOCATIONS_PART: "<locations file>",
+            options.part: str(path),
+        }
+        upstream = options.upstream or "<address>"
+        words += ["--upstream", upstream, "--http", files[HTTP_PART]]
+        return shlex.join([*words, "--locations", files[LOCATIONS_PART]])
+    words += ["--listen", options.listen]
     words += ["--upstream", options.upstream, "--server-name", options.server_name]
     if options.standalone:
         words += ["--standalone", options.standalone]
