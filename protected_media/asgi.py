@@ -31,7 +31,7 @@ request the entry point proves them against Django's own answers on a probe
 The response hooks of Django's built-in security, session, common and
 clickjacking middleware run as Django would run them, so both paths answer
 with the same headers; any other middleware is skipped on media requests,
-and the system check ``protected_media.W002`` names it.
+and the entry point names each one in the log when it starts.
 
 Anything the entry point is not sure of (another method, a body, a host not
 in ``ALLOWED_HOSTS``, a path that does not resolve to the media view, an

@@ -7,31 +7,52 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.checks import register as register_check
-from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.urls import NoReverseMatch, Resolver404, get_script_prefix, resolve, reverse
 from django.utils.module_loading import import_string
 
 from .conf import NGINX_BACKEND, STREAMING_BACKEND, SUPPORTED_BACKENDS, conf
-from .nginx.rules import LIMIT_RULES, is_writable
+from .nginx.from_settings import LIMIT_KINDS, STORE_SETTINGS, settings_problems
+from .nginx.rules import LIMIT_RULES, is_writable, prefixes_overlap
 from .storage.checks import check_field_storages, check_object_storage
 
 # A URL prefix that is safe to paste into an nginx location: slashes at both
 # ends, nothing nginx would read as syntax.
 _PREFIX_RE = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
+# The command that starts Django's development server, as sys.argv names it.
+DEVELOPMENT_SERVER = "runserver"
+# The nginx config's settings that another check already names, by a rule at
+# least as strict as the renderer's: E030 leaves them to it.
+NGINX_SETTINGS_CHECKED_ELSEWHERE = frozenset(
+    {
+        "SENDFILE_ROOT",  # E001, E002
+        "SENDFILE_URL",  # E005
+        "PROTECTED_MEDIA_URL",  # E004
+        "PROTECTED_MEDIA_METRICS_URL",  # E016
+        # E014
+        *(f"PROTECTED_MEDIA_{zone}_{kind}" for zone in ("MEDIA", "UPLOAD") for kind in LIMIT_KINDS),
+        *STORE_SETTINGS,  # E022
+    }
+)
 
 
 def register() -> None:
     for check in (
         check_storage,
         check_urls,
+        check_public_prefixes,
         check_access,
         check_fallback,
+        check_development_server,
+        check_nginx_settings,
         check_rate_limits,
         check_metrics,
         check_thumbnails,
@@ -56,7 +77,8 @@ def check_storage(**kwargs: Any) -> list[CheckMessage]:
                 id="protected_media.E001",
             )
         ]
-    if not root.is_absolute() or not is_writable(str(root)):
+    # The nginx config holds the resolved root: a symlink may lead elsewhere.
+    if not root.is_absolute() or not all(map(is_writable, (str(root), str(root.resolve())))):
         errors.append(
             Error(
                 "SENDFILE_ROOT must be an absolute path without spaces or quotes.",
@@ -80,7 +102,7 @@ def check_storage(**kwargs: Any) -> list[CheckMessage]:
 def check_urls(**kwargs: Any) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     media_url, internal_url = conf.url, conf.internal_url
-    if not _PREFIX_RE.fullmatch(media_url) or media_url == "/":
+    if not _is_gateway_prefix(media_url):
         errors.append(
             Error(
                 f"PROTECTED_MEDIA_URL {media_url!r} must be a path with a slash at both ends.",
@@ -101,7 +123,7 @@ def check_urls(**kwargs: Any) -> list[CheckMessage]:
         if getattr(settings, "STATIC_URL", None):
             public_prefixes["STATIC_URL"] = str(settings.STATIC_URL)
         for setting, prefix in public_prefixes.items():
-            if prefix.startswith(internal_url) or internal_url.startswith(prefix):
+            if prefixes_overlap(prefix, internal_url):
                 errors.append(
                     Error(
                         f"SENDFILE_URL and {setting} overlap.",
@@ -130,6 +152,51 @@ def check_urls(**kwargs: Any) -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+def check_public_prefixes(**kwargs: Any) -> list[CheckMessage]:
+    """The gateway answers every URL under PROTECTED_MEDIA_URL: public media
+    or static files under it get the gateway's 404, which names neither."""
+    media_url = conf.url
+    if not _is_gateway_prefix(media_url):
+        return []  # E004 names it
+    # Django reads an empty MEDIA_URL (its default) as the script prefix
+    # alone: no public media at all.
+    unset = _as_prefix(get_script_prefix())
+    errors: list[CheckMessage] = []
+    for setting, fix in (
+        ("MEDIA_URL", 'MEDIA_URL = "/public-media/"'),
+        ("STATIC_URL", 'STATIC_URL = "/static/"'),
+    ):
+        prefix = getattr(settings, setting, None)
+        public = _as_prefix(prefix) if prefix else None
+        if public is None or public == unset or not prefixes_overlap(public, media_url):
+            continue
+        errors.append(
+            Error(
+                f"{setting} {prefix!r} and PROTECTED_MEDIA_URL {media_url!r} overlap: "
+                f"the gateway answers there, so the files of {setting} would be a 404.",
+                hint=f"Give them a prefix of their own, such as {fix}, or mount the "
+                "gateway elsewhere (PROTECTED_MEDIA_URL and its path() in the URLconf).",
+                id="protected_media.E027",
+            )
+        )
+    return errors
+
+
+def _is_gateway_prefix(url: str) -> bool:
+    return _PREFIX_RE.fullmatch(url) is not None and url != "/"
+
+
+def _as_prefix(url: object) -> str | None:
+    """The path a URL setting takes on this site, with a slash at both ends:
+    "/media", "media/" and "/media/" are one location, "/media-files/" is
+    another. None for a URL on another host (a CDN), which takes none."""
+    parts = urlsplit(str(url))
+    if parts.scheme or parts.netloc:
+        return None
+    path = parts.path.strip("/")
+    return f"/{path}/" if path else "/"
 
 
 def check_access(**kwargs: Any) -> list[CheckMessage]:
@@ -178,6 +245,49 @@ def check_fallback(**kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def check_development_server(**kwargs: Any) -> list[CheckMessage]:
+    """The nginx backend answers with an empty body and X-Accel-Redirect for
+    nginx to fill: under runserver, with no nginx in front, every file is a
+    200 with nothing in it. The counterpart of W001.
+
+    Read from sys.argv, which Django's command line dispatches on (the
+    subcommand is always its first argument), so it holds with --noreload and
+    in the autoreloader's child, which is started with the same arguments.
+    RUN_MAIN would miss --noreload, and DEBUG alone would also warn under
+    uvicorn behind nginx, or in `manage.py check`."""
+    if not (
+        settings.DEBUG and conf.backend == NGINX_BACKEND and sys.argv[1:2] == [DEVELOPMENT_SERVER]
+    ):
+        return []
+    return [
+        Warning(
+            f"SENDFILE_BACKEND is {NGINX_BACKEND!r} under runserver: with no nginx in "
+            "front, every private file is a 200 with an empty body.",
+            hint=f"For runserver, set SENDFILE_BACKEND = {STREAMING_BACKEND!r} "
+            "(Python streams the files); keep the nginx backend where nginx serves the site.",
+            id="protected_media.W002",
+        )
+    ]
+
+
+def check_nginx_settings(**kwargs: Any) -> list[CheckMessage]:
+    """With the nginx backend, nginx needs the config protected_media_nginx
+    renders: everything that command would refuse in the settings, found by
+    the very function it uses."""
+    if conf.backend != NGINX_BACKEND:
+        return []
+    return [
+        Error(
+            f"protected_media_nginx cannot render the nginx config: {problem.message}",
+            hint="SENDFILE_BACKEND is the nginx backend, which needs that config: fix the "
+            "setting named, then render it with `manage.py protected_media_nginx`.",
+            id="protected_media.E030",
+        )
+        for problem in settings_problems()
+        if not problem.settings or not NGINX_SETTINGS_CHECKED_ELSEWHERE.issuperset(problem.settings)
+    ]
 
 
 def check_rate_limits(**kwargs: Any) -> list[CheckMessage]:

@@ -7,6 +7,8 @@ others see comes from their override and nothing else.
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +17,14 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.checks import CheckMessage, run_checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.http import HttpResponse
 from django.test.utils import isolate_apps
 from django.urls import include, path
 
 from protected_media.fields import ProtectedFileField, ProtectedImageField
+from protected_media.nginx.from_settings import render_from_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PREFIX = "protected_media."
@@ -546,3 +550,284 @@ def test_gateway_project_warns_about_the_fallback_in_production(tmp_path) -> Non
     assert result.returncode == 0, output
     assert "protected_media.W001" in output
     assert "protected_media.E" not in output
+
+
+# -- E027: public media or static files under the gateway's prefix --------------------
+
+
+def _mount_gateway_at(monkeypatch, settings, prefix: str) -> None:
+    monkeypatch.setattr(
+        sys.modules[__name__], "urlpatterns", [path(prefix, include("protected_media.urls"))]
+    )
+    settings.ROOT_URLCONF = __name__
+    settings.PROTECTED_MEDIA_URL = f"/{prefix}"
+
+
+@pytest.mark.parametrize(
+    "media_url",
+    [
+        "/media/",  # a site's usual MEDIA_URL, the gateway's default prefix
+        "/media",  # the same location, without its trailing slash
+        "media/",  # Django adds the leading slash
+        "/media/public/",  # inside the gateway's prefix
+    ],
+)
+def test_e027_media_url_overlaps_the_gateway(settings, media_url) -> None:
+    settings.MEDIA_URL = media_url
+    found = messages(tags=["security"])
+    assert [m.id for m in found] == ["protected_media.E027"]
+    assert f"MEDIA_URL '{media_url if media_url != 'media/' else '/media/'}'" in found[0].msg
+    assert "PROTECTED_MEDIA_URL '/media/'" in found[0].msg
+    assert '"/public-media/"' in found[0].hint
+    assert found[0].is_serious()
+
+
+def test_e027_gateway_inside_media_url(settings, monkeypatch) -> None:
+    _mount_gateway_at(monkeypatch, settings, "uploads/private/")
+    settings.MEDIA_URL = "/uploads/"
+    found = messages(tags=["security"])
+    assert [m.id for m in found] == ["protected_media.E027"]
+    assert "MEDIA_URL '/uploads/' and PROTECTED_MEDIA_URL '/uploads/private/'" in found[0].msg
+
+
+def test_e027_static_url_overlaps_the_gateway(settings) -> None:
+    settings.STATIC_URL = "/media/static/"
+    found = messages(tags=["security"])
+    assert [m.id for m in found] == ["protected_media.E027"]
+    assert "STATIC_URL '/media/static/' and PROTECTED_MEDIA_URL '/media/'" in found[0].msg
+
+
+@pytest.mark.parametrize(
+    "media_url",
+    [
+        "",  # Django's default: no public media
+        "/public-media/",  # the fix the hint gives
+        "/media-files/",  # shares characters, not a location
+        "https://cdn.example.com/media/",  # another host
+        "//cdn.example.com/media/",
+    ],
+)
+def test_e027_not_raised_for_a_media_url_of_its_own(settings, media_url) -> None:
+    settings.MEDIA_URL = media_url
+    assert security_ids() == set()
+
+
+# -- W002: the nginx backend under runserver ------------------------------------------
+
+NGINX_BACKEND = "django_sendfile.backends.nginx"
+STREAMING_BACKEND = "protected_media.backends.streaming"
+
+
+def test_w002_nginx_backend_under_runserver(settings, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver", "--noreload"])
+    settings.DEBUG = True
+    found = messages()
+    assert [m.id for m in found] == ["protected_media.W002"]
+    assert NGINX_BACKEND in found[0].msg
+    assert "empty body" in found[0].msg
+    assert f"SENDFILE_BACKEND = {STREAMING_BACKEND!r}" in found[0].hint
+    # A warning: runserver still starts.
+    assert not found[0].is_serious()
+
+
+@pytest.mark.parametrize(
+    ("argv", "debug", "backend"),
+    [
+        (["manage.py", "runserver"], True, STREAMING_BACKEND),  # the fix
+        (["manage.py", "runserver"], False, NGINX_BACKEND),  # DEBUG off: nginx is in front
+        (["manage.py", "check"], True, NGINX_BACKEND),  # not the development server
+        (["uvicorn", "gateway.asgi:application"], True, NGINX_BACKEND),  # behind nginx
+        (["manage.py", "runserver_plus"], True, NGINX_BACKEND),  # another command
+    ],
+)
+def test_w002_not_raised(settings, monkeypatch, argv, debug, backend) -> None:
+    monkeypatch.setattr(sys, "argv", argv)
+    settings.DEBUG = debug
+    settings.SENDFILE_BACKEND = backend
+    assert "protected_media.W002" not in {m.id for m in messages()}
+
+
+# -- E030: what protected_media_nginx needs from the settings -------------------------
+
+
+def render() -> str:
+    return render_from_settings(
+        listen="127.0.0.1:8000", upstream="unix:/tmp/u.sock", server_name="_"
+    )
+
+
+def nginx_errors() -> list[CheckMessage]:
+    return [m for m in messages(tags=["security"]) if m.id == "protected_media.E030"]
+
+
+# Each row: the overrides, and the setting E030 names. Nothing else checks these.
+RENDERER_NEEDS = [
+    pytest.param({"STATIC_ROOT": None}, "STATIC_ROOT", id="no STATIC_ROOT"),
+    pytest.param({"STATIC_ROOT": ""}, "STATIC_ROOT", id="empty STATIC_ROOT"),
+    pytest.param({"STATIC_ROOT": "/srv/my static"}, "STATIC_ROOT", id="STATIC_ROOT with a space"),
+    pytest.param({"STATIC_URL": None}, "STATIC_URL", id="no STATIC_URL"),
+    pytest.param({"STATIC_URL": "/static;/"}, "STATIC_URL", id="STATIC_URL with nginx syntax"),
+    pytest.param(
+        {"PROTECTED_MEDIA_MAX_UPLOAD_SIZE": "10 MB"},
+        "PROTECTED_MEDIA_MAX_UPLOAD_SIZE",
+        id="upload size not a number",
+    ),
+    pytest.param(
+        {"PROTECTED_MEDIA_MAX_UPLOAD_SIZE": None},
+        "PROTECTED_MEDIA_MAX_UPLOAD_SIZE",
+        id="upload size None",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "setting"), RENDERER_NEEDS)
+def test_e030_setting_the_nginx_renderer_refuses(settings, overrides, setting) -> None:
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    found = messages(tags=["security"])
+    assert [m.id for m in found] == ["protected_media.E030"]
+    assert setting in found[0].msg
+    assert found[0].is_serious()
+    # The renderer refuses with the very words of the check.
+    with pytest.raises(ImproperlyConfigured) as refused:
+        render()
+    assert found[0].msg.split(": ", 1)[1] in str(refused.value)
+
+
+def test_e030_reports_each_problem_at_once(settings) -> None:
+    # The reported bug: STATIC_ROOT missing, and `check` passed.
+    settings.STATIC_ROOT = None
+    settings.PROTECTED_MEDIA_MAX_UPLOAD_SIZE = "ten megabytes"
+    found = nginx_errors()
+    assert len(found) == 2
+    assert "STATIC_ROOT must be set." in found[0].msg
+    assert "PROTECTED_MEDIA_MAX_UPLOAD_SIZE 'ten megabytes'" in found[1].msg
+    with pytest.raises(ImproperlyConfigured, match=r"STATIC_ROOT must be set\..*MAX_UPLOAD_SIZE"):
+        render()
+
+
+def test_e030_not_raised_without_nginx(settings) -> None:
+    # The streaming fallback renders no nginx config.
+    settings.DEBUG = True
+    settings.SENDFILE_BACKEND = STREAMING_BACKEND
+    settings.STATIC_ROOT = None
+    assert security_ids() == set()
+
+
+def _store(settings) -> None:
+    settings.PROTECTED_MEDIA_STORAGE = "s3"
+    settings.PROTECTED_MEDIA_S3_ENDPOINT_URL = "https://s3.eu-west-1.amazonaws.com"
+    settings.PROTECTED_MEDIA_S3_BUCKET = "site-private"
+    settings.PROTECTED_MEDIA_S3_ACCESS_KEY_ID = "AKIDEXAMPLE"
+    settings.PROTECTED_MEDIA_S3_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+
+def _own_prefixes(settings) -> None:
+    settings.STATIC_URL = "/assets/"
+    settings.MEDIA_URL = "/public-media/"
+    settings.PROTECTED_MEDIA_MAX_UPLOAD_SIZE = "1048576"  # read with int()
+    settings.PROTECTED_MEDIA_METRICS_URL = None
+
+
+def _no_limits(settings) -> None:
+    for zone in ("MEDIA", "UPLOAD"):
+        setattr(settings, f"PROTECTED_MEDIA_{zone}_RATE", None)
+        setattr(settings, f"PROTECTED_MEDIA_{zone}_CONNECTIONS", None)
+
+
+@pytest.mark.parametrize(
+    "configure",
+    [lambda settings: None, _own_prefixes, _no_limits, _store],
+    ids=["test settings", "own prefixes", "no limits", "object store"],
+)
+def test_settings_the_checks_accept_render(settings, configure) -> None:
+    configure(settings)
+    assert security_ids() == set()
+    server = render()
+    assert f"location ^~ {settings.STATIC_URL} {{" in server
+    assert f"alias {Path(settings.STATIC_ROOT).resolve()}/;" in server
+    assert f"alias {Path(settings.SENDFILE_ROOT).resolve()}/;" in server
+
+
+def _root_through_a_symlink_to_a_space(settings, tmp_path: Path) -> None:
+    target = tmp_path / "my files"
+    target.mkdir()
+    (tmp_path / "files").symlink_to(target, target_is_directory=True)
+    settings.SENDFILE_ROOT = str(tmp_path / "files")
+
+
+# Each row: what the renderer also refuses, and the check that already says so.
+RENDERER_REFUSALS_CHECKED_ELSEWHERE = [
+    ({"SENDFILE_ROOT": None}, "protected_media.E001"),
+    (_root_through_a_symlink_to_a_space, "protected_media.E002"),
+    ({"SENDFILE_URL": None}, "protected_media.E005"),
+    ({"SENDFILE_URL": ""}, "protected_media.E005"),
+    ({"PROTECTED_MEDIA_URL": "/me dia/"}, "protected_media.E004"),
+    ({"PROTECTED_MEDIA_MEDIA_BURST": 0}, "protected_media.E014"),
+    ({"PROTECTED_MEDIA_UPLOAD_RATE": "2 r/s"}, "protected_media.E014"),
+    ({"PROTECTED_MEDIA_METRICS_URL": "/metrics;"}, "protected_media.E016"),
+    ({"PROTECTED_MEDIA_S3_ENDPOINT_URL": None}, "protected_media.E022"),
+    ({"PROTECTED_MEDIA_S3_ENDPOINT_URL": "https://s3.example.com/bucket"}, "protected_media.E022"),
+    ({"PROTECTED_MEDIA_S3_INTERNAL_URL": "/_protected/store/"}, "protected_media.E022"),
+]
+
+
+@pytest.mark.parametrize(("misconfigure", "check_id"), RENDERER_REFUSALS_CHECKED_ELSEWHERE)
+def test_every_refusal_of_the_renderer_fails_the_check_once(
+    settings, tmp_path, misconfigure, check_id
+) -> None:
+    _store(settings)  # so that the store's settings are read
+    if callable(misconfigure):
+        misconfigure(settings, tmp_path)
+    else:
+        for name, value in misconfigure.items():
+            setattr(settings, name, value)
+    with pytest.raises((ImproperlyConfigured, ValueError)):
+        render()
+    found = {m.id for m in messages(tags=["security"]) if m.is_serious()}
+    assert check_id in found
+    # Said once, by the check that owns the setting.
+    assert "protected_media.E030" not in found
+
+
+def _runserver(tmp_path: Path, *args: str, **env: str) -> str:
+    # A port already taken: runserver runs its checks, then cannot bind and exits.
+    (tmp_path / "data").mkdir(exist_ok=True)
+    clean = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("GATEWAY_") and name not in ("DJANGO_SETTINGS_MODULE", "RUN_MAIN")
+    }
+    clean.update({"GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_DEBUG": "1", **env})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # A session of its own: the autoreloader's child goes too if it hangs.
+        server = subprocess.Popen(
+            [sys.executable, str(BASE_DIR / "manage.py"), "runserver", *args, f"127.0.0.1:{port}"],
+            cwd=BASE_DIR,
+            env=clean,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            output, _ = server.communicate(timeout=120)
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+    assert "That port is already in use" in output, output
+    return output
+
+
+# With the autoreloader, the checks run in its child process.
+@pytest.mark.parametrize("args", [["--noreload"], []], ids=["noreload", "autoreload"])
+def test_w002_in_runserver_own_checks(tmp_path, args) -> None:
+    output = _runserver(tmp_path, *args)
+    assert "(protected_media.W002) SENDFILE_BACKEND is 'django_sendfile.backends.nginx'" in output
+    output = _runserver(tmp_path, *args, GATEWAY_SENDFILE_BACKEND=STREAMING_BACKEND)
+    assert "protected_media.W" not in output
+    assert "System check identified no issues" in output

@@ -289,6 +289,7 @@ SETTINGS = textwrap.dedent(
     SENDFILE_URL = "/_protected/"
     SENDFILE_BACKEND = "django_sendfile.backends.nginx"
     PROTECTED_MEDIA_URL = "/media/"
+    STATIC_ROOT = BASE_DIR / "static"
     """
 )
 
