@@ -35,8 +35,9 @@ get ``instance`` (the row holding the file), ``field`` (the
 whether a form's validation or the save found the problem. ``sender`` is
 ``field.model``; receivers get ``field`` and ``reason``, the
 refusal's short name (``protected_media.inspection.UploadRefused.reason``:
-``"type_not_allowed"``, ``"too_large"``, ``"too_many_pixels"``,
-``"client_gone"``, ``"storage_full"``...).
+``"type_not_allowed"``, ``"text_with_markup"``, ``"too_large"``,
+``"too_many_pixels"``, ``"client_gone"``, ``"storage_full"``...; the full
+list is in docs/uploads.md).
 
 Both upload signals are sent with ``send_robust``: a receiver that raises is
 logged (by Django, on the ``django.dispatch`` logger) and never fails the

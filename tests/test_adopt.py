@@ -145,7 +145,7 @@ def test_a_refused_or_missing_file_is_reported_and_its_row_left_as_it_was(
     assert "  adopted            1" in output
     assert "  refused            1" in output
     assert "  missing            1" in output
-    assert f"  row {bad.pk}: reports/page.txt: refused: This type of file is not allowed." in output
+    assert f"  row {bad.pk}: reports/page.txt: refused: This text file contains markup" in output
     assert (
         f"  row {gone.pk}: reports/gone.pdf: missing: no such file in storage 'default'" in output
     )

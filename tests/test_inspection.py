@@ -1,6 +1,8 @@
 import io
+import re
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -8,6 +10,7 @@ from PIL import Image
 
 from protected_media.conf import DEFAULT_ALLOWED_TYPES
 from protected_media.inspection import UploadRefused, inspect_upload
+from protected_media.inspection.kinds import TEXT_REFUSALS, accepted, label, not_accepted
 
 from .conftest import png_bytes
 
@@ -58,22 +61,28 @@ def test_images_are_reencoded_without_trailing_data() -> None:
     ("data", "reason", "status"),
     [
         # HTML that claims to be a PNG by name
-        (b"<html><script>alert(1)</script></html>", "type_not_allowed", 415),
+        (b"<html><script>alert(1)</script></html>", "text_with_markup", 415),
         # SVG with a script: markup is never stored as text
         (
             b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
-            "type_not_allowed",
+            "text_with_markup",
             415,
         ),
-        (b'<?xml version="1.0"?><a/>', "type_not_allowed", 415),
-        (b"  <!DOCTYPE html><p>hi", "type_not_allowed", 415),
+        (b'<?xml version="1.0"?><a/>', "text_with_markup", 415),
+        (b"  <!DOCTYPE html><p>hi", "text_with_markup", 415),
+        # a tag of no known marker, opening the text
+        (b"\xef\xbb\xbf <a href='x'>hi</a>", "text_with_markup", 415),
+        # markup wins over a stray control byte or accent: it is what to fix
+        (b"caf\xe9 \x1b <script>", "text_with_markup", 415),
         # binary that is no allowed type
         (b"MZ\x90\x00\x03\x00\x00\x00" + bytes(200), "type_not_allowed", 415),
         (b"PK\x03\x04" + bytes(100), "type_not_allowed", 415),
+        # unknown to the sniffer, and no text either: a NUL byte
+        (b"\x01\x02 some header\x00\x00", "type_not_allowed", 415),
         # text with control characters is not plain text
-        (b"hello\x1b[31mred", "type_not_allowed", 415),
+        (b"hello\x1b[31mred", "text_with_control_characters", 415),
         # latin-1 bytes are not UTF-8 text
-        (b"caf\xe9", "type_not_allowed", 415),
+        (b"caf\xe9", "text_not_utf8", 415),
         # a PNG header followed by HTML: Pillow cannot decode it
         (b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script>", "bad_image", 415),
         (b"", "empty", 400),
@@ -83,6 +92,125 @@ def test_hostile_uploads_are_refused(data: bytes, reason: str, status: int) -> N
     with pytest.raises(UploadRefused) as refused:
         inspect(data, name="photo.png")
     assert (refused.value.reason, refused.value.status) == (reason, status)
+
+
+def test_markup_split_across_chunks_is_found() -> None:
+    # Django reads uploads in 64 KiB chunks: the marker straddles two of them.
+    data = b"a" * (64 * 1024 - 3) + b"<script>alert(1)</script>"
+    with pytest.raises(UploadRefused) as refused:
+        inspect(data, name="notes.txt")
+    assert refused.value.reason == "text_with_markup"
+
+
+ACCEPTED = "images (PNG, JPEG, GIF, WebP), PDFs and plain text"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            b"Notes\n<script>alert(1)</script>\n",
+            "This text file contains markup (HTML or XML); text is accepted only as plain text, "
+            "without tags.",
+        ),
+        (
+            b"\x1b[31mred\x1b[0m",
+            "This text file contains control characters (such as terminal colour codes); text is "
+            "accepted only as plain text.",
+        ),
+        (b"caf\xe9", "This text file is not in UTF-8; save it as UTF-8 and upload it again."),
+        # A kind the sniffer knows, and one it does not: neither is text.
+        (
+            image_bytes("BMP"),
+            f"A BMP image (.bmp) is not accepted here; you can upload {ACCEPTED}.",
+        ),
+        (bytes(64), f"This kind of file is not accepted here; you can upload {ACCEPTED}."),
+    ],
+    ids=["markup", "controls", "latin-1", "bmp", "unknown-binary"],
+)
+def test_refusals_say_what_the_file_is_in_words(data: bytes, message: str) -> None:
+    with pytest.raises(UploadRefused) as refused:
+        inspect(data, name="notes.txt")
+    assert refused.value.message == message
+
+
+def test_text_is_refused_as_a_kind_where_text_is_not_allowed() -> None:
+    # Without text in the list, "contains markup" would suggest a fix that
+    # does not exist: the refusal is the kind's.
+    with pytest.raises(UploadRefused) as refused:
+        inspect(b"<p>hi</p>", allowed_types=("image/png", "application/pdf"))
+    assert (refused.value.reason, refused.value.message) == (
+        "type_not_allowed",
+        "This kind of file is not accepted here; you can upload PNG images and PDFs.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("allowed", "words"),
+    [
+        (DEFAULT_ALLOWED_TYPES, ACCEPTED),
+        # The table's order, whatever the setting's; a lone image by its own name.
+        (("text/plain", "application/pdf", "image/png"), "PNG images, PDFs and plain text"),
+        (("image/gif", "image/png"), "images (PNG, GIF)"),
+        (("text/plain",), "plain text"),
+        (
+            (DOCX, "application/vnd.ms-excel", "application/zip", "application/gzip"),
+            "Word documents, Excel 97-2003 spreadsheets and archives (ZIP, gzip)",
+        ),
+        (("audio/mpeg", "video/mp4", "video/webm"), "MP3 audio and videos (MP4, WebM)"),
+        # A type the table does not know is named as itself, last; twice is once.
+        (
+            ("application/x-custom", "image/png", "application/pdf", "application/pdf"),
+            "PNG images, PDFs and application/x-custom",
+        ),
+        ((), ""),
+    ],
+)
+def test_accepted_words_the_allowed_types(allowed, words: str) -> None:
+    assert accepted(allowed) == words
+
+
+@pytest.mark.parametrize(
+    ("content_type", "sentence"),
+    [
+        (DOCX, f"A Word document (.docx) is not accepted here; you can upload {ACCEPTED}."),
+        (
+            "image/jpeg",
+            f"A JPEG image (.jpg, .jpeg) is not accepted here; you can upload {ACCEPTED}.",
+        ),
+        (
+            "text/html",
+            f"An HTML page (.html, .htm) is not accepted here; you can upload {ACCEPTED}.",
+        ),
+        ("text/plain", f"Plain text (.txt) is not accepted here; you can upload {ACCEPTED}."),
+        ("audio/mpeg", f"MP3 audio (.mp3) is not accepted here; you can upload {ACCEPTED}."),
+        # Unknown, or not detected at all: no MIME type in the sentence.
+        (
+            "application/x-nintendo-nes-rom",
+            f"This kind of file is not accepted here; you can upload {ACCEPTED}.",
+        ),
+        (None, f"This kind of file is not accepted here; you can upload {ACCEPTED}."),
+    ],
+)
+def test_not_accepted_names_the_kind_and_what_may_be_uploaded(content_type, sentence) -> None:
+    assert not_accepted(content_type, DEFAULT_ALLOWED_TYPES) == sentence
+
+
+def test_nothing_allowed_is_said_plainly() -> None:
+    assert not_accepted(DOCX, ()) == (
+        "A Word document (.docx) is not accepted here; no kind of file is."
+    )
+
+
+def test_labels_name_known_types_and_fall_back_to_the_type() -> None:
+    assert [label(t) for t in ("image/png", "application/pdf", "text/plain", DOCX)] == [
+        "PNG image (.png)",
+        "PDF (.pdf)",
+        "plain text (.txt)",
+        "Word document (.docx)",
+    ]
+    assert label("application/x-custom") == "application/x-custom"
 
 
 def test_size_limit() -> None:
@@ -145,3 +273,18 @@ def test_text_is_read_in_chunks_and_a_character_may_straddle_two() -> None:
 def test_text_with_a_flaw_anywhere_is_refused(data: bytes) -> None:
     with pytest.raises(UploadRefused):
         inspect(data, max_size=1024 * 1024)
+
+
+def test_every_refusal_reason_is_listed_in_the_docs() -> None:
+    # Dashboards and alerts are built on these names: each one the code
+    # raises has its row in docs/uploads.md.
+    root = Path(__file__).resolve().parent.parent
+    raised = {
+        reason
+        for path in (root / "protected_media").rglob("*.py")
+        for reason in re.findall(r'UploadRefused\(\s*"([a-z0-9_]+)"', path.read_text())
+    }
+    raised |= {reason for reason, _ in TEXT_REFUSALS.values()}
+    assert {"type_not_allowed", "text_with_markup", "storage_full"} <= raised
+    listed = set(re.findall(r"`([a-z0-9_]+)`", (root / "docs" / "uploads.md").read_text()))
+    assert raised - listed == set()

@@ -19,6 +19,7 @@ from protected_media.conf import conf
 from protected_media.disconnects import stop_on_disconnect
 from protected_media.grants import shared_with
 from protected_media.inspection import UploadRefused
+from protected_media.inspection.kinds import MARKUP_TYPES, accepted, not_accepted, refusals
 from protected_media.models import ProtectedFile, ShareLink, prefetch_records
 from protected_media.shares import create_share, revoke, share_url
 
@@ -94,12 +95,12 @@ def files(request: HttpRequest) -> HttpResponse:
             "form": UploadForm(),
             "files": owned,
             "max_size": conf.max_upload_size,
-            "allowed_types": conf.allowed_types,
+            "accepted": accepted(conf.allowed_types),
             "new_share": new_share,
             "upload": {
                 "api_url": reverse("api-files"),
                 "max_size": conf.max_upload_size,
-                "allowed_types": " ".join(conf.allowed_types),
+                "kinds": json.dumps(upload_kinds(conf.allowed_types)),
             },
         },
     )
@@ -110,6 +111,19 @@ def files(request: HttpRequest) -> HttpResponse:
         # browser's back-forward history included.
         patch_cache_control(response, private=True, no_store=True)
     return response
+
+
+def upload_kinds(allowed_types: tuple[str, ...]) -> dict[str, Any]:
+    """What the page's script needs to refuse a file before sending it, in the
+    words the server would use: the types allowed, those that are markup
+    (never plain text, whatever the browser's guess), and the refusal of each
+    kind the table names, or of any other kind."""
+    return {
+        "allowed": list(allowed_types),
+        "markup": list(MARKUP_TYPES),
+        "refusals": refusals(allowed_types),
+        "otherwise": not_accepted(None, allowed_types),
+    }
 
 
 def file_kind(content_type: str) -> dict[str, Any]:

@@ -5,7 +5,8 @@ anything appended after the image data), within a budget of frames and
 pixels (weighed by mode and format, ``image_cost``) charged before each
 step; PDFs are recognised by their magic bytes; text must be UTF-8 without
 controls or markup. Everything else is refused unless the operator
-allowlisted its detected type.
+allowlisted its detected type. Refusals name kinds of files as people do
+(``kinds``), never by MIME type.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from ..conf import (
 from ..disconnects import CLIENT_GONE_STATUS, client_gone
 from .cost import frame_cost, rgb_pixels, stored_mode, thumbnail_cost
 from .formats import IMAGE_FORMATS
-from .plain_text import is_plain_text
+from .kinds import TEXT_REFUSALS, not_accepted
+from .plain_text import text_fault
 from .survey import Limits, Survey, survey
 
 SNIFF_BYTES = 8192
@@ -112,15 +114,18 @@ def inspect_upload(
             return reencode_image(upload, detected, limits)
         finally:
             upload.seek(0)
-    if detected is None and "text/plain" in allowed_types and is_plain_text(upload):
-        return Inspected("text/plain", ".txt", size)
+    if detected is None and "text/plain" in allowed_types:
+        fault = text_fault(upload)
+        if fault is None:
+            return Inspected("text/plain", ".txt", size)
+        if fault in TEXT_REFUSALS:
+            # Text, refused for what is in it: saying "not allowed" to a
+            # .txt when text is allowed would contradict the list.
+            reason, message = TEXT_REFUSALS[fault]
+            raise UploadRefused(reason, message, 415)
     if detected is not None and detected in allowed_types and detected not in IMAGE_FORMATS:
         return Inspected(detected, f".{guess.extension}", size)
-    raise UploadRefused(
-        "type_not_allowed",
-        "This type of file is not allowed. Allowed: " + ", ".join(allowed_types) + ".",
-        415,
-    )
+    raise UploadRefused("type_not_allowed", not_accepted(detected, allowed_types), 415)
 
 
 def raise_if_client_gone() -> None:

@@ -21,7 +21,11 @@ from .test_demo_in_chromium import PDF, assert_media_response, picture, stored, 
 
 pytestmark = pytest.mark.browser
 
-ALLOWED = "image/png, image/jpeg, image/gif, image/webp, text/plain, application/pdf"
+ACCEPTED = "images (PNG, JPEG, GIF, WebP), PDFs and plain text"
+MARKUP_REFUSED = (
+    "This text file contains markup (HTML or XML); text is accepted only as plain text, "
+    "without tags."
+)
 PASSWORD = "upload-ui-pass-5512"
 NUMBERS = itertools.count(1)
 NBSP = "\u00a0"
@@ -167,10 +171,14 @@ def test_dropped_files_upload_with_progress_and_appear_in_the_grid(
     screenshot(page, "upload-grid")
 
 
-def test_refused_files_say_what_is_allowed_and_nothing_is_stored(
+def test_refused_files_say_why_in_words_and_nothing_is_stored(
     page: Page, stack: Stack, user: str
 ) -> None:
     sign_in(page, stack, user)
+    # What may be uploaded, in words, as every refusal below says it.
+    expect(page.locator("#upload-hint")).to_have_text(
+        f"You can upload {ACCEPTED}. Files may be up to 1.0{NBSP}MB."
+    )
     page.get_by_label("Choose a file, or several").set_input_files(
         [
             {
@@ -181,6 +189,12 @@ def test_refused_files_say_what_is_allowed_and_nothing_is_stored(
             {"name": "page.html", "mimeType": "text/html", "buffer": b"<p>hi</p>\n"},
             # Allowed by its name, refused by the server for its bytes.
             {"name": "fake.png", "mimeType": "image/png", "buffer": b"<html>not a png</html>\n"},
+            # Text, which is allowed, refused for the markup in it.
+            {
+                "name": "notes.txt",
+                "mimeType": "text/plain",
+                "buffer": b"Minutes\n<script>alert(1)</script>\n",
+            },
         ]
     )
     page.get_by_role("button", name="Upload", exact=True).click()
@@ -189,16 +203,18 @@ def test_refused_files_say_what_is_allowed_and_nothing_is_stored(
         f"huge.pdf is too large (1.5{NBSP}MB). Files may be up to 1.0{NBSP}MB; "
         "nothing was uploaded."
     )
+    # Refused in the browser, in the sentence the server would answer with.
     wrong_type = (
-        f"page.html: this type of file (text/html) is not allowed. Allowed: {ALLOWED}. "
-        "Nothing was uploaded."
+        f"page.html: An HTML page (.html, .htm) is not accepted here; you can upload "
+        f"{ACCEPTED}. Nothing was uploaded."
     )
-    expect(summary(page)).to_have_text("3 refused: each file below says why.")
+    expect(summary(page)).to_have_text("4 refused: each file below says why.")
     expect(upload_row(page, "huge.pdf")).to_contain_text(too_big)
     expect(upload_row(page, "page.html")).to_contain_text(wrong_type)
-    expect(upload_row(page, "fake.png")).to_contain_text(
-        f"This type of file is not allowed. Allowed: {ALLOWED}."
-    )
+    expect(upload_row(page, "fake.png")).to_contain_text(MARKUP_REFUSED)
+    expect(upload_row(page, "notes.txt")).to_contain_text(MARKUP_REFUSED)
+    for name in ("page.html", "fake.png", "notes.txt"):
+        expect(upload_row(page, name)).not_to_contain_text("/")  # no MIME type
     # The two refused in the browser never got a progress bar, nor a request.
     for name in ("huge.pdf", "page.html"):
         expect(upload_row(page, name).get_by_role("progressbar")).to_have_count(0)

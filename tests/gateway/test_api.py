@@ -3,8 +3,11 @@ cookie, the csrftoken cookie read from a page, and the X-CSRFToken header."""
 
 from __future__ import annotations
 
+import html
 import io
+import json
 import re
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -206,13 +209,85 @@ def test_unsafe_content_is_refused_with_415(
     assert_json_error(response, 415)
 
 
-def test_refusal_of_a_type_says_what_is_allowed(alice, private_root) -> None:
+def docx_bytes() -> bytes:
+    """A Word document as far as the type sniffer reads one: a ZIP holding word/."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", "<w:document/>")
+    return buffer.getvalue()
+
+
+ACCEPTED = "images (PNG, JPEG, GIF, WebP), PDFs and plain text"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "content_type", "message"),
+    [
+        # A kind of file the gateway names, in the words people use for it.
+        (
+            "report.docx",
+            docx_bytes(),
+            "application/msword",
+            f"A Word document (.docx) is not accepted here; you can upload {ACCEPTED}.",
+        ),
+        # A kind it does not know: no MIME type, only what may be uploaded.
+        (
+            "game.png",
+            b"NES\x1a" + bytes(64),
+            "image/png",
+            f"This kind of file is not accepted here; you can upload {ACCEPTED}.",
+        ),
+        # Text is allowed: text refused for its markup says so.
+        (
+            "x.png",
+            HTML_AS_PNG,
+            "image/png",
+            "This text file contains markup (HTML or XML); text is accepted only as plain "
+            "text, without tags.",
+        ),
+        (
+            "notes.txt",
+            b"Meeting notes\n<script>alert(1)</script>\n",
+            "text/plain",
+            "This text file contains markup (HTML or XML); text is accepted only as plain "
+            "text, without tags.",
+        ),
+        (
+            "colours.txt",
+            b"\x1b[31mred\x1b[0m\n",
+            "text/plain",
+            "This text file contains control characters (such as terminal colour codes); "
+            "text is accepted only as plain text.",
+        ),
+        (
+            "cafe.txt",
+            b"caf\xe9\n",
+            "text/plain",
+            "This text file is not in UTF-8; save it as UTF-8 and upload it again.",
+        ),
+    ],
+    ids=["word", "unknown-kind", "html-as-png", "txt-with-markup", "controls", "latin-1"],
+)
+def test_a_refusal_names_the_kind_of_file_and_what_is_accepted(
+    alice, private_root, name, data, content_type, message
+) -> None:
     client, headers = browser(alice)
-    message = assert_json_error(upload(client, headers, "x.png", HTML_AS_PNG, "image/png"), 415)
-    assert message == (
-        "This type of file is not allowed. Allowed: image/png, image/jpeg, image/gif, "
-        "image/webp, text/plain, application/pdf."
-    )
+    with nothing_written(private_root):
+        response = upload(client, headers, name, data, content_type)
+    assert assert_json_error(response, 415) == message
+
+
+def test_the_page_refuses_a_kind_in_the_words_of_the_api(alice, private_root) -> None:
+    # The page's script refuses a Word document before sending it; the
+    # sentence it shows is the one the API answers for the same file.
+    client, headers = browser(alice)
+    page = client.get("/files/").content.decode()
+    [kinds] = re.findall(r'data-kinds="([^"]*)"', page)
+    refusals = json.loads(html.unescape(kinds))["refusals"]
+    response = upload(client, headers, "report.docx", docx_bytes(), "application/msword")
+    sent = refusals["application/vnd.openxmlformats-officedocument.wordprocessingml.document"]
+    assert assert_json_error(response, 415) == sent
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,12 @@ KEY_URL = re.compile(r"/media/([A-Za-z0-9_-]{22})")
 GATEWAY_NOT_FOUND = (404, b"Not Found\n")
 HTML_AS_PNG = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>\n"
 PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
-ALLOWED = "image/png, image/jpeg, image/gif, image/webp, text/plain, application/pdf"
+ACCEPTED = "images (PNG, JPEG, GIF, WebP), PDFs and plain text"
+NBSP = "\u00a0"
+MARKUP_REFUSED = (
+    "This text file contains markup (HTML or XML); text is accepted only as plain text, "
+    "without tags."
+)
 VOID = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 )
@@ -227,7 +232,9 @@ def test_files_page_has_a_multipart_form_with_a_csrf_token(alice) -> None:
     field = form.find("input", name="file")
     assert field["type"] == "file"
     assert form.find("label", for_=field["id"]).text.strip() == "Choose a file"
-    assert f"Allowed: {ALLOWED}." in form.find("p", class_="hint").text
+    assert form.find("p", class_="hint").text == (
+        f"You can upload {ACCEPTED}. Files may be up to 10.0{NBSP}MB."
+    )
     assert "No files yet." in html.root.text
 
 
@@ -286,14 +293,20 @@ def test_upload_through_the_form_stores_and_says_so(alice, private_root) -> None
 
 
 @pytest.mark.parametrize(
-    ("name", "data", "content_type"),
+    ("name", "data", "content_type", "message"),
     [
-        ("cat.png", HTML_AS_PNG, "image/png"),  # HTML disguised as a PNG
-        ("page.html", HTML_AS_PNG, "text/html"),
+        ("cat.png", HTML_AS_PNG, "image/png", MARKUP_REFUSED),  # HTML disguised as a PNG
+        ("page.html", HTML_AS_PNG, "text/html", MARKUP_REFUSED),
+        (
+            "scan.bmp",
+            bmp_bytes(),
+            "image/bmp",
+            f"A BMP image (.bmp) is not accepted here; you can upload {ACCEPTED}.",
+        ),
     ],
 )
-def test_a_refused_upload_says_what_is_allowed_and_stores_nothing(
-    alice, make_file, private_root, name, data, content_type
+def test_a_refused_upload_says_why_in_words_and_stores_nothing(
+    alice, make_file, private_root, name, data, content_type, message
 ) -> None:
     make_file(alice, "already.txt", b"already\n")
     client = signed_in(alice)
@@ -302,7 +315,7 @@ def test_a_refused_upload_says_what_is_allowed_and_stores_nothing(
     assert_redirect(response, "/files/")
     assert state(private_root) == before
     html = page(client.get("/files/"))
-    assert html.messages() == [("error", f"This type of file is not allowed. Allowed: {ALLOWED}.")]
+    assert html.messages() == [("error", message)]
     assert len(html.find_all("li", class_="card")) == 1
 
 
@@ -445,8 +458,8 @@ def test_replacing_the_profile_picture_removes_the_old_file(alice, private_root)
             "me.bmp",
             bmp_bytes(),
             "image/bmp",
-            "This type of file is not allowed. Allowed: image/png, image/jpeg, image/gif, "
-            "image/webp.",
+            "A BMP image (.bmp) is not accepted here; you can upload images (PNG, JPEG, GIF, "
+            "WebP).",
         ),
     ],
 )

@@ -5,6 +5,7 @@ and the one live region."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -33,9 +34,25 @@ def test_the_upload_form_tells_the_script_the_limits(alice) -> None:
     assert form["data-api-url"] == "/api/files/"
     assert form["data-max-size"] == "10485760"
     assert form["data-max-size-label"] == f"10.0{NBSP}MB"
-    assert form["data-allowed-types"] == (
-        "image/png image/jpeg image/gif image/webp text/plain application/pdf"
+    kinds = json.loads(form["data-kinds"])
+    assert kinds["allowed"] == [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "text/plain",
+        "application/pdf",
+    ]
+    assert set(kinds["markup"]) >= {"text/html", "image/svg+xml", "text/xml"}
+    # The script refuses in the server's words, with no MIME type in them.
+    accepted = "images (PNG, JPEG, GIF, WebP), PDFs and plain text"
+    assert kinds["refusals"]["text/html"] == (
+        f"An HTML page (.html, .htm) is not accepted here; you can upload {accepted}."
     )
+    assert kinds["otherwise"] == (
+        f"This kind of file is not accepted here; you can upload {accepted}."
+    )
+    assert "image/png" not in kinds["refusals"]
     # The plain form stays a one-file post until the script enhances it.
     picker = form.find("input", name="file")
     assert "multiple" not in picker.attrs
@@ -52,8 +69,14 @@ def test_the_limits_follow_the_settings(alice) -> None:
     html = page(signed_in(alice).get("/files/"))
     form = html.find("form", class_="upload")
     assert (form["data-max-size"], form["data-max-size-label"]) == ("2048", f"2.0{NBSP}KB")
-    assert form["data-allowed-types"] == "text/plain"
-    assert "Allowed: text/plain." in form.find("p", class_="hint").text
+    kinds = json.loads(form["data-kinds"])
+    assert kinds["allowed"] == ["text/plain"]
+    assert kinds["refusals"]["image/png"] == (
+        "A PNG image (.png) is not accepted here; you can upload plain text."
+    )
+    assert form.find("p", class_="hint").text == (
+        f"You can upload plain text. Files may be up to 2.0{NBSP}KB."
+    )
 
 
 def test_one_script_from_static_files_and_nothing_inline(alice) -> None:

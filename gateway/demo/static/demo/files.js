@@ -16,10 +16,10 @@
   const apiUrl = form.dataset.apiUrl;
   const maxSize = Number(form.dataset.maxSize);
   const maxSizeLabel = form.dataset.maxSizeLabel;
-  const allowed = form.dataset.allowedTypes.split(" ").filter(Boolean);
-  // The server judges the type from the bytes; the browser guesses from the
-  // name. A guess of some other text type may still be plain UTF-8 text.
-  const MARKUP = ["text/html", "text/xml", "application/xhtml+xml", "image/svg+xml"];
+  // What is allowed, and the server's own sentence refusing each kind of
+  // file (one table on the server words the hint, its refusals and these).
+  const kinds = JSON.parse(form.dataset.kinds);
+  const allowed = kinds.allowed;
   const queue = [];
   let current = null;
   let stored = 0;
@@ -69,13 +69,14 @@
         maxSizeLabel + "; nothing was uploaded."
       );
     }
+    // The server judges the type from the bytes; the browser guesses from
+    // the name. A guess of some other text type may still be plain UTF-8
+    // text, unless it is markup.
     const type = file.type;
     const textLike = type.startsWith("text/") && allowed.includes("text/plain");
-    if (type && !allowed.includes(type) && (!textLike || MARKUP.includes(type))) {
-      return (
-        file.name + ": this type of file (" + type + ") is not allowed. Allowed: " +
-        allowed.join(", ") + ". Nothing was uploaded."
-      );
+    if (type && !allowed.includes(type) && (!textLike || kinds.markup.includes(type))) {
+      const sentence = Object.hasOwn(kinds.refusals, type) ? kinds.refusals[type] : kinds.otherwise;
+      return file.name + ": " + sentence + " Nothing was uploaded.";
     }
     return null;
   }
