@@ -233,5 +233,11 @@ def profile(request: HttpRequest) -> HttpResponse:
                 messages.error(request, error)
         return redirect("profile")
     return render(
-        request, "demo/profile.html", {"form": ProfilePictureForm(), "profile": user_profile}
+        request,
+        "demo/profile.html",
+        {
+            "form": ProfilePictureForm(),
+            "profile": user_profile,
+            "max_size": conf.max_upload_size,
+        },
     )

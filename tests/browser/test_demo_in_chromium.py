@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Locator, Page, Response, expect
 
-from tests.stack.conftest import USERS
+from tests.stack.conftest import MAX_UPLOAD, USERS
 from tests.stack.harness import Stack
 
 pytestmark = pytest.mark.browser
@@ -232,6 +232,34 @@ def test_another_user_gets_the_same_404_as_for_a_missing_file(new_context, stack
         )
     refused, missing = answers
     assert refused == missing == (404, "text/plain; charset=utf-8", "10", b"Not Found\n")
+
+
+def test_a_profile_picture_over_the_limit_is_refused_before_it_is_sent(page, stack) -> None:
+    sign_in(page, stack, "alice")
+    page.get_by_role("link", name="Profile").click()
+    sent: list[str] = []
+    page.on(
+        "request", lambda request: sent.append(request.method) if request.method == "POST" else None
+    )
+    hint = page.locator("#picture-hint")
+    expect(hint).to_have_text("An image (PNG, JPEG, GIF or WebP) of up to 1.0\xa0MB.")
+    page.get_by_label("New profile picture").set_input_files(
+        {"name": "huge.png", "mimeType": "image/png", "buffer": b"\x89PNG" + b"0" * MAX_UPLOAD}
+    )
+    refusal = "huge.png is larger than the limit of 1.0\xa0MB; nothing was uploaded."
+    expect(page.get_by_role("alert")).to_have_text(refusal)
+    page.get_by_role("button", name="Save").click()
+    # Nothing went up: no nginx 413 page, the form still here with its reason.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Profile of alice")
+    expect(page.get_by_role("alert")).to_have_text(refusal)
+    assert sent == []
+    # A file that fits clears the refusal and is saved.
+    page.get_by_label("New profile picture").set_input_files(
+        {"name": "me.png", "mimeType": "image/png", "buffer": picture((64, 64), hue=20)}
+    )
+    expect(page.get_by_role("alert")).to_be_hidden()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Profile picture updated.")
 
 
 def test_a_profile_picture_is_shown_to_its_owner(page, stack, screenshot) -> None:
