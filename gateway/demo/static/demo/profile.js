@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const form = document.querySelector("form.profile-picture");
+  const form = document.getElementById("profile-picture");
   if (!form) {
     return;
   }
