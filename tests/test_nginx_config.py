@@ -30,7 +30,7 @@ from protected_media.nginx.render import (
     render_standalone,
 )
 from protected_media.nginx.rules import is_writable
-from protected_media.ops.doctor.checks import check_nginx_config
+from protected_media.ops.doctor.nginx_config import check_nginx_config
 from tests.test_security_tools import GIXY_SKIPS, gixy
 
 LIMIT = 10 * 1024 * 1024

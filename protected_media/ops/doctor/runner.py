@@ -30,7 +30,6 @@ from .checks import (
     Result,
     StaticStorage,
     check_internal,
-    check_nginx_config,
     check_private_paths,
     check_refusal,
     check_served_headers,
@@ -39,6 +38,7 @@ from .checks import (
 )
 from .client import Site
 from .findings import finding
+from .nginx_config import check_nginx_config
 from .store import store_results
 
 # Enough of a private file to recognise it in a response.
