@@ -7,12 +7,14 @@ case (``load_on_loop``), and hand anything else to the threads untouched.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 from django.http import HttpRequest
 
 from ..conf import conf
@@ -20,6 +22,8 @@ from ..conf import conf
 if TYPE_CHECKING:
     from ..decision import Found
     from .sqlite_reads import InThreads
+
+logger = logging.getLogger("protected_media")
 
 DATABASE_SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SQLITE_ENGINE = "django.db.backends.sqlite3"
@@ -57,6 +61,43 @@ class LoopReads:
         reads, self._reads, self._chosen = self._reads, None, False
         if reads is not None:
             await reads.aclose()
+
+
+class Proof:
+    """Whether an entry point may read on the loop: proven once, in its
+    threads, before its first read there. The requests that come while the
+    proof runs go to the threads, rather than each proving it again on a
+    connection of its own; a proof the database could not finish (None) is
+    tried again on a later request."""
+
+    def __init__(self) -> None:
+        self.result: bool | None = None
+        self._running = False
+
+    async def established(
+        self, in_threads: InThreads, prove: Callable[..., bool | None], *args: Any
+    ) -> bool:
+        if self.result is None:
+            if self._running:
+                return False
+            self._running = True
+            try:
+                self.result = await in_threads(prove, *args)
+            except DatabaseError:
+                return False
+            finally:
+                self._running = False
+        return bool(self.result)
+
+
+def give_up_for_good() -> None:
+    """Said once, when an error that is not the database's (a Django internal
+    that changed under the loop) sends every later read to the threads."""
+    logger.warning(
+        "protected_media: reading on the event loop failed; "
+        "media requests read in the threads from now on",
+        exc_info=True,
+    )
 
 
 def session_alias() -> str:

@@ -39,7 +39,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ..conf import conf
 from . import bridge, probe
 from .compiled import LoopReader, NeedsThreads, reading_on_loop
-from .loop_reads import common_case, load_on_loop, session_alias
+from .loop_reads import Proof, common_case, give_up_for_good, load_on_loop, session_alias
 
 if TYPE_CHECKING:
     from ..decision import Found
@@ -89,8 +89,7 @@ class PostgresReads:
         # Set for good by an error that is not the database's (a Django
         # internal that changed under the loop): the threads answer from then on.
         self._broken = False
-        self._proven: bool | None = None
-        self._proving = False
+        self._proof = Proof()
 
     async def aload(
         self, request: HttpRequest, key: str, in_threads: InThreads
@@ -103,19 +102,7 @@ class PostgresReads:
         # Django's database store exactly: a subclass may load or decode otherwise.
         if type(session) is not DatabaseSessionStore:
             return None
-        if self._proven is None:
-            # Once per entry point, before its first read on the loop; the
-            # requests that come meanwhile go to the threads.
-            if self._proving:
-                return None
-            self._proving = True
-            try:
-                await in_threads(self.prove)
-            except DatabaseError:
-                return None
-            finally:
-                self._proving = False
-        if not self._proven:
+        if not await self._proof.established(in_threads, self.prove):
             return None
         # A fresh store: the one on the request stays unread if the threads
         # take over, so that they read the session themselves.
@@ -138,11 +125,7 @@ class PostgresReads:
             return None
         except Exception:
             self._broken = True
-            logger.warning(
-                "protected_media: reading on the event loop failed; "
-                "media requests read in the threads from now on",
-                exc_info=True,
-            )
+            give_up_for_good()
             return None
         request.session = store
         return loaded
@@ -172,13 +155,7 @@ class PostgresReads:
                 failure,
             )
         self._alias, self._parameters = alias, parameters
-        self._proven = failure is None
-        return self._proven
-
-    @property
-    def proven(self) -> bool | None:
-        """Whether the reads agree with the ORM's; None until the probe has run."""
-        return self._proven
+        return failure is None
 
     async def _opened_pool(self) -> AsyncConnectionPool:
         if self._pool is None:

@@ -36,7 +36,7 @@ from django.http import HttpRequest
 from ..conf import conf
 from . import probe
 from .compiled import LoopReader, NeedsThreads, reading_on_loop
-from .loop_reads import common_case, load_on_loop
+from .loop_reads import Proof, common_case, give_up_for_good, load_on_loop
 
 if TYPE_CHECKING:
     from ..decision import Found
@@ -100,8 +100,7 @@ class SqliteReads:
         # Set for good by an error that is not the database's (a Django
         # internal that changed under the loop): the threads answer from then on.
         self._broken = False
-        self._proven: bool | None = None
-        self._proving = False
+        self._proof = Proof()
 
     async def aload(
         self, request: HttpRequest, key: str, in_threads: InThreads
@@ -113,19 +112,8 @@ class SqliteReads:
         # Only through the copies the probe proved: they are what runs here.
         if busy_ms is None or not probe.copies_proven() or not enabled():
             return None
-        if self._proven is None:
-            # Once per entry point, before its first read on the loop; the
-            # requests that come meanwhile go to the threads, rather than
-            # each proving it again on a connection of its own.
-            if self._proving:
-                return None
-            self._proving = True
-            try:
-                await in_threads(self.prove, busy_ms)
-            except DatabaseError:
-                return None
-            finally:
-                self._proving = False
+        if not await self._proof.established(in_threads, self.prove, busy_ms):
+            return None
         return self.load(request, key, busy_ms)
 
     def load(self, request: HttpRequest, key: str, busy_ms: int) -> tuple[Any, Found | None] | None:
@@ -133,7 +121,7 @@ class SqliteReads:
         ``_load`` finds them; None where the threads must answer."""
         session = getattr(request, "session", None)
         # Django's database store exactly: a subclass may load or decode otherwise.
-        if not self._proven or self._broken or type(session) is not DatabaseSessionStore:
+        if not self._proof.result or self._broken or type(session) is not DatabaseSessionStore:
             return None
         alias = router.db_for_read(DatabaseSessionStore.get_model_class())
         # A fresh store: the one on the request stays unread if the threads
@@ -156,19 +144,10 @@ class SqliteReads:
         except Exception:
             self._broken = True
             self.close()
-            logger.warning(
-                "protected_media: reading on the event loop failed; "
-                "media requests read in the threads from now on",
-                exc_info=True,
-            )
+            give_up_for_good()
             return None
         request.session = store
         return loaded
-
-    @property
-    def proven(self) -> bool | None:
-        """Whether the reads agree with the ORM's; None until the probe has run."""
-        return self._proven
 
     def prove(self, busy_ms: int) -> bool | None:
         """Run the fast path's lookups through a connection like the loop's,
@@ -177,7 +156,6 @@ class SqliteReads:
         alias = router.db_for_read(DatabaseSessionStore.get_model_class())
         path = database_file(alias)
         if path is None:
-            self._proven = False
             return False
         try:
             connection = open_read_only(path, busy_ms)
@@ -195,8 +173,7 @@ class SqliteReads:
                 "media requests read in the threads",
                 failure,
             )
-        self._proven = failure is None
-        return self._proven
+        return failure is None
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable, Iterator, Sized
 from typing import TypeVar
 
-from django.core.management.base import OutputWrapper
+from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
 
 T = TypeVar("T")
 # How often the progress line is redrawn: often enough to see it move, rarely
@@ -45,3 +45,31 @@ def progress(items: Iterable[T], stream: OutputWrapper, *, doing: str, unit: str
 
 def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+class ProgressCommand(BaseCommand):
+    """A command with a progress line on a terminal's standard error, and
+    ``--no-progress`` to go without."""
+
+    show_progress = False
+
+    def add_progress_argument(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--no-progress",
+            dest="progress",
+            action="store_false",
+            help="no progress line (there is none when standard error is not a terminal)",
+        )
+
+    def start_progress(self, options: dict[str, object]) -> None:
+        self.show_progress = bool(options["progress"]) and self.stderr.isatty()
+
+    def progress(self, items: Iterable[T], doing: str, unit: str) -> Iterable[T]:
+        if not self.show_progress:
+            return items
+        return progress(items, self.stderr, doing=doing, unit=unit)
+
+    def end_progress_line(self) -> None:
+        # A progress line cut short has no newline: what follows goes below it.
+        if self.show_progress:
+            self.stderr.write("", plain)

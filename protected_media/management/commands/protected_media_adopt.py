@@ -1,19 +1,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ...ops import adopt
 from ...ops.orphans import display
-from ..progress import plain, plural, progress
-
-T = TypeVar("T")
+from ..progress import ProgressCommand, plural
 
 
-class Command(BaseCommand):
+class Command(ProgressCommand):
     help = (
         "Store the files a field held before it became a ProtectedFileField "
         "(in MEDIA_ROOT or a bucket) through the field: inspected, under new keys, "
@@ -39,15 +36,10 @@ class Command(BaseCommand):
             action="store_true",
             help="delete each old copy once its protected copy is committed",
         )
-        parser.add_argument(
-            "--no-progress",
-            dest="progress",
-            action="store_false",
-            help="no progress line (there is none when standard error is not a terminal)",
-        )
+        self.add_progress_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.show_progress = options["progress"] and self.stderr.isatty()
+        self.start_progress(options)
         self.verbosity = options["verbosity"]
         alias = options["from_storage"]
         try:
@@ -65,14 +57,14 @@ class Command(BaseCommand):
         )
         outcomes: list[adopt.Outcome] = []
         try:
-            for pk, old_name in self._progress(rows, "Adopting", "rows"):
+            for pk, old_name in self.progress(rows, "Adopting", "rows"):
                 outcomes.append(adopter.adopt(pk, old_name))
         except adopt.AdoptError as error:
-            self._end_progress_line()
+            self.end_progress_line()
             self._report(outcomes)
             raise CommandError(str(error)) from error
         except KeyboardInterrupt:
-            self._end_progress_line()
+            self.end_progress_line()
             self._report(outcomes)
             raise CommandError(
                 "Interrupted: every row above is adopted or as it was; run the command "
@@ -95,7 +87,7 @@ class Command(BaseCommand):
             )
             return
         deleted = 0
-        for adoption in self._progress(waiting, "Deleting old copies", "files"):
+        for adoption in self.progress(waiting, "Deleting old copies", "files"):
             if adopt.delete_original(adoption, old_storage):
                 deleted += 1
         copies = "old copy" if deleted == 1 else "old copies"
@@ -120,12 +112,3 @@ class Command(BaseCommand):
             for outcome in outcomes:
                 if outcome.result is adopt.Result.ADOPTED:
                     write(f"  row {outcome.pk}: {display(outcome.old_name)} -> {outcome.detail}")
-
-    def _progress(self, items: Iterable[T], doing: str, unit: str) -> Iterable[T]:
-        if not self.show_progress:
-            return items
-        return progress(items, self.stderr, doing=doing, unit=unit)
-
-    def _end_progress_line(self) -> None:
-        if self.show_progress:
-            self.stderr.write("", plain)

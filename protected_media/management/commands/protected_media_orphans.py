@@ -3,20 +3,18 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ...conf import S3_STORAGE, conf
 from ...ops import orphans
 from ...storage import protected_storage, selected_class
-from ..progress import plain, plural, progress
-
-T = TypeVar("T")
+from ..progress import ProgressCommand, plural
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ def _bucket() -> Place:
     )
 
 
-class Command(BaseCommand):
+class Command(ProgressCommand):
     help = (
         "Report private files without a StoredFile record and records without a "
         "file: under SENDFILE_ROOT, or in the bucket when PROTECTED_MEDIA_STORAGE "
@@ -101,25 +99,20 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="leave files changed and records created this recently (default 3600)",
         )
-        parser.add_argument(
-            "--no-progress",
-            dest="progress",
-            action="store_false",
-            help="no progress line (there is none when standard error is not a terminal)",
-        )
+        self.add_progress_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         place = _bucket() if conf.storage == S3_STORAGE else _disk()
         if options["grace"] < 0:
             raise CommandError("--grace cannot be negative.")
-        self.show_progress = options["progress"] and self.stderr.isatty()
+        self.start_progress(options)
         grace = options["grace"]
         records = list(orphans.load_records())
-        entries = self._progress(place.entries(), place.walking, place.unit)
+        entries = self.progress(place.entries(), place.walking, place.unit)
         try:
             report = orphans.classify(entries, records, now=time.time(), grace=grace)
         except place.errors as error:
-            self._end_progress_line()
+            self.end_progress_line()
             raise CommandError(f"{error}\nNothing was deleted.") from error
         self._print(place, report, grace)
         if not options["delete"]:
@@ -141,20 +134,18 @@ class Command(BaseCommand):
         files = records = 0
         skipped = []
         try:
-            for entry in self._progress(report.files_without_record, "Deleting files", "files"):
+            for entry in self.progress(report.files_without_record, "Deleting files", "files"):
                 if place.delete_file(entry, now=time.time(), grace=grace):
                     files += 1
                 else:
                     skipped.append(entry.name)
-            for record in self._progress(
-                report.records_without_file, "Deleting records", "records"
-            ):
+            for record in self.progress(report.records_without_file, "Deleting records", "records"):
                 if place.delete_record(record):
                     records += 1
                 else:
                     skipped.append(record.name)
         except place.errors as error:
-            self._end_progress_line()
+            self.end_progress_line()
             raise CommandError(
                 f"{error}\nStopped after deleting {plural(files, 'file')} and "
                 f"{plural(records, 'record')}."
@@ -162,16 +153,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Deleted {plural(files, 'file')} and {plural(records, 'record')}.")
         for name in skipped:
             self.stdout.write(f"  skipped {orphans.display(name)}: it changed since the scan")
-
-    def _progress(self, items: Iterable[T], doing: str, unit: str) -> Iterable[T]:
-        if not self.show_progress:
-            return items
-        return progress(items, self.stderr, doing=doing, unit=unit)
-
-    def _end_progress_line(self) -> None:
-        # A progress line cut short has no newline: the error goes below it.
-        if self.show_progress:
-            self.stderr.write("", plain)
 
     def _print(self, place: Place, report: orphans.Report, grace: float) -> None:
         write = self.stdout.write
