@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     folders: list[Path] = []
     try:
         for name, env in PATHS.items():
-            stack = start_stack(name, 1, folders, **env).start()
+            stack = start_stack(name, 1, folders, env).start()
             try:
                 log(f"{name}: {args.samples} forbidden and {args.samples} missing, interleaved")
                 results.append(probe(stack, name, args.samples, args.warmup))

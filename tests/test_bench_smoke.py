@@ -143,3 +143,22 @@ def test_presign_cost_probe_prints_each_way_of_signing() -> None:
     # Every setup produced a figure, the botocore client's being the unit.
     assert all(float(row.split()[-2]) > 0 for row in rows)
     assert rows[0].split()[-1] == "1.000"
+
+
+def test_existence_timing_probe_runs_both_paths() -> None:
+    # A few samples: the probe's own figures belong to `make timing-probe`;
+    # here, that it runs and that every refusal on both paths is the one 404
+    # (it exits non-zero otherwise).
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.existence_timing", "--samples", "40", "--warmup", "5"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    rows = {line.split()[0] for line in done.stdout.splitlines() if line.strip()}
+    assert {"entry-point", "django-view"} <= rows
