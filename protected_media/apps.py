@@ -13,12 +13,14 @@ class ProtectedMediaConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core.checks import Tags, register
+        from django.db.models.signals import post_migrate
 
         from . import audit_grants, checks
         from .ops import adopt
 
         checks.register()
         register(adopt.check_unadopted_files, Tags.database)
+        post_migrate.connect(adopt.say_after_first_migrate, sender=self)
         audit_grants.connect()
         # A site that serves the metrics gets them counted. Without
         # prometheus-client nothing is connected, and check E016 says what to

@@ -248,6 +248,29 @@ def protected_fields() -> Iterator[tuple[type[models.Model], ProtectedFieldMixin
                 yield model, field
 
 
+def say_after_first_migrate(
+    sender: Any,
+    *,
+    using: str,
+    plan: Any = None,
+    stdout: Any = None,
+    verbosity: int = 1,
+    **kwargs: Any,
+) -> None:
+    """``post_migrate``: W003 once more, after the ``migrate`` that made this
+    app's tables. The checks ``migrate`` runs first found no table to count
+    the rows against, and a site that protected a field holding files in the
+    same run would hear of those rows nowhere."""
+    made_tables = any(
+        migration.app_label == "protected_media" and migration.initial and not backwards
+        for migration, backwards in plan or ()
+    )
+    if not made_tables or stdout is None or verbosity < 1:
+        return
+    for message in check_unadopted_files(databases=[using]):
+        stdout.write(str(message))
+
+
 def check_unadopted_files(**kwargs: Any) -> list[CheckMessage]:
     """W003, with the database checks (``migrate``, ``check --database``):
     rows of a protected field that name files stored before it was
