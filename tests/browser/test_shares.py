@@ -5,6 +5,8 @@ revokes it the visitor is refused."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, Response, expect
@@ -87,3 +89,37 @@ def test_a_shared_file_opens_without_a_session_until_revoked(
     assert [header for header in refused_headers if header.startswith("x-accel")] == []
     assert "content-disposition" not in refused_headers
     assert refused.body() == b"Not Found\n"
+
+
+def test_a_new_link_is_copied_and_its_times_are_the_visitors_own(browser, stack: Stack) -> None:
+    context = browser.new_context(
+        base_url=stack.url,
+        locale="en-GB",
+        timezone_id="Asia/Tokyo",
+        permissions=["clipboard-read", "clipboard-write"],
+    )
+    try:
+        page = context.new_page()
+        sign_in(page, stack, "alice")
+        name = "for the team.png"
+        upload(page, name, "image/png", picture(hue=200))
+        page.get_by_label(f"Link expires after (link to {name})", exact=True).select_option(
+            label="7 days"
+        )
+        page.get_by_role("button", name=f"Share {name}", exact=True).click()
+        link = page.get_by_label(f"Link to {name}", exact=True).input_value()
+
+        page.get_by_role("button", name="Copy link").click()
+        expect(page.get_by_role("status")).to_have_text("Link copied to the clipboard.")
+        assert page.evaluate("navigator.clipboard.readText()") == link
+
+        # The server writes UTC; the visitor in Tokyo reads Tokyo's time, and
+        # how far off it is.
+        expires = page.locator("#new-share-hint time")
+        written = datetime.fromisoformat(expires.get_attribute("datetime") or "")
+        local = written.astimezone(ZoneInfo("Asia/Tokyo"))
+        expect(expires).to_have_text(
+            f"{local.day} {local:%b} {local.year}, {local:%H:%M} (in 7 days)"
+        )
+    finally:
+        context.close()

@@ -392,6 +392,7 @@
         const old = document.querySelector("section.files");
         if (fresh && old) {
           old.replaceWith(document.adoptNode(fresh));
+          window.protectedMediaLocalTimes(fresh);
         }
       })
       .catch(function () {
@@ -463,5 +464,79 @@
     if (opener && opener.isConnected) {
       opener.focus();
     }
+  });
+})();
+
+// Times in the visitor's own time zone and words: the server writes UTC
+// (each <time> keeps it in its datetime attribute), and a time to come says
+// how far off it is ("in 7 days").
+(function () {
+  const format =
+    window.Intl && Intl.DateTimeFormat
+      ? new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" })
+      : null;
+  const relative =
+    window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined) : null;
+  const UNITS = [
+    ["day", 86400000],
+    ["hour", 3600000],
+    ["minute", 60000],
+  ];
+
+  function howFar(when) {
+    const ahead = when - Date.now();
+    if (!relative || ahead <= 0) {
+      return "";
+    }
+    for (const [unit, size] of UNITS) {
+      if (ahead >= size) {
+        return " (" + relative.format(Math.round(ahead / size), unit) + ")";
+      }
+    }
+    return " (" + relative.format(1, "minute") + ")";
+  }
+
+  function localTimes(root) {
+    if (!format) {
+      return;
+    }
+    root.querySelectorAll("time[datetime]").forEach(function (element) {
+      const when = new Date(element.getAttribute("datetime"));
+      if (!isNaN(when)) {
+        element.textContent = format.format(when) + howFar(when);
+      }
+    });
+  }
+
+  window.protectedMediaLocalTimes = localTimes;
+  localTimes(document);
+})();
+
+// A new share link, shown only once, is copied with one press.
+(function () {
+  const field = document.getElementById("new-share-url");
+  const status = document.getElementById("messages");
+  if (!field || !navigator.clipboard || !status) {
+    return;
+  }
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "copy";
+  button.textContent = "Copy link";
+  field.insertAdjacentElement("afterend", button);
+  button.addEventListener("click", function () {
+    navigator.clipboard.writeText(field.value).then(
+      function () {
+        status.replaceChildren(Object.assign(document.createElement("p"), {
+          textContent: "Link copied to the clipboard.",
+        }));
+      },
+      function () {
+        field.select();
+        status.replaceChildren(Object.assign(document.createElement("p"), {
+          textContent: "The browser would not copy it: the link is selected, copy it yourself.",
+        }));
+      }
+    );
   });
 })();
