@@ -123,8 +123,9 @@ if DATABASE_URL:
     # connection, left open until the garbage collector finds it, while with
     # a pool the request hands it back. Per process: min_size covers the
     # entry point's threads (PROTECTED_MEDIA_FAST_PATH_THREADS, 4), max_size
-    # bounds what Django's concurrent requests hold; workers x max_size must
-    # stay under the server's max_connections. A request waits at most
+    # bounds what Django's concurrent requests hold; workers x (max_size + the
+    # 4 the entry point reads through on the event loop) must stay under the
+    # server's max_connections. A request waits at most
     # `timeout` seconds for a connection: while the database refuses
     # connections, each media request waits that long before its 503. The
     # measurements behind the pool, max_size and timeout are in

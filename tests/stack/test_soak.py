@@ -7,10 +7,12 @@ suite uses."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,11 @@ MIN_PER_KIND = 10
 # A bound on memory, not on time: resident memory of uvicorn's processes
 # (supervisor and both workers) at the end against the end of the warm-up.
 MAX_RSS_GROWTH_MIB = 20
+# Both halves of `make test` run the suite at once on one PostgreSQL: two
+# soaks together would hold two stacks' full pools (2 workers x (24 of
+# Django's + 4 of the loop's) each) beside every other test's connections,
+# past the server's max_connections. One soak at a time, machine-wide.
+LOCK = Path(tempfile.gettempdir()) / "protected-media-soak.lock"
 
 
 def test_soak_short_run(tmp_path: Path) -> None:
@@ -36,9 +43,11 @@ def test_soak_short_run(tmp_path: Path) -> None:
         *("--duration", str(DURATION), "--clients", str(CLIENTS)),
         *("--max-rss-growth-mib", str(MAX_RSS_GROWTH_MIB), "--output", str(tmp_path)),
     ]
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
-    )
+    with LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        )
     output = f"{done.stdout}\n{done.stderr}"
     assert (tmp_path / "results.json").exists(), output
     report = json.loads((tmp_path / "results.json").read_text())
