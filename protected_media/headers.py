@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote
 
 from django.utils.http import content_disposition_header
@@ -27,6 +28,21 @@ def media_headers(
 ) -> dict[str, str]:
     """Content-Type, Content-Disposition and Cache-Control for a granted file.
 
+    Remembered for the last files served (the same thumbnail is asked for
+    again and again); each call gets a dict of its own.
+    """
+    return dict(_media_headers(content_type, original_name, inline_types, cache_control))
+
+
+@lru_cache(maxsize=1024)
+def _media_headers(
+    content_type: str,
+    original_name: str,
+    inline_types: tuple[str, ...],
+    cache_control: str,
+) -> tuple[tuple[str, str], ...]:
+    """The headers of ``media_headers``, as a tuple that no caller can change.
+
     nginx keeps these three from the upstream response on the redirect and
     would otherwise keep Django's default ``text/html`` (see the nginx notes).
     The file is named with the extension of ``content_type``, whatever the
@@ -49,4 +65,4 @@ def media_headers(
     headers = {CONTENT_TYPE: content_type, CACHE_CONTROL: cache_control}
     if disposition:
         headers[CONTENT_DISPOSITION] = disposition
-    return headers
+    return tuple(headers.items())

@@ -21,7 +21,7 @@ from .headers import CACHE_CONTROL, REFERRER_POLICY
 from .responses import database_answered, database_unavailable, not_found
 from .shares import MASKED_TOKEN, SHARE, URL_PREFIX, adecide_share
 from .storage import protected_storage
-from .storage.accel import store_accel_target
+from .storage.accel import local_accel_target, store_accel_target
 
 if TYPE_CHECKING:
     from .records import ShareLink
@@ -173,7 +173,13 @@ async def ahandoff(request: HttpRequest, grant: Grant) -> HttpResponseBase | Non
     if root is None:
         raise ImproperlyConfigured("SENDFILE_ROOT must name the private media folder.")
     if backend == NGINX_BACKEND:
-        return _handed_off(sendfile_nginx.sendfile(request, root / grant.record.name), grant)
+        internal_url = conf.internal_url
+        target = local_accel_target(internal_url, grant.record.name) if internal_url else None
+        if target is None:
+            return _handed_off(sendfile_nginx.sendfile(request, root / grant.record.name), grant)
+        response = HttpResponse()
+        response[X_ACCEL_REDIRECT] = target
+        return _handed_off(response, grant)
     if backend == STREAMING_BACKEND:
         streamed = await streaming.asendfile(
             request, root, grant.record.name, headers=grant.headers

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from gateway.seaweed import s3_client
 from protected_media.storage import protected_storage
-from protected_media.storage.accel import store_accel_target
+from protected_media.storage.accel import local_accel_target, store_accel_target
 
 from .store import STORE_INTERNAL_URL, fetch_as_nginx, use_store
 
@@ -125,3 +125,34 @@ def test_the_target_keeps_only_path_and_query() -> None:
         "http://evil.example:1/bucket/files/a%20b.txt?X-Amz-Signature=abc%2F", "/_store/"
     )
     assert target == "/_store/bucket/files/a%2520b.txt?X-Amz-Signature=abc%2F"
+
+
+# Plain names as the storage makes them (names.stored_name) and as adopted or
+# hand-made records may hold them: folders, dots, spaces, "%", "?", "#" and
+# any Unicode, but no empty, "." or ".." segment.
+PLAIN_SEGMENT = st.text(
+    alphabet=st.characters(blacklist_characters="/\\\x00\r\n", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=12,
+).filter(lambda segment: segment not in (".", ".."))
+INTERNAL_URLS = st.sampled_from(
+    ["/_protected/", "/_protected", "/a b/%/", "//double/", "/", "/deep/er/", "/ünï/"]
+)
+
+
+@given(
+    internal_url=INTERNAL_URLS,
+    name=st.lists(PLAIN_SEGMENT, min_size=1, max_size=4).map("/".join),
+)
+@hypothesis_settings(max_examples=400, deadline=None)
+def test_local_target_is_django_sendfiles_own(internal_url: str, name: str) -> None:
+    from django_sendfile.utils import _convert_file_to_url
+
+    with override_settings(SENDFILE_ROOT="/srv/private", SENDFILE_URL=internal_url):
+        expected = _convert_file_to_url(f"/srv/private/{name}")
+        assert local_accel_target(internal_url, name) == expected
+
+
+@pytest.mark.parametrize("name", ["", "/etc/passwd", "a/../b", "a//b", "./a", "a/", "a\\b"])
+def test_a_name_that_is_not_plain_is_left_to_django_sendfile(name: str) -> None:
+    assert local_accel_target("/_protected/", name) is None

@@ -41,6 +41,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from . import session_data as session_data_cache
 from .compiled import CompiledLookup, NeedsThreads, on_loop
 
 _SESSION_LOOKUPS: dict[type[Any], CompiledLookup[Any]] = {}
@@ -102,7 +103,8 @@ def _backend_user(backend: Any, user_id: Any) -> Any:
 
 
 def _compile_session_query(store: DatabaseSessionStore) -> None:
-    # Only the query changes: Django's ``load`` still decodes the data, and a
+    # Only the query and the decoding change (the decoded data is remembered
+    # per signed text: ``session_data``): Django's ``load`` still runs, and a
     # missing or expired row goes through Django's own lookup, which also
     # forgets the key.
     model = store.model
@@ -120,5 +122,9 @@ def _compile_session_query(store: DatabaseSessionStore) -> None:
             raise NeedsThreads("no live session row")
         return rows[0] if rows else django_lookup()
 
-    # An attribute on this one store object; the class is left alone.
+    def decode(session_data: str) -> dict[str, Any]:
+        return session_data_cache.decode(store, session_data)
+
+    # Attributes on this one store object; the class is left alone.
     setattr(store, "_get_session_from_db", get_session_from_db)  # noqa: B010
+    setattr(store, "decode", decode)  # noqa: B010
