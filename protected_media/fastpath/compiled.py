@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model, Q, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -156,12 +157,26 @@ class CompiledLookup(Generic[M]):
         filters = [Q(**{lookup: value}) for lookup, value in zip(self.lookups, values, strict=True)]
         return self.model._default_manager.using(alias).filter(*filters)[: self.limit]
 
-    def _run(self, compiled: _Compiled, alias: str, values: Sequence[Any]) -> list[M]:
-        connection = connections[alias]
-        params = [
+    def loop_statement(self, *values: Any) -> tuple[str, list[Any]] | None:
+        """The statement (with format placeholders) and parameters that
+        ``fetch`` runs through a loop reader for ``values``, for a reader that
+        sends it ahead; None where ``fetch`` would run none there."""
+        alias = router.db_for_read(self.model)
+        compiled = self._compiled(alias, values) if _compiling else None
+        if compiled is None:
+            return None
+        return compiled.sql, self._params(connections[alias], values)
+
+    def _params(self, connection: BaseDatabaseWrapper, values: Sequence[Any]) -> list[Any]:
+        return [
             field.get_db_prep_value(value, connection, prepared=False)
             for field, value in zip(self.fields, values, strict=True)
         ]
+
+    def _run(self, compiled: _Compiled, alias: str, values: Sequence[Any]) -> list[M]:
+        # Looked up once: each lookup of a connection goes through asgiref's Local.
+        connection = connections[alias]
+        params = self._params(connection, values)
         reader = _loop_reader.get()
         if reader is not None:
             if alias != reader.alias:
