@@ -19,7 +19,13 @@ from protected_media.conf import conf
 from protected_media.disconnects import stop_on_disconnect
 from protected_media.grants import shared_with
 from protected_media.inspection import UploadRefused
-from protected_media.inspection.kinds import MARKUP_TYPES, accepted, not_accepted, refusals
+from protected_media.inspection.kinds import (
+    KINDS,
+    MARKUP_TYPES,
+    accepted,
+    not_accepted,
+    refusals,
+)
 from protected_media.models import ProtectedFile, ShareLink, prefetch_records
 from protected_media.shares import create_share, revoke, share_url
 
@@ -33,17 +39,6 @@ from .sharing import AUDIENCES, owned_shares, shares_by_file
 NEW_SHARE_COOKIE = "demo_new_share"
 NEW_SHARE_SALT = "gateway.demo.new_share"
 NEW_SHARE_MAX_AGE = 120
-
-# What a card says about a file: a short label on its icon and a name for
-# people. The type is the one detected from the bytes, never the client's.
-KINDS = {
-    "image/png": ("PNG", "PNG image"),
-    "image/jpeg": ("JPEG", "JPEG image"),
-    "image/gif": ("GIF", "GIF image"),
-    "image/webp": ("WebP", "WebP image"),
-    "text/plain": ("TXT", "Plain text"),
-    "application/pdf": ("PDF", "PDF document"),
-}
 
 
 async def healthz(request: HttpRequest) -> HttpResponse:
@@ -83,6 +78,9 @@ def files(request: HttpRequest) -> HttpResponse:
     for item in owned:
         item.share_form = ShareForm(auto_id=f"share-{item.pk}-%s")
         item.kind = file_kind(item.content_type)
+        # "Open in browser" only where the served headers let the browser
+        # show the file; anything else is an attachment, so "Download" alone.
+        item.opens_inline = item.content_type in conf.inline_types
         item.active_shares = shares.get(item.file.name, [])
         item.shared_with = grants[item.pk]
         for share in item.active_shares:
@@ -127,11 +125,17 @@ def upload_kinds(allowed_types: tuple[str, ...]) -> dict[str, Any]:
 
 
 def file_kind(content_type: str) -> dict[str, Any]:
-    """How a card shows a file: a thumbnail for images, else an icon with a label."""
-    label, name = KINDS.get(content_type) or (
-        content_type.rpartition("/")[2][:4].upper() or "FILE",
-        content_type or "Unknown type",
-    )
+    """How a card shows a file: a thumbnail for images, else an icon with a
+    short label; and its name in the words of the shared table of kinds
+    (protected_media.inspection.kinds) that the hint and the refusals use:
+    "PDF (.pdf)". A type the table does not know is named as itself."""
+    kind = KINDS.get(content_type)
+    if kind is None:
+        label = content_type.rpartition("/")[2][:4].upper() or "FILE"
+        name = content_type or "Unknown type"
+    else:
+        label = kind.short or kind.extensions[0].lstrip(".").upper()
+        name = kind.label[:1].upper() + kind.label[1:]
     return {"label": label, "name": name, "is_image": content_type.startswith("image/")}
 
 

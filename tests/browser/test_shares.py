@@ -20,6 +20,13 @@ pytestmark = pytest.mark.browser
 SHARE_URL = re.compile(r"/media/s/[A-Za-z0-9_\-:]+")
 
 
+def more(page: Page, name: str) -> None:
+    """Open the file's card disclosure, where its Share form and links are."""
+    page.locator("li.card").filter(has=page.locator("p.name", has_text=name)).locator(
+        "summary"
+    ).click()
+
+
 def open_link(page: Page, url: str) -> Response:
     response = page.goto(url)
     assert response is not None
@@ -39,6 +46,7 @@ def test_a_shared_file_opens_without_a_session_until_revoked(
     record, on_disk = stored(stack, href)
 
     # As a person does it: choose the lifetime and who may open it, then Share.
+    more(alice, name)
     alice.get_by_label(f"Link expires after (link to {name})", exact=True).select_option(
         label="1 day"
     )
@@ -56,7 +64,9 @@ def test_a_shared_file_opens_without_a_session_until_revoked(
     assert link.startswith(f"{stack.url}/media/s/")
     assert SHARE_URL.fullmatch(link.removeprefix(stack.url))
     revoke = alice.get_by_role("button", name=re.compile(rf"^Revoke the link to {name} "))
+    more(alice, name)
     expect(revoke).to_have_count(1)
+    expect(revoke).to_be_visible()
     screenshot(alice, "shares")
 
     # A visitor with no session at all: a fresh browser context.
@@ -76,6 +86,7 @@ def test_a_shared_file_opens_without_a_session_until_revoked(
     alice.reload()
     expect(alice.get_by_label(f"Link to {name}", exact=True)).to_have_count(0)
     assert link.removeprefix(stack.url) not in alice.content()
+    more(alice, name)
     alice.get_by_role("button", name=re.compile(rf"^Revoke the link to {name} ")).click()
     expect(alice.get_by_role("status")).to_have_text(f"Revoked a share link to {name}.")
     expect(
@@ -103,6 +114,7 @@ def test_a_new_link_is_copied_and_its_times_are_the_visitors_own(browser, stack:
         sign_in(page, stack, "alice")
         name = "for the team.png"
         upload(page, name, "image/png", picture(hue=200))
+        more(page, name)
         page.get_by_label(f"Link expires after (link to {name})", exact=True).select_option(
             label="7 days"
         )

@@ -109,6 +109,11 @@ def card(page: Page, name: str):
     return page.locator("li.card").filter(has=page.locator("p.name", has_text=name))
 
 
+def more(page: Page, name: str) -> None:
+    """Open a card's disclosure: its sharing, its Delete and its details."""
+    card(page, name).locator("summary").click()
+
+
 def test_dropped_files_upload_with_progress_and_appear_in_the_grid(
     page: Page, stack: Stack, user: str, screenshot
 ) -> None:
@@ -121,8 +126,12 @@ def test_dropped_files_upload_with_progress_and_appear_in_the_grid(
 
     drop(page, [("sunset.png", "image/png", image), ("minutes.pdf", "application/pdf", paper)])
 
+    # One line for the batch; its uploaded rows folded into one that opens.
+    expect(summary(page)).to_have_text("2 files uploaded.")
+    page.locator("li.upload-fold summary").click()
     for name in ("sunset.png", "minutes.pdf"):
-        row = upload_row(page, name)
+        row = page.get_by_role("list", name="Uploaded files").get_by_role("listitem")
+        row = row.filter(has_text=name)
         expect(row).to_contain_text("Uploaded.")
         bar = row.get_by_role("progressbar", name=f"Upload of {name}")
         expect(bar).to_have_count(1)
@@ -130,8 +139,6 @@ def test_dropped_files_upload_with_progress_and_appear_in_the_grid(
         assert value == maximum > 0
         # Done: no Cancel any more.
         expect(row.get_by_role("button")).to_have_count(0)
-    # One line for the batch; each file's own word is in its row.
-    expect(summary(page)).to_have_text("2 files uploaded.")
 
     # The grid is refreshed in place: a thumbnail for the image (its longest
     # edge brought down to PROTECTED_MEDIA_THUMBNAIL_SIZES' 256), through the gateway.
@@ -145,14 +152,17 @@ def test_dropped_files_upload_with_progress_and_appear_in_the_grid(
     # 200 image/png from nginx after Django's X-Accel-Redirect, no header of it left.
     assert_media_response(response, "image/png", stored(stack, src)[1])
 
-    # The PDF: an icon, its type and its size.
+    # The PDF: an icon; its type and its size in the details.
     pdf = card(page, "minutes.pdf")
     expect(pdf.locator(".icon")).to_have_text("PDF")
     expect(pdf.get_by_role("img")).to_have_count(0)
-    expect(pdf.locator("p.meta").first).to_have_text(f"PDF document · {len(paper)}{NBSP}bytes")
+    more(page, "minutes.pdf")
+    expect(pdf.locator("p.meta").first).to_have_text(f"PDF (.pdf) · {len(paper)}{NBSP}bytes")
     href = pdf.get_by_role("link", name="minutes.pdf").get_attribute("href")
-    assert pdf.get_by_role("link", name="Open").get_attribute("href") == href
+    # Sent as an attachment: Download, and no "Open" that would download too.
+    expect(pdf.get_by_role("link", name="Open in browser")).to_have_count(0)
     download = pdf.get_by_role("link", name="Download")
+    assert download.get_attribute("href") == href
     # No name of the page's own: the browser takes the served one.
     assert download.get_attribute("download") == ""
     with page.expect_download() as info:
@@ -262,6 +272,7 @@ def test_delete_asks_first_in_a_dialog(page: Page, stack: Stack, user: str) -> N
     drop(page, [("notes.txt", "text/plain", b"keep me?\n")])
     # A batch of one: its summary is its own message.
     expect(summary(page)).to_have_text("Uploaded notes.txt.")
+    more(page, "notes.txt")
     delete = page.get_by_role("button", name="Delete notes.txt")
     dialog = page.get_by_role("dialog", name="Delete this file?")
 
@@ -314,7 +325,7 @@ def test_the_keyboard_alone_uploads(page: Page, stack: Stack, user: str) -> None
     expect(page.get_by_role("button", name="Upload", exact=True)).to_be_focused()
     page.keyboard.press("Enter")
     expect(summary(page)).to_have_text("2 files uploaded.")
-    expect(page.get_by_role("button", name="Delete two.txt")).to_be_visible()
+    expect(card(page, "two.txt").get_by_role("link", name="Download")).to_be_visible()
     assert stored_names(page) == ["one.txt", "two.txt"]
 
 
@@ -334,13 +345,14 @@ def test_the_plain_form_works_without_javascript(
     assert stored_names(page) == ["plain.txt"]
 
     # No script, no dialog: the labelled button deletes at once.
+    more(page, "plain.txt")
     page.get_by_role("button", name="Delete plain.txt").click()
     expect(page.get_by_role("status")).to_have_text("Deleted plain.txt.")
     assert stored_names(page) == []
 
 
 def drop_photos(page: Page, count: int) -> list[str]:
-    names = [f"photo-{number:02}.png" for number in range(count)]
+    names = [f"photo-{number:03}.png" for number in range(count)]
     drop(
         page,
         [
@@ -365,22 +377,34 @@ def post_statuses(page: Page) -> list[int]:
     return statuses
 
 
-def assert_all_uploaded(page: Page, names: list[str]) -> None:
-    rows = page.get_by_role("list", name="Uploads").get_by_role("listitem")
-    expect(rows.filter(has_text="Uploaded.")).to_have_count(len(names), timeout=120_000)
+def assert_all_uploaded(page: Page, names: list[str], timeout: float = 120_000) -> None:
+    # One summary line for the batch, its rows folded into one line that
+    # opens to list them: no wall of messages above the files.
+    expect(page.get_by_role("status")).to_have_text(
+        f"{len(names)} files uploaded.", timeout=timeout
+    )
+    fold = page.locator("li.upload-fold summary")
+    expect(fold).to_have_text(f"{len(names)} files uploaded")
     expect(page.locator("ol.uploads li.error")).to_have_count(0)
     expect(page.get_by_role("button", name="Retry failed uploads")).to_be_hidden()
+    # The files start near the top (a 30-file batch once pushed them ~1,700 px down).
+    files = page.get_by_role("region", name="Your files").bounding_box()
+    assert files is not None and files["y"] < 900, files
+    fold.click()
+    rows = page.get_by_role("list", name="Uploaded files").get_by_role("listitem")
+    expect(rows.filter(has_text="Uploaded.")).to_have_count(len(names))
     assert stored_names(page) == names
 
 
-def test_thirty_dropped_images_all_upload_with_the_default_limits(
+def test_a_hundred_dropped_images_all_upload_with_the_default_limits(
     page: Page, stack: Stack, user: str
 ) -> None:
+    # Two a second after a burst of ten: about 45 s of pacing, no error shown.
     sign_in(page, stack, user)
     statuses = post_statuses(page)
-    names = drop_photos(page, 30)
-    assert_all_uploaded(page, names)
-    assert statuses.count(201) == 30
+    names = drop_photos(page, 100)
+    assert_all_uploaded(page, names, timeout=180_000)
+    assert statuses.count(201) == 100
 
 
 @pytest.fixture(scope="module")

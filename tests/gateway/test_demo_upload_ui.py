@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 
 import pytest
 from django.test import override_settings
@@ -114,7 +115,8 @@ def test_cards_show_a_thumbnail_or_an_icon_with_type_and_size(alice, make_file) 
         "height": "160",
         "loading": "lazy",
     }
-    for item, label, kind in ((paper, "PDF", "PDF document"), (notes, "TXT", "Plain text")):
+    # The shared table's words, as in the hint and the refusals.
+    for item, label, kind in ((paper, "PDF", "PDF (.pdf)"), (notes, "TXT", "Plain text (.txt)")):
         found = card(html, item.original_name)
         assert found.find_all("img") == []
         icon = found.find("span", class_="icon")
@@ -122,25 +124,43 @@ def test_cards_show_a_thumbnail_or_an_icon_with_type_and_size(alice, make_file) 
         meta = found.find("p", class_="meta")
         assert meta.find("span", class_="kind")["title"] == item.content_type
         assert meta.text == f"{kind} · {item.size}{NBSP}bytes"
-    assert card(html, "photo.png").find("p", class_="meta").text.startswith("PNG image · ")
+    meta = card(html, "photo.png").find("p", class_="meta")
+    assert meta.text.startswith("PNG image (.png) · ")
 
 
 def test_each_card_opens_downloads_and_asks_before_deleting(alice, make_file) -> None:
     paper = make_file(alice, "paper.pdf", PDF)
+    notes = make_file(alice, "notes.txt", b"notes\n")
     html = page(signed_in(alice).get("/files/"))
-    found = card(html, "paper.pdf")
+    # Text is served inline: it opens in the browser, or downloads.
+    found = card(html, "notes.txt")
     name = found.find("p", class_="name")
-    assert name["id"] == f"name-{paper.pk}"
+    assert name["id"] == f"name-{notes.pk}"
     links = {a.text.strip(): a for a in found.find("p", class_="actions").find_all("a")}
-    assert set(links) == {"Open", "Download"}
+    assert set(links) == {"Open in browser", "Download"}
     for link in links.values():
-        assert link["href"] == paper.file.url
+        assert link["href"] == notes.file.url
         assert link["aria-describedby"] == name["id"]
-    assert "download" not in links["Open"].attrs
+    assert "download" not in links["Open in browser"].attrs
     # A bare attribute: the browser takes the served Content-Disposition name,
     # which carries the extension of the detected type.
     assert "download" in links["Download"].attrs
     assert links["Download"]["download"] in (None, "")
+    assert "download" not in found.find("a", class_="preview").attrs
+    # A PDF is an attachment: no link promises to open it, the preview downloads.
+    found = card(html, "paper.pdf")
+    links = {a.text.strip(): a for a in found.find("p", class_="actions").find_all("a")}
+    assert set(links) == {"Download"}
+    assert links["Download"]["href"] == paper.file.url
+    assert "download" in found.find("a", class_="preview").attrs
+    # Sharing, deleting and the details behind one disclosure, closed.
+    details = found.find("details", class_="more")
+    assert "open" not in details.attrs
+    summary = details.find("summary")
+    assert " ".join(summary.text.split()) == "Share, delete, details of paper.pdf"
+    assert details.find("form", class_="share") is not None
+    assert details.find("form", class_="delete") is not None
+    assert datetime.fromisoformat(details.find("time")["datetime"]) == paper.created
     delete = found.find("form", class_="delete")
     assert delete["action"] == f"/files/{paper.pk}/delete/"
     assert delete["data-name"] == "paper.pdf"
@@ -155,6 +175,16 @@ def test_each_card_opens_downloads_and_asks_before_deleting(alice, make_file) ->
     assert "autofocus" in dialog.find("button", value="cancel").attrs
 
 
+@override_settings(PROTECTED_MEDIA_INLINE_TYPES=("text/plain", "application/pdf"))
+def test_open_in_browser_follows_the_inline_types(alice, make_file) -> None:
+    make_file(alice, "paper.pdf", PDF)
+    html = page(signed_in(alice).get("/files/"))
+    found = card(html, "paper.pdf")
+    links = [a.text.strip() for a in found.find("p", class_="actions").find_all("a")]
+    assert links == ["Open in browser", "Download"]
+    assert "download" not in found.find("a", class_="preview").attrs
+
+
 def test_the_thumbnail_url_is_set_in_one_place() -> None:
     from django.template.loader import get_template
 
@@ -166,13 +196,22 @@ def test_the_thumbnail_url_is_set_in_one_place() -> None:
 @pytest.mark.parametrize(
     ("content_type", "expected"),
     [
-        ("image/png", {"label": "PNG", "name": "PNG image", "is_image": True}),
-        ("image/webp", {"label": "WebP", "name": "WebP image", "is_image": True}),
-        ("application/pdf", {"label": "PDF", "name": "PDF document", "is_image": False}),
-        ("text/plain", {"label": "TXT", "name": "Plain text", "is_image": False}),
-        # Allowed by a project's settings but unknown to the demo.
-        ("application/zip", {"label": "ZIP", "name": "application/zip", "is_image": False}),
-        ("image/avif", {"label": "AVIF", "name": "image/avif", "is_image": True}),
+        ("image/png", {"label": "PNG", "name": "PNG image (.png)", "is_image": True}),
+        ("image/webp", {"label": "WebP", "name": "WebP image (.webp)", "is_image": True}),
+        ("application/pdf", {"label": "PDF", "name": "PDF (.pdf)", "is_image": False}),
+        ("text/plain", {"label": "TXT", "name": "Plain text (.txt)", "is_image": False}),
+        # Allowed by a project's settings: named by the shared table.
+        ("application/zip", {"label": "ZIP", "name": "ZIP archive (.zip)", "is_image": False}),
+        ("image/avif", {"label": "AVIF", "name": "AVIF image (.avif)", "is_image": True}),
+        (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            {"label": "DOCX", "name": "Word document (.docx)", "is_image": False},
+        ),
+        # A type the table does not know: as itself.
+        (
+            "application/x-thing",
+            {"label": "X-TH", "name": "application/x-thing", "is_image": False},
+        ),
         ("", {"label": "FILE", "name": "Unknown type", "is_image": False}),
     ],
 )

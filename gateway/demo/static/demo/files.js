@@ -368,9 +368,37 @@
     xhr.send(body);
   }
 
+  // The batch is over: its uploaded rows fold into one line that opens to
+  // list them, so that the files stay near the top after a big batch; the
+  // rows that say what went wrong stay in view. A batch of one keeps its row.
+  function foldUploaded() {
+    const uploaded = Array.from(rows.querySelectorAll(":scope > li.done"));
+    let fold = rows.querySelector(":scope > li.upload-fold");
+    if (!uploaded.length || (!fold && uploaded.length < 2)) {
+      return;
+    }
+    if (!fold) {
+      fold = document.createElement("li");
+      fold.className = "upload-fold";
+      const details = document.createElement("details");
+      const list = document.createElement("ol");
+      list.className = "uploads";
+      list.setAttribute("aria-label", "Uploaded files");
+      details.append(document.createElement("summary"), list);
+      fold.append(details);
+      rows.prepend(fold);
+    }
+    const list = fold.querySelector("ol");
+    list.append(...uploaded);
+    fold.querySelector("summary").textContent = plural(
+      list.children.length, "file uploaded", "files uploaded",
+    );
+  }
+
   // The batch is over: show the new files by fetching this page again and
   // swapping in its list of files (the status and the rows stay).
   function done() {
+    foldUploaded();
     retryButton.hidden = retryable.length === 0;
     const finished = tally.uploaded + tally.refused + tally.failed + tally.cancelled;
     if (finished) {
