@@ -18,6 +18,8 @@ PYTHON_NEXT ?= $(shell scripts/find-python $(NEXT_VERSION))
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 LTS_DATABASE_URL ?=
 NEXT_DATABASE_URL ?= $(POSTGRES_URL)
+# What `npm ci` installs for the browser tests' accessibility checks.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
 
 .PHONY: run test test-quick test-lts test-next test-compat venv nginx test-system postgres lock lint clean bench bench-smoke timing-probe crafted-uploads soak
 
@@ -82,10 +84,17 @@ nginx:
 	@scripts/ensure-debian-packages nginx:nginx
 
 # The real-stack tests need nginx, the deploy test openssl, the browser tests
-# Debian's Chromium (Playwright drives it; it never downloads a browser), the
-# benchmark's smoke test wrk: installed here, once, before the halves start.
-test-system:
+# Debian's Chromium (Playwright drives it; it never downloads a browser) and
+# axe-core from npm (the accessibility checks, pinned in
+# tests/browser/package-lock.json), the benchmark's smoke test wrk: installed
+# here, once, before the halves start.
+test-system: $(AXE)
 	@scripts/ensure-debian-packages nginx:nginx openssl:openssl chromium:chromium wrk:wrk
+
+$(AXE): tests/browser/package-lock.json
+	@scripts/ensure-debian-packages npm:npm
+	cd tests/browser && npm ci --no-audit --no-fund
+	@touch $@
 
 # Starts the local PostgreSQL when a half runs on it and it is stopped, or
 # says why it cannot: before either half, so `make test` fails early.
