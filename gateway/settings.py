@@ -67,6 +67,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so the answer gets every header the others add: an upload nginx
+    # refused for its size, in the site's words (a page, or JSON) not nginx's.
+    "protected_media.too_large.refusal_middleware",
 ]
 
 ROOT_URLCONF = "gateway.urls"

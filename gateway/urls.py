@@ -8,6 +8,8 @@ from .demo import api, views
 handler400 = "gateway.demo.api.bad_request"
 handler403 = "gateway.demo.api.permission_denied"
 handler404 = "gateway.demo.api.page_not_found"
+# An upload nginx refused for its size (protected_media.too_large).
+handler413 = "gateway.demo.api.too_large"
 handler500 = "gateway.demo.api.server_error"
 
 urlpatterns = [

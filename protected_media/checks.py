@@ -30,6 +30,7 @@ from .limit_checks import (
 from .nginx.from_settings import LIMIT_KINDS, STORE_SETTINGS, settings_problems
 from .nginx.rules import is_writable, prefixes_overlap
 from .storage.checks import check_field_storages, check_object_storage
+from .too_large import check_refusal_middleware
 
 # A URL prefix that is safe to paste into an nginx location: slashes at both
 # ends, nothing nginx would read as syntax.
@@ -68,6 +69,7 @@ def register() -> None:
         check_fast_path_postgres_connections,
         check_object_storage,
         check_field_storages,
+        check_refusal_middleware,
     ):
         register_check(check, Tags.security)
 

@@ -37,6 +37,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "protected_media.too_large.refusal_middleware",
 ]
 ROOT_URLCONF = "tests.urls"
 AUTHENTICATION_BACKENDS = [

@@ -647,6 +647,27 @@ def test_w002_not_raised(settings, monkeypatch, argv, debug, backend) -> None:
     assert "protected_media.W002" not in {m.id for m in messages()}
 
 
+# -- W004: nginx hands a too-large upload to a site without the middleware ------------
+
+REFUSAL_MIDDLEWARE = "protected_media.too_large.refusal_middleware"
+
+
+def test_w004_nginx_backend_without_the_refusal_middleware(settings) -> None:
+    settings.MIDDLEWARE = [path for path in settings.MIDDLEWARE if path != REFUSAL_MIDDLEWARE]
+    found = messages()
+    assert [m.id for m in found] == ["protected_media.W004"]
+    assert "status 413" in found[0].msg
+    assert REFUSAL_MIDDLEWARE in found[0].hint
+    assert not found[0].is_serious()
+
+
+def test_w004_not_raised_without_nginx(settings) -> None:
+    settings.MIDDLEWARE = [path for path in settings.MIDDLEWARE if path != REFUSAL_MIDDLEWARE]
+    settings.SENDFILE_BACKEND = STREAMING_BACKEND
+    settings.DEBUG = True  # W001 otherwise
+    assert "protected_media.W004" not in {m.id for m in messages()}
+
+
 # -- E030: what protected_media_nginx needs from the settings -------------------------
 
 

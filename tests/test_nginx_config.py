@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protected_media.nginx.render import (
+    REFUSAL_HEADER,
     Limits,
     RenderOptions,
     SiteConfig,
@@ -215,8 +216,44 @@ def test_accel_headers_are_ignored_everywhere_but_the_gateway() -> None:
 def test_only_the_gateway_and_the_rest_proxy_to_the_app() -> None:
     server = server_of(render_site(SITE))
     proxied = {d.args[-1] for d in server.all("location") if d.all("proxy_pass")}
-    assert proxied == {"/media/", "/"}
+    assert proxied == {"/media/", "/", "@protected_media_too_large"}
     assert server.location("/media/").args == ["^~", "/media/"]
+
+
+def test_an_upload_refused_for_its_size_is_answered_by_the_app_without_its_body() -> None:
+    server = server_of(render_site(SITE))
+    pages = {d.args[0]: d.args[1] for d in server.all("error_page")}
+    assert pages["413"] == "@protected_media_too_large"
+    handover = server.location("@protected_media_too_large")
+    assert handover.one("proxy_method").args == ["GET"]
+    assert handover.one("proxy_pass_request_body").args == ["off"]
+    sent = [d.args for d in handover.all("proxy_set_header")]
+    assert ["Content-Length", ""] in sent and ["Content-Type", ""] in sent
+    assert [REFUSAL_HEADER, "too-large"] in sent and [REFUSAL_HEADER, ""] not in sent
+    # The page it gets back may not hand nginx a file.
+    assert set(handover.one("proxy_ignore_headers").args) == ACCEL_HEADERS
+    # Every other request to the app drops a client's own copy of the header.
+    assert [REFUSAL_HEADER, ""] in [d.args for d in server.all("proxy_set_header")]
+
+
+def test_a_body_sent_to_a_media_url_is_refused_in_text_by_nginx() -> None:
+    server = server_of(render_site(LIMITED))
+    media = server.location("/media/")
+    pages = {d.args[0]: d.args[1] for d in media.all("error_page")}
+    # Its own 413, and the server's other pages again (an error_page of its
+    # own stops it inheriting them).
+    assert pages == {
+        "413": "@protected_media_body_refused",
+        "429": "@protected_media_too_many",
+        "502": "@protected_media_bad_gateway",
+        "504": "@protected_media_gateway_timeout",
+    }
+    refused = server.location("@protected_media_body_refused")
+    assert refused.one("return").args == [
+        "413",
+        "Request Entity Too Large: a media URL takes no request body.\\n",
+    ]
+    assert refused.all("proxy_pass") == []
 
 
 @pytest.mark.parametrize("limit", [LIMIT, 1, 123_456_789])
@@ -355,7 +392,7 @@ def test_no_limits_no_limit_directives() -> None:
         assert [d.args[0] for d in conf.all("map")] == ["$uri", *LOG_MAPS]
         server = conf.one("server")
         assert all(d.args[-1] != "@protected_media_too_many" for d in server.all("location"))
-        assert [d.args[0] for d in server.all("error_page")] == ["502", "504"]
+        assert [d.args[0] for d in server.all("error_page")] == ["502", "504", "413"]
 
 
 def test_media_limits_per_client_address_in_the_media_location() -> None:
@@ -416,6 +453,7 @@ def test_limits_answer_429_with_retry_after() -> None:
     assert server.one("limit_conn_status").args == ["429"]
     pages = {d.args[0]: d.args[1] for d in server.all("error_page")}
     assert pages == {
+        "413": "@protected_media_too_large",
         "429": "@protected_media_too_many",
         "502": "@protected_media_bad_gateway",
         "504": "@protected_media_gateway_timeout",
@@ -1055,6 +1093,7 @@ def test_only_the_store_location_proxies_to_the_store() -> None:
     assert passes == {
         "/media/": "http://protected_media_app",
         "/": "http://protected_media_app",
+        "@protected_media_too_large": "http://protected_media_app",
         STORE_LOCATION: f"http://{STORE_PASS}",
     }
     # The gateway's location still follows X-Accel-Redirect; the store's does not.

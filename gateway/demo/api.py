@@ -37,6 +37,7 @@ from protected_media.models import ProtectedFile, ShareLink, StoredFile, prefetc
 from protected_media.names import served_name
 from protected_media.responses import database_unavailable, not_found
 from protected_media.shares import create_share, revoke, share_url
+from protected_media.too_large import message as too_large_message
 
 from .sharing import AUDIENCES, owned_shares
 
@@ -373,6 +374,20 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     if request.path.startswith("/api/"):
         return error("Not allowed.", 403)
     return site_page(lambda: django_permission_denied(request, exception, "demo/403.html"), 403)
+
+
+def too_large(request: HttpRequest) -> HttpResponse:
+    """handler413 (protected_media.too_large): an upload nginx refused for its
+    size, in JSON for the API and on the site's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return error(too_large_message(), 413)
+    return site_page(
+        lambda: HttpResponse(
+            loader.render_to_string("demo/413.html", {"message": too_large_message()}, request),
+            status=413,
+        ),
+        413,
+    )
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

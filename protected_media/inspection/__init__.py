@@ -6,13 +6,14 @@ people call each type of file, for refusals and lists of what is accepted."""
 
 from .formats import IMAGE_FORMATS
 from .kinds import accepted, not_accepted
-from .uploads import Inspected, UploadRefused, inspect_upload, raise_if_client_gone
+from .uploads import Inspected, UploadRefused, human_size, inspect_upload, raise_if_client_gone
 
 __all__ = [
     "IMAGE_FORMATS",
     "Inspected",
     "UploadRefused",
     "accepted",
+    "human_size",
     "inspect_upload",
     "not_accepted",
     "raise_if_client_gone",

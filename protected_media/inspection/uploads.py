@@ -91,7 +91,7 @@ def inspect_upload(
     size = upload.size or 0
     if size > max_size:
         raise UploadRefused(
-            "too_large", f"The file is larger than the limit of {_human(max_size)}.", 413
+            "too_large", f"The file is larger than the limit of {human_size(max_size)}.", 413
         )
     if size == 0:
         raise UploadRefused("empty", "The file is empty.", 400)
@@ -178,7 +178,7 @@ def reencode_image(upload: File[Any], content_type: str, limits: ImageLimits) ->
     if found.metadata > limits.max_metadata:
         raise UploadRefused(
             "too_much_metadata",
-            f"The image carries more than {_human(limits.max_metadata)} of metadata.",
+            f"The image carries more than {human_size(limits.max_metadata)} of metadata.",
             413,
         )
     too_many_pixels = UploadRefused(
@@ -307,7 +307,8 @@ def _stripped(source: Image.Image, picture: Image.Image) -> Image.Image:
     return picture
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
+    """A size as people read it: "10 MiB", "64 KiB", "900 bytes"."""
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):g} MiB"
     if size >= 1024:

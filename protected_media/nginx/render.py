@@ -51,6 +51,9 @@ ACCEL_HEADERS = (
     "X-Accel-Buffering",
     "X-Accel-Charset",
 )
+# Set by nginx alone, on the request that hands an upload it refused for its
+# size to the app (protected_media.too_large answers it).
+REFUSAL_HEADER = "X-Protected-Media-Refused"
 # Room for the multipart framing above the upload limit: Django checks the
 # exact limit again.
 MULTIPART_ROOM = 64 * 1024
@@ -165,6 +168,7 @@ def _site_context(site: SiteConfig) -> dict[str, object]:
         "static_cache_default": STATIC_CACHE_DEFAULT,
         "media_security_headers": MEDIA_SECURITY_HEADERS,
         "accel_headers": ACCEL_HEADERS,
+        "refusal_header": REFUSAL_HEADER,
         # nginx's access log would keep a share link's token (in the
         # request line and in a Referer): both are logged with the token
         # masked. A media key is logged as it is, as the gateway's audit

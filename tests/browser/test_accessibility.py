@@ -97,7 +97,7 @@ def test_the_pages_of_a_visitor_and_the_error_pages(page: Page, stack: Stack) ->
 
     # The pages no request of the test can bring about, served at a path of
     # the site so that its stylesheet loads as it would.
-    for status in (400, 403, 500, 503):
+    for status in (400, 403, 413, 500, 503):
         html = rendered(stack, f"demo/{status}.html")
         assert "<h1>" in html
         path = f"/error-page-{status}/"

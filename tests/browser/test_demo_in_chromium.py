@@ -15,6 +15,8 @@ from playwright.sync_api import Locator, Page, Response, expect
 from tests.stack.conftest import MAX_UPLOAD, USERS
 from tests.stack.harness import Stack
 
+from .conftest import VIEWPORT
+
 pytestmark = pytest.mark.browser
 
 MEDIA_URL = re.compile(r"/media/([A-Za-z0-9_-]{22})")
@@ -232,6 +234,31 @@ def test_another_user_gets_the_same_404_as_for_a_missing_file(new_context, stack
         )
     refused, missing = answers
     assert refused == missing == (404, "text/plain; charset=utf-8", "10", b"Not Found\n")
+
+
+def test_without_javascript_a_picture_over_the_limit_gets_the_sites_page(browser, stack) -> None:
+    # The form's own size check needs JavaScript. Without it the browser sends
+    # the file, nginx refuses it before the app reads a byte, and the page that
+    # comes back is the site's, in its words, not nginx's bare 413.
+    context = browser.new_context(base_url=stack.url, viewport=VIEWPORT, java_script_enabled=False)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        sign_in(page, stack, "alice")
+        page.get_by_role("link", name="Profile").click()
+        page.get_by_label("New profile picture").set_input_files(
+            {"name": "huge.png", "mimeType": "image/png", "buffer": b"0" * (MAX_UPLOAD * 2)}
+        )
+        with page.expect_response(lambda response: response.request.method == "POST") as posted:
+            page.get_by_role("button", name="Save").click()
+        assert posted.value.status == 413
+        expect(page.get_by_role("heading", level=1)).to_have_text("File too large")
+        expect(page.locator("main")).to_contain_text(
+            "The upload is larger than the limit of 1 MiB; nothing was saved."
+        )
+        expect(page).to_have_title(re.compile("^File too large"))
+    finally:
+        context.close()
 
 
 def test_a_profile_picture_over_the_limit_is_refused_before_it_is_sent(page, stack) -> None:

@@ -14,6 +14,9 @@ from urllib.parse import quote
 import pytest
 from PIL import Image
 
+from protected_media.inspection import human_size
+from protected_media.nginx.render import REFUSAL_HEADER
+
 from .conftest import MAX_UPLOAD, USERS
 from .harness import cookie_header, upload
 
@@ -216,9 +219,45 @@ def test_upload_over_the_limit_is_413(stack, alice) -> None:
     assert slightly.status_code == 413
     assert "error" in slightly.json()
     far = upload(alice, "huge.txt", b"a" * (MAX_UPLOAD + 512 * 1024), "text/plain")
-    assert far.status_code == 413  # nginx refuses before Django reads it
+    # nginx refuses before Django reads it; the app words the refusal.
+    assert far.status_code == 413
+    assert far.headers["content-type"] == "application/json"
+    assert far.json() == {"error": TOO_LARGE}
     listing = alice.get("/api/files/").json()["files"]
     assert not [item for item in listing if item["name"] in ("big.txt", "huge.txt")]
+
+
+TOO_LARGE = f"The upload is larger than the limit of {human_size(MAX_UPLOAD)}; nothing was saved."
+
+
+@pytest.mark.parametrize(("path", "field"), [("/profile/", "profile_picture"), ("/files/", "file")])
+def test_a_form_far_over_the_limit_gets_the_sites_page(stack, alice, path, field) -> None:
+    # As a browser without JavaScript sends the profile form or the plain
+    # upload form: nginx refuses the body, and the site says why on its page.
+    response = alice.post(
+        path,
+        files={field: ("huge.png", b"a" * (MAX_UPLOAD + 512 * 1024), "image/png")},
+        data={"csrfmiddlewaretoken": alice.cookies["csrftoken"]},
+        headers={"Accept": "text/html,*/*;q=0.8", "Origin": str(alice.base_url).rstrip("/")},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<h1>File too large</h1>" in response.text
+    assert TOO_LARGE in response.text
+    assert "Request Entity Too Large" not in response.text  # not nginx's page
+    assert response.headers["cache-control"] == "private, no-store"
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    # The form itself is still there, and nothing was saved.
+    assert alice.get(path).status_code == 200
+    assert all(item["name"] != "huge.png" for item in alice.get("/api/files/").json()["files"])
+
+
+def test_a_client_cannot_ask_for_the_refusal_itself(stack, alice) -> None:
+    # Only nginx marks a request as a refused upload: a client's own mark is
+    # dropped, and the page answers as usual.
+    response = alice.get("/files/", headers={REFUSAL_HEADER: "too-large"})
+    assert response.status_code == 200
+    assert "File too large" not in response.text
 
 
 @pytest.mark.parametrize(

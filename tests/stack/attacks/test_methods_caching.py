@@ -92,6 +92,8 @@ def test_methods_nginx_refuses(stack: Stack, owner, private_file, request_line, 
     assert response.status == status
     assert not answered_by_django(response)
     assert PRIVATE_TEXT not in response.body
+    if status == 413:
+        assert response.body == b"Request Entity Too Large: a media URL takes no request body.\n"
 
 
 @pytest.mark.parametrize(

@@ -162,11 +162,12 @@ OVER = MAX_UPLOAD + 256 * 1024  # past nginx's cap (the limit plus 64 KiB)
 # Transfer-Encoding: chunked and the bytes as written.
 BODIES = [
     # from security.md: over the limit with Content-Length: nginx refuses on
-    # the header alone, before a byte of the body is sent
-    ("declared", f"Content-Length: {50 * 1024 * 1024}", lambda: b"", 413, "nginx"),
-    ("sent", "length", lambda: one_file(OVER, "big.txt"), 413, "nginx"),
+    # the header alone, before a byte of the body is sent, and hands the app
+    # a GET with no body to word the refusal (JSON here)
+    ("declared", f"Content-Length: {50 * 1024 * 1024}", lambda: b"", 413, "django"),
+    ("sent", "length", lambda: one_file(OVER, "big.txt"), 413, "django"),
     # from security.md: over the limit without Content-Length (chunked)
-    ("chunked", "chunked", lambda: one_file(OVER, "big.txt"), 413, "nginx"),
+    ("chunked", "chunked", lambda: one_file(OVER, "big.txt"), 413, "django"),
     # one byte over the exact limit: within nginx's framing room, refused by Django
     ("exact", "length", lambda: one_file(MAX_UPLOAD + 1, "big.txt"), 413, "django"),
     ("chunked-exact", "chunked", lambda: one_file(MAX_UPLOAD + 1, "big.txt"), 413, "django"),
