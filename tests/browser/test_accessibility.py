@@ -166,7 +166,6 @@ def test_the_files_page_while_files_upload(page: Page, stack: Stack, user: str) 
             {"name": "queued.txt", "mimeType": "text/plain", "buffer": b"queued\n"},
         ]
     )
-    page.get_by_role("button", name="Upload", exact=True).click()
     row = upload_row(page, "slow.txt")
     bar = row.get_by_role("progressbar", name="Upload of slow.txt")
     page.wait_for_function("bar => bar.value > 0", arg=bar.element_handle())
@@ -210,9 +209,8 @@ def test_the_keyboard_alone_signs_in_uploads_shares_and_deletes(
     tab_to(page, page.get_by_label("Choose a file, or several"))
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Space")
+    # Picked, it uploads: no second step.
     chooser.value.set_files({"name": "notes.txt", "mimeType": "text/plain", "buffer": b"n\n"})
-    tab_to(page, page.get_by_role("button", name="Upload", exact=True))
-    page.keyboard.press("Enter")
     expect(summary(page)).to_have_text("Uploaded notes.txt.")
     notes = card(page, "notes.txt")
     expect(notes.get_by_role("link", name="Download")).to_be_visible()

@@ -44,7 +44,10 @@
   rows.after(retryButton);
 
   input.multiple = true;
-  form.querySelector("label[for='" + input.id + "']").append(", or several");
+  // Picking uploads at once, as dropping does: the plain form's Upload
+  // button would be a second step that does nothing more.
+  form.querySelector("label[for='" + input.id + "']").append(", or several, to upload");
+  form.querySelector("button[type=submit]").hidden = true;
   form.querySelector(".drop-hint").hidden = false;
 
   // Django's filesizeformat, non-breaking space included.
@@ -428,6 +431,9 @@
       });
   }
 
+  input.addEventListener("change", function () {
+    choose(Array.from(input.files));
+  });
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     choose(Array.from(input.files));
