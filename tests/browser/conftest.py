@@ -4,6 +4,7 @@ stack (nginx in front of uvicorn) started by the run command."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,3 +107,17 @@ def screenshot() -> Callable[[Page, str], Path]:
         return path
 
     return take
+
+
+_USER_NUMBERS = itertools.count(1)
+
+
+def create_user(stack: Stack, prefix: str, password: str) -> str:
+    """A user of its own for a test (``prefix`` and a number), so that it
+    starts with no files."""
+    name = f"{prefix}{next(_USER_NUMBERS)}"
+    stack.shell(
+        "from django.contrib.auth.models import User\n"
+        f"User.objects.create_user({name!r}, password={password!r})\n"
+    )
+    return name

@@ -5,7 +5,6 @@ deletes."""
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable, Iterator
 
@@ -16,25 +15,19 @@ from tests.stack.conftest import MAX_UPLOAD
 from tests.stack.harness import Stack
 
 from .axe import assert_accessible
-from .conftest import VIEWPORT
+from .conftest import VIEWPORT, create_user
 from .test_demo_in_chromium import PDF, picture
 from .test_upload_ui import PASSWORD, card, drop, more, sign_in, summary, throttle, upload_row
 
 pytestmark = pytest.mark.browser
 
-NUMBERS = itertools.count(1)
 PHONE = {"width": 375, "height": 740}
 SCHEMES = ["light", "dark"]
 
 
 @pytest.fixture
 def user(stack: Stack) -> str:
-    name = f"erin{next(NUMBERS)}"
-    stack.shell(
-        "from django.contrib.auth.models import User\n"
-        f"User.objects.create_user({name!r}, password={PASSWORD!r})\n"
-    )
-    return name
+    return create_user(stack, "erin", PASSWORD)
 
 
 @pytest.fixture(params=SCHEMES)

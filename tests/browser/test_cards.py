@@ -5,7 +5,6 @@ let the browser show the file; and a short page on a phone."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +12,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.stack.harness import Stack
 
+from .conftest import create_user
 from .test_demo_in_chromium import MEDIA_HEADERS, PDF, picture
 from .test_upload_ui import PASSWORD, card, sign_in, stored_names
 
@@ -20,7 +20,6 @@ pytestmark = pytest.mark.browser
 
 PHONE = {"width": 375, "height": 720}
 DESKTOP = {"width": 1100, "height": 720}
-NUMBERS = itertools.count(1)
 
 # The elements of a card that Tab stops on, as the browser lays it out now:
 # focusable, not taken out of the order, and rendered (a closed <details>
@@ -89,12 +88,7 @@ def give(stack: Stack, username: str, files: list[tuple[str, bytes]]) -> None:
 @pytest.fixture
 def user(stack: Stack) -> str:
     """A user of its own for each test, so each starts with no files."""
-    name = f"dora{next(NUMBERS)}"
-    stack.shell(
-        "from django.contrib.auth.models import User\n"
-        f"User.objects.create_user({name!r}, password={PASSWORD!r})\n"
-    )
-    return name
+    return create_user(stack, "dora", PASSWORD)
 
 
 def tab_stops(card: Locator) -> list[str]:

@@ -4,7 +4,6 @@ word by word or scrolling sideways."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -12,11 +11,11 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.stack.harness import Stack
 
+from .conftest import create_user
 from .test_upload_ui import PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
 
-NUMBERS = itertools.count(1)
 PHONE = {"width": 375, "height": 740}
 PAGES = ["/files/", "/profile/", "/no-such-page/"]
 
@@ -24,12 +23,7 @@ PAGES = ["/files/", "/profile/", "/no-such-page/"]
 @pytest.fixture
 def user(stack: Stack) -> str:
     # A long name: "Sign out" with it is the widest thing in the header.
-    name = f"alexandrina{next(NUMBERS)}"
-    stack.shell(
-        "from django.contrib.auth.models import User\n"
-        f"User.objects.create_user({name!r}, password={PASSWORD!r})\n"
-    )
-    return name
+    return create_user(stack, "alexandrina", PASSWORD)
 
 
 def page_in(browser: Browser, stack: Stack, **options) -> Iterator[Page]:

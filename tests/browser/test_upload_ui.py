@@ -6,7 +6,6 @@ JavaScript."""
 from __future__ import annotations
 
 import base64
-import itertools
 import re
 from collections.abc import Iterator
 
@@ -16,7 +15,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 from tests.stack.conftest import MAX_UPLOAD, start_stack
 from tests.stack.harness import Stack
 
-from .conftest import VIEWPORT
+from .conftest import VIEWPORT, create_user
 from .test_demo_in_chromium import PDF, assert_media_response, picture, stored, wait_until_shown
 
 pytestmark = pytest.mark.browser
@@ -27,19 +26,13 @@ MARKUP_REFUSED = (
     "without tags."
 )
 PASSWORD = "upload-ui-pass-5512"
-NUMBERS = itertools.count(1)
 NBSP = "\u00a0"
 
 
 @pytest.fixture
 def user(stack: Stack) -> str:
     """A user of its own for each test, so each starts with no files."""
-    name = f"carol{next(NUMBERS)}"
-    stack.shell(
-        "from django.contrib.auth.models import User\n"
-        f"User.objects.create_user({name!r}, password={PASSWORD!r})\n"
-    )
-    return name
+    return create_user(stack, "carol", PASSWORD)
 
 
 @pytest.fixture
