@@ -290,6 +290,7 @@ SETTINGS = textwrap.dedent(
     SENDFILE_BACKEND = "django_sendfile.backends.nginx"
     PROTECTED_MEDIA_URL = "/media/"
     STATIC_ROOT = BASE_DIR / "static"
+    MIDDLEWARE += ["protected_media.too_large.refusal_middleware"]
     """
 )
 
