@@ -61,11 +61,12 @@ from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from django.core.handlers.exception import response_for_exception
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import Resolver404, resolve, set_script_prefix
+from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
 
 from .conf import conf
 from .fastpath import loop_reads, probe
+from .fastpath.routes import MediaRoutes
 from .fastpath.sending import send_response
 from .fastpath.threads import ConnectionThreads, refresh_connections, using_pool
 from .keys import is_key
@@ -116,6 +117,7 @@ class ProtectedMediaASGI:
         self._pool: ConnectionThreads | None = None
         self._middleware: list[Any] | None = None
         self._loop_reads = loop_reads.LoopReads()
+        self._media_routes: MediaRoutes | None = None
         # Chosen by the probe, before the first media request.
         self._load_user: probe.UserLoader | None = None
         if settings.configured:
@@ -131,7 +133,7 @@ class ProtectedMediaASGI:
             await self.application(scope, receive, send)
             return
         request = _build_request(scope)
-        match = _resolve_media_view(request) if request is not None else None
+        match = self._routes().match(request.path_info) if request is not None else None
         load_user = self._load_user or (await self._proven() if match is not None else None)
         if request is None or match is None or load_user is None:
             await self.application(scope, receive, send)
@@ -208,6 +210,13 @@ class ProtectedMediaASGI:
             # change) touches the database: in the pool.
             return await self._in_pool(process_response, request, response)  # type: ignore[no-any-return]
         return process_response(request, response)  # type: ignore[no-any-return]
+
+    def _routes(self) -> MediaRoutes:
+        if self._media_routes is None:
+            from . import views
+
+            self._media_routes = MediaRoutes(views.serve)
+        return self._media_routes
 
     def _loaded_middleware(self) -> list[Any]:
         if self._middleware is None:
@@ -299,16 +308,6 @@ def _build_request(scope: HTTPScope) -> HttpRequest | None:
     except (UnicodeDecodeError, DisallowedHost, ValueError):
         return None
     return request
-
-
-def _resolve_media_view(request: HttpRequest) -> Any:
-    from . import views
-
-    try:
-        match = resolve(request.path_info)
-    except Resolver404:
-        return None
-    return match if match.func is views.serve else None
 
 
 def _settle() -> probe.UserLoader | None:

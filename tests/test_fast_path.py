@@ -348,6 +348,21 @@ async def test_other_paths_go_to_django(world, entry_point) -> None:
     assert django_requests == 1
 
 
+async def test_a_site_pattern_added_before_the_media_view_wins_at_once(
+    settings, world, entry_point
+) -> None:
+    # The entry point remembers the path's route after the first request...
+    first, _ = await fetch(entry_point, CASES[0], world)
+    assert first.status_code == 200 and "X-Accel-Redirect" in first.headers
+    # ...and forgets it when the URLconf changes, as Django's handler would.
+    settings.ROOT_URLCONF = "tests.urlconfs.site_media_first"
+    second, django_requests = await fetch(entry_point, CASES[0], world)
+    key = world.urls["alice's file"].rsplit("/", 1)[1]
+    assert (second.status_code, second.text) == (200, f"the site's own view for {key}\n")
+    assert "X-Accel-Redirect" not in second.headers
+    assert django_requests == 1
+
+
 @pytest.mark.parametrize(("max_age", "connections"), [(300, 1), (0, 5)])
 async def test_the_threads_keep_their_connection_for_its_max_age(
     settings, world, max_age, connections

@@ -174,15 +174,19 @@ class CompiledLookup(Generic[M]):
         ]
 
     def _run(self, compiled: _Compiled, alias: str, values: Sequence[Any]) -> list[M]:
-        # Looked up once: each lookup of a connection goes through asgiref's Local.
-        connection = connections[alias]
-        params = self._params(connection, values)
         reader = _loop_reader.get()
         if reader is not None:
             if alias != reader.alias:
                 raise NeedsThreads(f"{self.model.__name__} is not in the loop's database")
+            # The values are adapted by the connection the SQL was compiled
+            # for, as the converters below are: its operations, not its
+            # socket, and no lookup through asgiref's Local on each request.
+            params = self._params(compiled.compiler.connection, values)
             rows = reader.execute(compiled.qmark_sql if reader.qmark else compiled.sql, params)
         else:
+            # Looked up once: each lookup of a connection goes through asgiref's Local.
+            connection = connections[alias]
+            params = self._params(connection, values)
             with connection.cursor() as cursor:
                 cursor.execute(compiled.sql, params)
                 rows = cursor.fetchall()
