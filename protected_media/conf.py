@@ -1,6 +1,7 @@
 """Lazy, typed settings: every property reads django.conf.settings on access.
 
-Nothing is read at import time, so ``override_settings`` works everywhere.
+Nothing is read at import time, and a value read is kept only as long as the
+settings object it came from, so ``override_settings`` works everywhere.
 The private root and the internal prefix are django-sendfile2's own settings
 (``SENDFILE_ROOT``, ``SENDFILE_URL``), so the two libraries cannot disagree.
 """
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from django.conf import settings as django_settings
+from django.utils.functional import empty
 
 NGINX_BACKEND = "django_sendfile.backends.nginx"
 STREAMING_BACKEND = "protected_media.backends.streaming"
@@ -58,43 +60,73 @@ DEFAULT_MAX_JPEG_SCANS = 50
 DEFAULT_MAX_IMAGE_METADATA = 2 * 1024 * 1024
 
 
+# The values read so far, with the settings object they were read from.
+# override_settings (and pytest-django's ``settings``) put a new settings
+# object in place for each change, so a value is kept exactly as long as the
+# settings it came from. A media request reads a dozen of these, most of them
+# names a site leaves unset: through Django's settings proxy, each such read
+# raises and catches an AttributeError. (Django's own caches make the same
+# bargain: settings change through override_settings, not by assignment.)
+_NOT_READ = object()
+_UNSET = object()
+T = TypeVar("T")
+_read: tuple[object, dict[str, Any]] = (empty, {})
+
+
+def _setting(name: str, default: T) -> Any | T:
+    global _read
+    # LazySettings keeps the settings object it stands for here.
+    current = django_settings._wrapped  # type: ignore[misc]  # untyped in the stubs
+    if current is empty:
+        # Not configured yet: the proxy's read sets them up (or says why not).
+        return getattr(django_settings, name, default)
+    read_from, values = _read
+    if read_from is not current:
+        values = {}
+        _read = (current, values)
+    value = values.get(name, _NOT_READ)
+    if value is _NOT_READ:
+        value = values[name] = getattr(current, name, _UNSET)
+    return default if value is _UNSET else value
+
+
 class Settings:
     @property
     def root(self) -> Path | None:
-        value = getattr(django_settings, "SENDFILE_ROOT", None)
+        value = _setting("SENDFILE_ROOT", None)
         return Path(value) if value else None
 
     @property
     def internal_url(self) -> str | None:
-        return getattr(django_settings, "SENDFILE_URL", None)
+        return _setting("SENDFILE_URL", None)
 
     @property
     def backend(self) -> str:
-        return getattr(django_settings, "SENDFILE_BACKEND", None) or NGINX_BACKEND
+        return _setting("SENDFILE_BACKEND", None) or NGINX_BACKEND
 
     @property
     def url(self) -> str:
-        return getattr(django_settings, "PROTECTED_MEDIA_URL", "/media/")
+        return _setting("PROTECTED_MEDIA_URL", "/media/")
 
     @property
     def anonymous(self) -> AnonymousAnswer:
-        return getattr(django_settings, "PROTECTED_MEDIA_ANONYMOUS", "login")
+        return _setting("PROTECTED_MEDIA_ANONYMOUS", "login")
 
     @property
     def allow_staff(self) -> bool:
-        return bool(getattr(django_settings, "PROTECTED_MEDIA_ALLOW_STAFF", False))
+        return bool(_setting("PROTECTED_MEDIA_ALLOW_STAFF", False))
 
     @property
     def policy(self) -> str | None:
-        return getattr(django_settings, "PROTECTED_MEDIA_POLICY", None)
+        return _setting("PROTECTED_MEDIA_POLICY", None)
 
     @property
     def max_upload_size(self) -> int:
-        return int(getattr(django_settings, "PROTECTED_MEDIA_MAX_UPLOAD_SIZE", 10 * 1024 * 1024))
+        return int(_setting("PROTECTED_MEDIA_MAX_UPLOAD_SIZE", 10 * 1024 * 1024))
 
     @property
     def max_image_pixels(self) -> int:
-        return int(getattr(django_settings, "PROTECTED_MEDIA_MAX_IMAGE_PIXELS", 40_000_000))
+        return int(_setting("PROTECTED_MEDIA_MAX_IMAGE_PIXELS", 40_000_000))
 
     # What inspecting one image may cost (security rule 7). Returned as set:
     # checks.py refuses anything but ints of 1 or more.
@@ -102,58 +134,52 @@ class Settings:
     @property
     def max_image_frames(self) -> int:
         """Frames of an animated image, counted before any is decoded."""
-        return getattr(django_settings, "PROTECTED_MEDIA_MAX_IMAGE_FRAMES", DEFAULT_MAX_FRAMES)
+        return _setting("PROTECTED_MEDIA_MAX_IMAGE_FRAMES", DEFAULT_MAX_FRAMES)
 
     @property
     def max_processed_pixels(self) -> int:
         """Pixels decoded and encoded for one upload: every frame, the
         re-encode and the thumbnails, each frame on its full canvas; counted
         as RGB pixels, weighed by mode and format (``image_cost``)."""
-        return getattr(
-            django_settings, "PROTECTED_MEDIA_MAX_PROCESSED_PIXELS", DEFAULT_MAX_PROCESSED_PIXELS
-        )
+        return _setting("PROTECTED_MEDIA_MAX_PROCESSED_PIXELS", DEFAULT_MAX_PROCESSED_PIXELS)
 
     @property
     def max_jpeg_scans(self) -> int:
         """Scans of a progressive JPEG: the decoder passes over the image once per scan."""
-        return getattr(django_settings, "PROTECTED_MEDIA_MAX_JPEG_SCANS", DEFAULT_MAX_JPEG_SCANS)
+        return _setting("PROTECTED_MEDIA_MAX_JPEG_SCANS", DEFAULT_MAX_JPEG_SCANS)
 
     @property
     def max_image_metadata(self) -> int:
         """Bytes of an image's metadata once inflated (text, ICC, EXIF, XMP,
         comments), plus the framing of its chunks, blocks or segments."""
-        return getattr(
-            django_settings, "PROTECTED_MEDIA_MAX_IMAGE_METADATA", DEFAULT_MAX_IMAGE_METADATA
-        )
+        return _setting("PROTECTED_MEDIA_MAX_IMAGE_METADATA", DEFAULT_MAX_IMAGE_METADATA)
 
     @property
     def allowed_types(self) -> tuple[str, ...]:
-        return tuple(
-            getattr(django_settings, "PROTECTED_MEDIA_ALLOWED_TYPES", DEFAULT_ALLOWED_TYPES)
-        )
+        return tuple(_setting("PROTECTED_MEDIA_ALLOWED_TYPES", DEFAULT_ALLOWED_TYPES))
 
     @property
     def inline_types(self) -> tuple[str, ...]:
-        return tuple(getattr(django_settings, "PROTECTED_MEDIA_INLINE_TYPES", DEFAULT_INLINE_TYPES))
+        return tuple(_setting("PROTECTED_MEDIA_INLINE_TYPES", DEFAULT_INLINE_TYPES))
 
     @property
     def fast_path(self) -> bool:
         """Whether ``protected_media.asgi.ProtectedMediaASGI`` answers media
         requests itself (True) or passes them to Django like any other."""
-        return bool(getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH", True))
+        return bool(_setting("PROTECTED_MEDIA_FAST_PATH", True))
 
     @property
     def fast_path_threads(self) -> int:
         """Threads (each with its own database connection) that run the fast
         path's blocking work, per process."""
-        return int(getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_THREADS", 4))
+        return int(_setting("PROTECTED_MEDIA_FAST_PATH_THREADS", 4))
 
     @property
     def fast_path_conn_max_age(self) -> float:
         """Seconds a fast-path thread keeps its database connection (the
         threads live as long as the process; ``CONN_MAX_AGE`` stays 0 under
         ASGI for Django's own per-request threads)."""
-        return float(getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_CONN_MAX_AGE", 300))
+        return float(_setting("PROTECTED_MEDIA_FAST_PATH_CONN_MAX_AGE", 300))
 
     @property
     def fast_path_sqlite_busy_ms(self) -> int | None:
@@ -161,7 +187,7 @@ class Settings:
         before the request goes to the threads; None: never read on the loop.
         Returned as set: checks.py refuses anything but None or an int of 0
         or more."""
-        return getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS", 5)
+        return _setting("PROTECTED_MEDIA_FAST_PATH_SQLITE_BUSY_MS", 5)
 
     @property
     def fast_path_postgres_connections(self) -> int | None:
@@ -169,23 +195,17 @@ class Settings:
         on the event loop, per process; None: never read on the loop.
         Returned as set: checks.py refuses anything but None or an int of 1
         or more."""
-        return getattr(django_settings, "PROTECTED_MEDIA_FAST_PATH_POSTGRES_CONNECTIONS", 4)
+        return _setting("PROTECTED_MEDIA_FAST_PATH_POSTGRES_CONNECTIONS", 4)
 
     @property
     def share_lifetime(self) -> timedelta:
         """How long a share link lives when its creator does not say."""
-        return _duration(
-            getattr(django_settings, "PROTECTED_MEDIA_SHARE_LIFETIME", DEFAULT_SHARE_LIFETIME)
-        )
+        return _duration(_setting("PROTECTED_MEDIA_SHARE_LIFETIME", DEFAULT_SHARE_LIFETIME))
 
     @property
     def share_max_lifetime(self) -> timedelta:
         """The longest lifetime a share link may be given."""
-        return _duration(
-            getattr(
-                django_settings, "PROTECTED_MEDIA_SHARE_MAX_LIFETIME", DEFAULT_SHARE_MAX_LIFETIME
-            )
-        )
+        return _duration(_setting("PROTECTED_MEDIA_SHARE_MAX_LIFETIME", DEFAULT_SHARE_MAX_LIFETIME))
 
     # nginx's rate and connection limits per client address, rendered into its
     # config; None turns one off. Returned as set: checks.py refuses a wrong type.
@@ -193,52 +213,48 @@ class Settings:
     @property
     def media_rate(self) -> str | None:
         """Media requests (``limit_req``), an nginx rate such as "30r/s"."""
-        return getattr(django_settings, "PROTECTED_MEDIA_MEDIA_RATE", DEFAULT_MEDIA_RATE)
+        return _setting("PROTECTED_MEDIA_MEDIA_RATE", DEFAULT_MEDIA_RATE)
 
     @property
     def media_burst(self) -> int:
         """Media requests answered at once beyond the rate."""
-        return getattr(django_settings, "PROTECTED_MEDIA_MEDIA_BURST", DEFAULT_MEDIA_BURST)
+        return _setting("PROTECTED_MEDIA_MEDIA_BURST", DEFAULT_MEDIA_BURST)
 
     @property
     def media_connections(self) -> int | None:
         """Media requests at once (``limit_conn``), downloads included."""
-        return getattr(
-            django_settings, "PROTECTED_MEDIA_MEDIA_CONNECTIONS", DEFAULT_MEDIA_CONNECTIONS
-        )
+        return _setting("PROTECTED_MEDIA_MEDIA_CONNECTIONS", DEFAULT_MEDIA_CONNECTIONS)
 
     @property
     def upload_rate(self) -> str | None:
         """POST, PUT, PATCH and DELETE requests outside the media and static URLs."""
-        return getattr(django_settings, "PROTECTED_MEDIA_UPLOAD_RATE", DEFAULT_UPLOAD_RATE)
+        return _setting("PROTECTED_MEDIA_UPLOAD_RATE", DEFAULT_UPLOAD_RATE)
 
     @property
     def upload_burst(self) -> int:
-        return getattr(django_settings, "PROTECTED_MEDIA_UPLOAD_BURST", DEFAULT_UPLOAD_BURST)
+        return _setting("PROTECTED_MEDIA_UPLOAD_BURST", DEFAULT_UPLOAD_BURST)
 
     @property
     def upload_connections(self) -> int | None:
-        return getattr(
-            django_settings, "PROTECTED_MEDIA_UPLOAD_CONNECTIONS", DEFAULT_UPLOAD_CONNECTIONS
-        )
+        return _setting("PROTECTED_MEDIA_UPLOAD_CONNECTIONS", DEFAULT_UPLOAD_CONNECTIONS)
 
     @property
     def metrics_url(self) -> str | None:
         """Where ``protected_media.ops.metrics.view`` is mounted; the rendered
         nginx config lets only loopback reach it, and setting it turns the
         counting on (``apps.ready``). None: no metrics location, no counting."""
-        return getattr(django_settings, "PROTECTED_MEDIA_METRICS_URL", None)
+        return _setting("PROTECTED_MEDIA_METRICS_URL", None)
 
     @property
     def thumbnail_sizes(self) -> tuple[int, ...]:
         """The longest edge of each thumbnail made for an uploaded image; empty
         for none. Returned as set: checks.py refuses anything but ints of 1 or more."""
-        value = getattr(django_settings, "PROTECTED_MEDIA_THUMBNAIL_SIZES", DEFAULT_THUMBNAIL_SIZES)
+        value = _setting("PROTECTED_MEDIA_THUMBNAIL_SIZES", DEFAULT_THUMBNAIL_SIZES)
         return tuple(value) if isinstance(value, (list, tuple)) else value
 
     @property
     def cache_control(self) -> str:
-        return getattr(django_settings, "PROTECTED_MEDIA_CACHE_CONTROL", "private, no-store")
+        return _setting("PROTECTED_MEDIA_CACHE_CONTROL", "private, no-store")
 
     # The store of private files. The S3 settings are read only when "s3" is
     # selected, and returned as set: checks.py refuses a missing or wrong one.
@@ -246,39 +262,39 @@ class Settings:
     @property
     def storage(self) -> StorageName:
         """ "local" (files under SENDFILE_ROOT) or "s3" (a bucket)."""
-        return getattr(django_settings, "PROTECTED_MEDIA_STORAGE", LOCAL_STORAGE)
+        return _setting("PROTECTED_MEDIA_STORAGE", LOCAL_STORAGE)
 
     @property
     def s3_endpoint_url(self) -> str | None:
         """The store's address, such as "https://s3.eu-west-1.amazonaws.com"."""
-        return getattr(django_settings, "PROTECTED_MEDIA_S3_ENDPOINT_URL", None)
+        return _setting("PROTECTED_MEDIA_S3_ENDPOINT_URL", None)
 
     @property
     def s3_bucket(self) -> str | None:
-        return getattr(django_settings, "PROTECTED_MEDIA_S3_BUCKET", None)
+        return _setting("PROTECTED_MEDIA_S3_BUCKET", None)
 
     @property
     def s3_access_key_id(self) -> str | None:
-        return getattr(django_settings, "PROTECTED_MEDIA_S3_ACCESS_KEY_ID", None)
+        return _setting("PROTECTED_MEDIA_S3_ACCESS_KEY_ID", None)
 
     @property
     def s3_secret_access_key(self) -> str | None:
-        return getattr(django_settings, "PROTECTED_MEDIA_S3_SECRET_ACCESS_KEY", None)
+        return _setting("PROTECTED_MEDIA_S3_SECRET_ACCESS_KEY", None)
 
     @property
     def s3_region(self) -> str:
-        return getattr(django_settings, "PROTECTED_MEDIA_S3_REGION", DEFAULT_S3_REGION)
+        return _setting("PROTECTED_MEDIA_S3_REGION", DEFAULT_S3_REGION)
 
     @property
     def s3_url_lifetime(self) -> int:
         """Seconds a presigned URL, handed to nginx, stays valid."""
-        return getattr(django_settings, "PROTECTED_MEDIA_S3_URL_LIFETIME", DEFAULT_S3_URL_LIFETIME)
+        return _setting("PROTECTED_MEDIA_S3_URL_LIFETIME", DEFAULT_S3_URL_LIFETIME)
 
     @property
     def s3_internal_url(self) -> str:
         """The internal nginx location that proxies to the store, as
         SENDFILE_URL is the one that reads the local disk."""
-        return getattr(django_settings, "PROTECTED_MEDIA_S3_INTERNAL_URL", DEFAULT_S3_INTERNAL_URL)
+        return _setting("PROTECTED_MEDIA_S3_INTERNAL_URL", DEFAULT_S3_INTERNAL_URL)
 
 
 def _duration(value: timedelta | float) -> timedelta:

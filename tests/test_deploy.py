@@ -165,11 +165,10 @@ def setting_names() -> set[str]:
     for node in ast.walk(ast.parse((BASE_DIR / "protected_media" / "conf.py").read_text())):
         if (
             isinstance(node, ast.Call)
-            and ast.unparse(node.func) == "getattr"
-            and ast.unparse(node.args[0]) == "django_settings"
-            and isinstance(node.args[1], ast.Constant)
+            and ast.unparse(node.func) == "_setting"
+            and isinstance(node.args[0], ast.Constant)
         ):
-            names.add(str(node.args[1].value))
+            names.add(str(node.args[0].value))
     return {name for name in names if name.isupper()}
 
 
