@@ -187,12 +187,6 @@ _RECORD = CompiledLookup(StoredFile, ["pk"], limit=1)
 _HOLDERS: dict[tuple[type[Model], str], CompiledLookup[Model]] = {}
 
 
-def record_statement(key: str) -> tuple[str, list[Any]] | None:
-    """The statement ``find`` runs first for ``key`` on the loop, with its
-    parameters, for a reader that sends it ahead (``postgres_reads``)."""
-    return _RECORD.loop_statement(key) if is_key(key) else None
-
-
 def find(key: str) -> Found:
     """The record for ``key`` and the one row holding its file (blocking)."""
     if not is_key(key):

@@ -157,16 +157,6 @@ class CompiledLookup(Generic[M]):
         filters = [Q(**{lookup: value}) for lookup, value in zip(self.lookups, values, strict=True)]
         return self.model._default_manager.using(alias).filter(*filters)[: self.limit]
 
-    def loop_statement(self, *values: Any) -> tuple[str, list[Any]] | None:
-        """The statement (with format placeholders) and parameters that
-        ``fetch`` runs through a loop reader for ``values``, for a reader that
-        sends it ahead; None where ``fetch`` would run none there."""
-        alias = router.db_for_read(self.model)
-        compiled = self._compiled(alias, values) if _compiling else None
-        if compiled is None:
-            return None
-        return compiled.sql, self._params(connections[alias], values)
-
     def _params(self, connection: BaseDatabaseWrapper, values: Sequence[Any]) -> list[Any]:
         return [
             field.get_db_prep_value(value, connection, prepared=False)

@@ -8,9 +8,11 @@ point reads through psycopg's async connection pool, on the loop: the same
 SQL the threads run (``compiled``), run by the same functions
 (``loop_reads.load_on_loop``), whose statements ``bridge`` awaits, so other
 requests go on while the database answers. Each statement is prepared once
-per connection. In pipeline mode (libpq 14 and later) the file's record
-lookup, which does not depend on who asks, is sent with the session's, so
-the four statements take three round trips.
+per connection. They go one at a time, not in pipeline mode: sending the
+record's lookup with the session's saves one round trip of four, but
+leaving the pipeline waits for a sync of its own, and psycopg's pipeline
+exchanges cost more CPU than the round trip they save (measured in
+docs/performance.md).
 
 The pool's connections are made with Django's own connection parameters and
 adapters (``DatabaseWrapper.get_connection_params``), in autocommit, and
@@ -29,8 +31,6 @@ there.
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -113,13 +113,10 @@ class PostgresReads:
         store = DatabaseSessionStore(session.session_key)
         try:
             pool = await self._opened_pool()
-            async with pool.connection(timeout=POOL_WAIT) as connection, _pipeline(connection):
-                ahead = await _send_ahead(connection, key)
+            async with pool.connection(timeout=POOL_WAIT) as connection:
                 reader = LoopReader(
                     alias=session_alias(),
-                    execute=lambda sql, params: bridge.await_(
-                        _fetch(connection, sql, params, ahead)
-                    ),
+                    execute=lambda sql, params: bridge.await_(_fetch(connection, sql, params)),
                     qmark=False,
                     database_errors=(psycopg.Error,),
                 )
@@ -191,49 +188,9 @@ async def _configured(connection: psycopg.AsyncConnection[Any]) -> None:
     connection_opened.send(sender=PostgresReads, connection=connection)
 
 
-@dataclass
-class SentAhead:
-    """The file's record lookup, sent before the session's: it does not
-    depend on who asks, so one round trip answers both."""
-
-    sql: str
-    params: list[Any]
-    cursor: psycopg.AsyncCursor[Any] | None
-
-
-def _pipeline(connection: psycopg.AsyncConnection[Any]) -> AbstractAsyncContextManager[Any]:
-    # Pipeline mode needs libpq 14 or later (psycopg's binary package has it).
-    return connection.pipeline() if psycopg.Pipeline.is_supported() else nullcontext()
-
-
-async def _send_ahead(connection: psycopg.AsyncConnection[Any], key: str) -> SentAhead | None:
-    """Send the record's lookup now, for ``_fetch`` to answer from when
-    ``find`` runs it. It is sent for every key shaped like one, whoever asks
-    and whether it names a file or not, so it changes no refusal's cost."""
-    from ..decision import record_statement  # the models: imported on use
-
-    statement = record_statement(key) if connection.pgconn.pipeline_status else None
-    if statement is None:
-        return None
-    sql, params = statement
-    cursor = connection.cursor()
-    await cursor.execute(sql, params)
-    return SentAhead(sql, params, cursor)
-
-
 async def _fetch(
-    connection: psycopg.AsyncConnection[Any],
-    sql: str,
-    params: list[Any],
-    ahead: SentAhead | None = None,
+    connection: psycopg.AsyncConnection[Any], sql: str, params: list[Any]
 ) -> list[tuple[Any, ...]]:
-    if (
-        ahead is not None
-        and ahead.cursor is not None
-        and (sql, params) == (ahead.sql, ahead.params)
-    ):
-        cursor, ahead.cursor = ahead.cursor, None
-        return await cursor.fetchall()
     cursor = await connection.execute(sql, params)
     return await cursor.fetchall()
 
