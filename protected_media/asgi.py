@@ -61,12 +61,11 @@ from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from django.core.handlers.exception import response_for_exception
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import set_script_prefix
+from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 
 from .conf import conf
 from .fastpath import loop_reads, probe
-from .fastpath.routes import MediaRoutes
 from .fastpath.sending import send_response
 from .fastpath.threads import ConnectionThreads, refresh_connections, using_pool
 from .keys import is_key
@@ -117,7 +116,6 @@ class ProtectedMediaASGI:
         self._pool: ConnectionThreads | None = None
         self._middleware: list[Any] | None = None
         self._loop_reads = loop_reads.LoopReads()
-        self._media_routes: MediaRoutes | None = None
         # Chosen by the probe, before the first media request.
         self._load_user: probe.UserLoader | None = None
         if settings.configured:
@@ -133,7 +131,7 @@ class ProtectedMediaASGI:
             await self.application(scope, receive, send)
             return
         request = _build_request(scope)
-        match = self._routes().match(request.path_info) if request is not None else None
+        match = _resolve_media_view(request) if request is not None else None
         load_user = self._load_user or (await self._proven() if match is not None else None)
         if request is None or match is None or load_user is None:
             await self.application(scope, receive, send)
@@ -210,13 +208,6 @@ class ProtectedMediaASGI:
             # change) touches the database: in the pool.
             return await self._in_pool(process_response, request, response)  # type: ignore[no-any-return]
         return process_response(request, response)  # type: ignore[no-any-return]
-
-    def _routes(self) -> MediaRoutes:
-        if self._media_routes is None:
-            from . import views
-
-            self._media_routes = MediaRoutes(views.serve)
-        return self._media_routes
 
     def _loaded_middleware(self) -> list[Any]:
         if self._middleware is None:
@@ -308,6 +299,24 @@ def _build_request(scope: HTTPScope) -> HttpRequest | None:
     except (UnicodeDecodeError, DisallowedHost, ValueError):
         return None
     return request
+
+
+def _resolve_media_view(request: HttpRequest) -> Any:
+    """The URLconf's match if it sends the path to the media view, else None.
+
+    Walked for every request, as Django's handler walks it, so that a site's
+    own pattern before the gateway's still wins. Not remembered per path: a
+    path someone asked before would then be answered faster than a new one,
+    and that would tell an outsider which keys other users fetch, that is,
+    which exist (docs/performance.md, "Does a refusal's time tell that a file
+    exists?")."""
+    from . import views
+
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return None
+    return match if match.func is views.serve else None
 
 
 def _settle() -> probe.UserLoader | None:

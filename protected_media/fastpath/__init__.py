@@ -13,7 +13,5 @@
     timeout;
   - ``postgres_reads``: on PostgreSQL, through psycopg's async pool, whose
     statements ``bridge`` awaits under the same blocking code;
-- ``routes``: which paths the URLconf sends to the media view, remembered
-  (bounded, dropped with the URLconf);
 - ``sending``: a Django response sent over ASGI.
 """
