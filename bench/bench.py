@@ -823,13 +823,21 @@ def draw(results: list[Result], path: Path, title: str) -> None:
         "fallback": "#c44e52",
         STORE_GATEWAY: "#937860",
         STORE_DIRECT: "#da8bc3",
+        SCALING_CASE: "#8c8c8c",
+        THREADS_CASE: "#ccb974",
+        POSTGRES_CASE: "#2f6f4f",
+        POSTGRES_THREADS_CASE: "#b0d9b1",
         "health": "#8172b2",
         FLOOR_CASE: "#64b5cd",
     }
     concurrencies = sorted({r.concurrency for r in results})
     sizes = [size for size in SIZES if any(r.size == size for r in results)]
     found = {(r.case, r.size, r.concurrency): r for r in results}
-    drawn = [case for case in (*FILE_CASES, *STORE_CASES) if any(r.case == case for r in results)]
+    drawn = [
+        case
+        for case in (*FILE_CASES, *STORE_CASES, *FOUR_KIB_CASES)
+        if any(r.case == case for r in results)
+    ]
     panels = len(concurrencies) + 1
     columns = 2
     rows = math.ceil(panels / columns)
@@ -871,12 +879,14 @@ def draw(results: list[Result], path: Path, title: str) -> None:
         axis.legend(fontsize="small")
     biggest = sizes[-1] if sizes else None
     axis = flat[len(concurrencies)]
+    # The 4 KiB-only cases have no bars here: their places stay empty, so
+    # each case keeps its position and colour in every panel.
     for index, case in enumerate(drawn):
-        heights = [
-            found[(case, biggest, c)].mib_per_s if (case, biggest, c) in found else 0
-            for c in concurrencies
-        ]
-        xs = [position + (index - middle) * width for position in range(len(concurrencies))]
+        measured = [c for c in concurrencies if (case, biggest, c) in found]
+        if not measured:
+            continue
+        heights = [found[(case, biggest, c)].mib_per_s for c in measured]
+        xs = [concurrencies.index(c) + (index - middle) * width for c in measured]
         bars = axis.bar(xs, heights, width, label=case, color=colours[case])
         axis.bar_label(bars, labels=[_fmt(h, 0) for h in heights], fontsize=7)
     axis.set_xticks(range(len(concurrencies)), [f"{c} conn." for c in concurrencies])
@@ -1133,9 +1143,14 @@ def run(args: argparse.Namespace) -> int:
         "failures": failed,
     }
     (args.output / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    scaling = (
+        f" ({SCALING_CASE}: {args.workers * 2})"
+        if any(r.case == SCALING_CASE for r in results)
+        else ""
+    )
     title = (
         f"protected media gateway, one run, {info['nproc']} cores, "
-        f"{args.workers} uvicorn worker(s), {info['date'][:10]}"
+        f"{args.workers} uvicorn worker(s){scaling}, {info['date'][:10]}"
     )
     draw(results, args.output / "results.png", title)
 
