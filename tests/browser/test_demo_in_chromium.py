@@ -70,10 +70,18 @@ def sign_in(page: Page, stack: Stack, username: str) -> None:
 
 
 def upload(page: Page, name: str, mime_type: str, data: bytes) -> None:
+    # The page's script shows the drop hint as it sets up: picking a file
+    # before that would post nothing.
+    expect(page.get_by_text("or drop files here")).to_be_visible()
+    cards = page.locator("section.files > ul.grid > li.card")
+    before = cards.count()
     page.get_by_label("Choose a file").set_input_files(
         {"name": name, "mimeType": mime_type, "buffer": data}
     )
     expect(page.get_by_role("status")).to_have_text(f"Uploaded {name}.")
+    # The batch ends by fetching the list of files again (or reloading the
+    # page): the next upload starts once the new file's card is there.
+    expect(cards).to_have_count(before + 1)
 
 
 def stored(stack: Stack, url: str) -> tuple[dict[str, str], bytes]:
