@@ -66,6 +66,7 @@ from django.utils.module_loading import import_string
 
 from .conf import conf
 from .fastpath import loop_reads, probe
+from .fastpath.media_routes import media_resolver
 from .fastpath.sending import send_response
 from .fastpath.threads import ConnectionThreads, refresh_connections, using_pool
 from .keys import is_key
@@ -305,15 +306,20 @@ def _resolve_media_view(request: HttpRequest) -> Any:
     """The URLconf's match if it sends the path to the media view, else None.
 
     Walked for every request, as Django's handler walks it, so that a site's
-    own pattern before the gateway's still wins. Not remembered per path: a
-    path someone asked before would then be answered faster than a new one,
-    and that would tell an outsider which keys other users fetch, that is,
-    which exist (docs/performance.md, "Does a refusal's time tell that a file
-    exists?")."""
+    own pattern before the gateway's still wins; the patterns that cannot
+    match a media path are left out (``media_routes``). Not remembered per
+    path: a path someone asked before would then be answered faster than a
+    new one, and that would tell an outsider which keys other users fetch,
+    that is, which exist (docs/performance.md, "Does a refusal's time tell
+    that a file exists?")."""
     from . import views
 
+    path = request.path_info
     try:
-        match = resolve(request.path_info)
+        # Under FORCE_SCRIPT_NAME, the prefix may not begin path_info.
+        match = (
+            media_resolver(conf.url).resolve(path) if path.startswith(conf.url) else resolve(path)
+        )
     except Resolver404:
         return None
     return match if match.func is views.serve else None

@@ -351,10 +351,10 @@ async def test_other_paths_go_to_django(world, entry_point) -> None:
 async def test_a_site_pattern_added_before_the_media_view_wins_at_once(
     settings, world, entry_point
 ) -> None:
-    # The entry point remembers the path's route after the first request...
+    # The entry point keeps the URLconf's media routes after the first request...
     first, _ = await fetch(entry_point, CASES[0], world)
     assert first.status_code == 200 and "X-Accel-Redirect" in first.headers
-    # ...and forgets it when the URLconf changes, as Django's handler would.
+    # ...and takes the new URLconf's at once, as Django's handler would.
     settings.ROOT_URLCONF = "tests.urlconfs.site_media_first"
     second, django_requests = await fetch(entry_point, CASES[0], world)
     key = world.urls["alice's file"].rsplit("/", 1)[1]

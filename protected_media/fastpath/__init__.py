@@ -13,5 +13,7 @@
     timeout;
   - ``postgres_reads``: on PostgreSQL, through psycopg's async pool, whose
     statements ``bridge`` awaits under the same blocking code;
+- ``media_routes``: the URLconf without the patterns that cannot match a
+  media path, walked for every media request;
 - ``sending``: a Django response sent over ASGI.
 """

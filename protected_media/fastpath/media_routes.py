@@ -1,0 +1,129 @@
+"""The URLconf as a media path sees it: Django's resolver without the patterns
+that provably cannot match a path under ``PROTECTED_MEDIA_URL``.
+
+Django's ``resolve`` tries a site's patterns one by one, and a site mounts the
+gateway last as often as not; most of what it tries for a media path is
+``admin/``, ``accounts/`` and the like. ``media_resolver`` gives the same
+URLconf with those dropped, once per URLconf and prefix: the patterns kept
+are Django's own objects, in Django's order, and Django's ``URLResolver``
+walks them, so a media path gets the very match ``resolve`` would give
+(``tried``, the list for the debug 404 page, names fewer patterns).
+
+A pattern is dropped only when it is plain text up to its first variable part
+and that text can never begin a media path: a ``path()`` route whose
+characters before the first ``<`` neither start the prefix nor are started
+by it; a ``re_path()`` anchored with ``^`` whose literal characters work the
+same way; an endpoint ``path()`` without converters that is not under the
+prefix at all. An ``include()`` whose route is plain text the prefix starts
+with is kept as a copy holding only its own patterns that may match. Anything
+else (a route that is translated, a ``re_path()`` with alternatives or without
+``^``, ``i18n_patterns``, a pattern class of a site's own) is kept as it is.
+
+The cost of a lookup depends on the path's shape alone, never on which paths
+were asked before (a memo of resolved paths told an outsider which keys
+exist: docs/performance.md), and a new URLconf (``ROOT_URLCONF`` changed,
+``clear_url_caches``) gets its own pruned copy. A site that appends to its
+``urlpatterns`` list while serving is not seen by this copy.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.urls import URLPattern, URLResolver, get_resolver, get_urlconf
+from django.urls.resolvers import RegexPattern, RoutePattern
+
+# Characters that end the literal start of a regular expression.
+_REGEX_SYNTAX = frozenset(".^$*+?{}[]\\|()")
+# Those that make the character before them optional or repeated.
+_QUANTIFIERS = frozenset("*?{")
+
+_lock = threading.Lock()
+# (the URLconf's resolver, the media prefix, the pruned resolver): one slot,
+# refilled when either changes.
+_pruned: tuple[URLResolver, str, URLResolver] | None = None
+
+
+def media_resolver(media_url: str) -> URLResolver:
+    """The resolver ``django.urls.resolve`` uses now, pruned for paths that
+    start with ``media_url`` (``PROTECTED_MEDIA_URL``, starting with ``/``)."""
+    global _pruned
+    resolver = get_resolver(get_urlconf())
+    pruned = _pruned
+    if pruned is not None and pruned[0] is resolver and pruned[1] == media_url:
+        return pruned[2]
+    with _lock:
+        copy = prune(resolver, media_url.removeprefix("/"))
+        _pruned = (resolver, media_url, copy)
+    return copy
+
+
+def prune(resolver: URLResolver, prefix: str) -> URLResolver:
+    """A copy of ``resolver`` keeping the patterns that may match a path
+    starting with ``prefix`` (what is left of the media prefix once the
+    resolver's own route has matched; the root's ``^/`` is the prefix's ``/``)."""
+    kept: list[Any] = []
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            rest = _consumed(pattern.pattern, prefix)
+            if rest is not None:
+                kept.append(prune(pattern, rest))
+            elif _may_match(pattern.pattern, prefix):
+                kept.append(pattern)
+        elif not isinstance(pattern, URLPattern) or _may_match(pattern.pattern, prefix):
+            kept.append(pattern)
+    return URLResolver(
+        resolver.pattern, kept, resolver.default_kwargs, resolver.app_name, resolver.namespace
+    )
+
+
+def _consumed(pattern: Any, prefix: str) -> str | None:
+    """What is left of ``prefix`` after an include's plain-text route that the
+    prefix starts with; None if the route is not such a one."""
+    if type(pattern) is not RoutePattern or pattern.converters:
+        return None
+    route = getattr(pattern, "_route", None)
+    if type(route) is not str or "<" in route or not prefix.startswith(route):
+        return None
+    return prefix[len(route) :]
+
+
+def _may_match(pattern: Any, prefix: str) -> bool:
+    """False only if no path starting with ``prefix`` can match ``pattern``.
+    Django's private attributes are read with a default: should one change
+    its name, the pattern is kept."""
+    if type(pattern) is RoutePattern:
+        route = getattr(pattern, "_route", None)
+        if type(route) is not str:
+            return True
+        if getattr(pattern, "_is_endpoint", False) and not pattern.converters:
+            # Matched as the whole path: only a route under the prefix can.
+            return route.startswith(prefix)
+        literal = route.split("<", 1)[0]
+    elif type(pattern) is RegexPattern:
+        regex = getattr(pattern, "_regex", None)
+        start = _regex_literal_start(regex) if type(regex) is str else None
+        if start is None:
+            return True
+        literal = start
+    else:
+        return True
+    # A path starting with both the literal and the prefix exists only if one
+    # starts with the other.
+    return literal.startswith(prefix) or prefix.startswith(literal)
+
+
+def _regex_literal_start(regex: str) -> str | None:
+    """The text every match of ``regex`` (searched, as Django does) starts
+    with; None where that cannot be told simply."""
+    if not regex.startswith("^") or "|" in regex:
+        return None
+    literal: list[str] = []
+    for character in regex[1:]:
+        if character in _REGEX_SYNTAX:
+            if character in _QUANTIFIERS and literal:
+                literal.pop()
+            break
+        literal.append(character)
+    return "".join(literal)
