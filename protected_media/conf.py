@@ -9,6 +9,7 @@ The private root and the internal prefix are django-sendfile2's own settings
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -90,11 +91,16 @@ def _setting(name: str, default: T) -> Any | T:
     return default if value is _UNSET else value
 
 
+# Every handoff reads the root, and making a Path costs more than the rest of
+# reading the setting; a Path never changes once made.
+_path = lru_cache(maxsize=8)(Path)
+
+
 class Settings:
     @property
     def root(self) -> Path | None:
         value = _setting("SENDFILE_ROOT", None)
-        return Path(value) if value else None
+        return _path(value) if value else None
 
     @property
     def internal_url(self) -> str | None:
