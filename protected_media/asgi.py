@@ -61,12 +61,12 @@ from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from django.core.handlers.exception import response_for_exception
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import Resolver404, resolve, set_script_prefix
+from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
 
 from .conf import conf
 from .fastpath import loop_reads, probe
-from .fastpath.media_routes import media_resolver
+from .fastpath.media_routes import media_view_match
 from .fastpath.sending import send_response
 from .fastpath.threads import ConnectionThreads, refresh_connections, using_pool
 from .keys import is_key
@@ -132,7 +132,7 @@ class ProtectedMediaASGI:
             await self.application(scope, receive, send)
             return
         request = _build_request(scope)
-        match = _resolve_media_view(request) if request is not None else None
+        match = media_view_match(request.path_info) if request is not None else None
         load_user = self._load_user or (await self._proven() if match is not None else None)
         if request is None or match is None or load_user is None:
             await self.application(scope, receive, send)
@@ -300,29 +300,6 @@ def _build_request(scope: HTTPScope) -> HttpRequest | None:
     except (UnicodeDecodeError, DisallowedHost, ValueError):
         return None
     return request
-
-
-def _resolve_media_view(request: HttpRequest) -> Any:
-    """The URLconf's match if it sends the path to the media view, else None.
-
-    Walked for every request, as Django's handler walks it, so that a site's
-    own pattern before the gateway's still wins; the patterns that cannot
-    match a media path are left out (``media_routes``). Not remembered per
-    path: a path someone asked before would then be answered faster than a
-    new one, and that would tell an outsider which keys other users fetch,
-    that is, which exist (docs/performance.md, "Does a refusal's time tell
-    that a file exists?")."""
-    from . import views
-
-    path = request.path_info
-    try:
-        # Under FORCE_SCRIPT_NAME, the prefix may not begin path_info.
-        match = (
-            media_resolver(conf.url).resolve(path) if path.startswith(conf.url) else resolve(path)
-        )
-    except Resolver404:
-        return None
-    return match if match.func is views.serve else None
 
 
 def _settle() -> probe.UserLoader | None:

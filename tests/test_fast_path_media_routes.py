@@ -10,7 +10,11 @@ import pytest
 from django.urls import URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 
-from protected_media.fastpath.media_routes import _regex_literal_start, media_resolver
+from protected_media.fastpath.media_routes import (
+    _regex_literal_start,
+    media_resolver,
+    media_view_match,
+)
 
 MEDIA_PATHS = [
     "/media/",
@@ -120,3 +124,13 @@ def test_a_new_urlconf_or_prefix_gets_its_own_copy(settings) -> None:
 )
 def test_the_literal_start_of_a_regex(regex, literal) -> None:
     assert _regex_literal_start(regex) == literal
+
+
+def test_only_a_path_django_sends_to_the_media_view_is_matched(settings) -> None:
+    settings.ROOT_URLCONF = "gateway.urls"
+    match = media_view_match("/media/9Hz8q_s6Uo1")
+    assert match is not None and match.kwargs == {"key": "9Hz8q_s6Uo1"}
+    assert media_view_match("/media/s/some-token") is None  # a share link's view
+    assert media_view_match("/files/") is None
+    settings.ROOT_URLCONF = "tests.urlconfs.site_media_first"
+    assert media_view_match("/media/9Hz8q_s6Uo1") is None  # the site's own view

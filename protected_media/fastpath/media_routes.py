@@ -3,8 +3,9 @@ that provably cannot match a path under ``PROTECTED_MEDIA_URL``.
 
 Django's ``resolve`` tries a site's patterns one by one, and a site mounts the
 gateway last as often as not; most of what it tries for a media path is
-``admin/``, ``accounts/`` and the like. ``media_resolver`` gives the same
-URLconf with those dropped, once per URLconf and prefix: the patterns kept
+``admin/``, ``accounts/`` and the like. ``media_view_match`` resolves a
+media path through ``media_resolver``, which gives the same URLconf with
+those dropped, once per URLconf and prefix: the patterns kept
 are Django's own objects, in Django's order, and Django's ``URLResolver``
 walks them, so a media path gets the very match ``resolve`` would give
 (``tried``, the list for the debug 404 page, names fewer patterns).
@@ -31,8 +32,18 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from django.urls import URLPattern, URLResolver, get_resolver, get_urlconf
+from django.urls import (
+    ResolverMatch,
+    URLPattern,
+    URLResolver,
+    get_resolver,
+    get_urlconf,
+    resolve,
+)
+from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern
+
+from ..conf import conf
 
 # Characters that end the literal start of a regular expression.
 _REGEX_SYNTAX = frozenset(".^$*+?{}[]\\|()")
@@ -43,6 +54,29 @@ _lock = threading.Lock()
 # (the URLconf's resolver, the media prefix, the pruned resolver): one slot,
 # refilled when either changes.
 _pruned: tuple[URLResolver, str, URLResolver] | None = None
+
+
+def media_view_match(path: str) -> ResolverMatch | None:
+    """The URLconf's match for ``path`` (a request's ``path_info``) if it
+    sends the path to the media view, else None.
+
+    Walked for every request, as Django's handler walks it, so that a site's
+    own pattern before the gateway's still wins. Not remembered per path: a
+    path someone asked before would then be answered faster than a new one,
+    and that would tell an outsider which keys other users fetch, that is,
+    which exist (docs/performance.md, "Does a refusal's time tell that a file
+    exists?")."""
+    # Imported on use: the view imports the models.
+    from ..views import serve
+
+    try:
+        # Under FORCE_SCRIPT_NAME, the prefix may not begin path_info.
+        match = (
+            media_resolver(conf.url).resolve(path) if path.startswith(conf.url) else resolve(path)
+        )
+    except Resolver404:
+        return None
+    return match if match.func is serve else None
 
 
 def media_resolver(media_url: str) -> URLResolver:
