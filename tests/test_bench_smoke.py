@@ -129,6 +129,15 @@ def test_signal_cost_probe_prints_each_setup() -> None:
     assert all("µs per decision" in line for line in done.stdout.splitlines())
 
 
+def test_route_cost_probe_times_both_lookups_on_both_urlconfs() -> None:
+    done = run_probe("bench.route_cost")
+    rows = done.stdout.splitlines()
+    assert [row.split()[0] for row in rows] == ["gateway", "site"]
+    # Each row: both lookups timed (the probe exits first if the media path
+    # does not reach the media view) and their ratio.
+    assert all(row.count(" µs") == 2 and float(row.split()[-1]) > 0 for row in rows)
+
+
 def test_presign_cost_probe_prints_each_way_of_signing() -> None:
     done = run_probe("bench.presign_cost")
     header, *rows = done.stdout.splitlines()
