@@ -31,6 +31,7 @@ MEDIA_PATHS = [
     "/media/line\nbreak",
     "/media/%2e%2e/secret",
     "/media/ü",
+    "/media/claimed",
 ]
 
 
@@ -88,6 +89,7 @@ def names(resolver: URLResolver) -> list[str]:
 def test_what_cannot_be_told_simply_is_kept(settings) -> None:
     settings.ROOT_URLCONF = "tests.urlconfs.media_among_others"
     assert names(media_resolver("/media/")) == [
+        "site_pattern_class",
         "endpoint_under_the_prefix",
         "converter_inside_the_prefix",
         "regex_optional_letter",

@@ -18,7 +18,8 @@ same way; an endpoint ``path()`` without converters that is not under the
 prefix at all. An ``include()`` whose route is plain text the prefix starts
 with is kept as a copy holding only its own patterns that may match. Anything
 else (a route that is translated, a ``re_path()`` with alternatives or without
-``^``, ``i18n_patterns``, a pattern class of a site's own) is kept as it is.
+``^``, ``i18n_patterns``, a pattern or resolver class of a site's own) is kept
+as it is.
 
 The cost of a lookup depends on the path's shape alone, never on which paths
 were asked before (a memo of resolved paths told an outsider which keys
@@ -99,13 +100,14 @@ def prune(resolver: URLResolver, prefix: str) -> URLResolver:
     resolver's own route has matched; the root's ``^/`` is the prefix's ``/``)."""
     kept: list[Any] = []
     for pattern in resolver.url_patterns:
-        if isinstance(pattern, URLResolver):
+        # Django's own classes only: a subclass may resolve as it likes.
+        if type(pattern) is URLResolver:
             rest = _consumed(pattern.pattern, prefix)
             if rest is not None:
                 kept.append(prune(pattern, rest))
             elif _may_match(pattern.pattern, prefix):
                 kept.append(pattern)
-        elif not isinstance(pattern, URLPattern) or _may_match(pattern.pattern, prefix):
+        elif type(pattern) is not URLPattern or _may_match(pattern.pattern, prefix):
             kept.append(pattern)
     return URLResolver(
         resolver.pattern, kept, resolver.default_kwargs, resolver.app_name, resolver.namespace

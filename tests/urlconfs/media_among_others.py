@@ -3,7 +3,8 @@ routes' pruning must judge: some can never match a media path and may be
 left out, the rest can or cannot be told apart simply and must be kept."""
 
 from django.http import HttpRequest, HttpResponse
-from django.urls import include, path, re_path
+from django.urls import ResolverMatch, URLPattern, include, path, re_path
+from django.urls.resolvers import RoutePattern
 from django.utils.translation import gettext_lazy
 
 
@@ -45,3 +46,19 @@ urlpatterns = [
         {"extra": "kept"},
     ),
 ]
+
+
+class CatchAllPattern(URLPattern):
+    """A site's own pattern class, which may match whatever its route says."""
+
+    def resolve(self, path: str):  # type: ignore[no-untyped-def]
+        if path.startswith("media/claimed"):
+            return ResolverMatch(
+                self.callback, (), {}, route="media/claimed", captured_kwargs={}, extra_kwargs={}
+            )
+        return None
+
+
+urlpatterns.insert(
+    0, CatchAllPattern(RoutePattern("elsewhere", is_endpoint=True), named("site_pattern_class"))
+)
