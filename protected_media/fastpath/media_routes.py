@@ -30,7 +30,6 @@ exist: docs/performance.md), and a new URLconf (``ROOT_URLCONF`` changed,
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from django.urls import (
@@ -51,9 +50,9 @@ _REGEX_SYNTAX = frozenset(".^$*+?{}[]\\|()")
 # Those that make the character before them optional or repeated.
 _QUANTIFIERS = frozenset("*?{")
 
-_lock = threading.Lock()
 # (the URLconf's resolver, the media prefix, the pruned resolver): one slot,
-# refilled when either changes.
+# refilled when either changes. Two threads that refill it at once make equal
+# copies, and either may stay: no lock is needed.
 _pruned: tuple[URLResolver, str, URLResolver] | None = None
 
 
@@ -88,9 +87,8 @@ def media_resolver(media_url: str) -> URLResolver:
     pruned = _pruned
     if pruned is not None and pruned[0] is resolver and pruned[1] == media_url:
         return pruned[2]
-    with _lock:
-        copy = prune(resolver, media_url.removeprefix("/"))
-        _pruned = (resolver, media_url, copy)
+    copy = prune(resolver, media_url.removeprefix("/"))
+    _pruned = (resolver, media_url, copy)
     return copy
 
 
@@ -117,7 +115,7 @@ def prune(resolver: URLResolver, prefix: str) -> URLResolver:
 def _consumed(pattern: Any, prefix: str) -> str | None:
     """What is left of ``prefix`` after an include's plain-text route that the
     prefix starts with; None if the route is not such a one."""
-    if type(pattern) is not RoutePattern or pattern.converters:
+    if type(pattern) is not RoutePattern:
         return None
     route = getattr(pattern, "_route", None)
     if type(route) is not str or "<" in route or not prefix.startswith(route):

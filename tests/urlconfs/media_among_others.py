@@ -16,9 +16,21 @@ def named(name: str):  # type: ignore[no-untyped-def]
     return view
 
 
+class CatchAllPattern(URLPattern):
+    """A site's own pattern class, which resolves as it likes, whatever its route says."""
+
+    def resolve(self, path: str):  # type: ignore[no-untyped-def]
+        if path.startswith("media/claimed"):
+            return ResolverMatch(
+                self.callback, (), {}, route="media/claimed", captured_kwargs={}, extra_kwargs={}
+            )
+        return None
+
+
 admin_like = [path("", named("admin_index")), path("<str:page>/", named("admin_page"))]
 
 urlpatterns = [
+    CatchAllPattern(RoutePattern("elsewhere", is_endpoint=True), named("site_pattern_class")),
     path("", named("home")),
     path("medi", named("endpoint_short_of_the_prefix")),
     path("media/exact", named("endpoint_under_the_prefix")),
@@ -46,19 +58,3 @@ urlpatterns = [
         {"extra": "kept"},
     ),
 ]
-
-
-class CatchAllPattern(URLPattern):
-    """A site's own pattern class, which may match whatever its route says."""
-
-    def resolve(self, path: str):  # type: ignore[no-untyped-def]
-        if path.startswith("media/claimed"):
-            return ResolverMatch(
-                self.callback, (), {}, route="media/claimed", captured_kwargs={}, extra_kwargs={}
-            )
-        return None
-
-
-urlpatterns.insert(
-    0, CatchAllPattern(RoutePattern("elsewhere", is_endpoint=True), named("site_pattern_class"))
-)
