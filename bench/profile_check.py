@@ -13,7 +13,9 @@ It runs on uvicorn's event loop (uvloop when installed, as the run command's
 uvicorn takes it; ``--loop asyncio`` for asyncio's own) and prints the mean
 time and CPU per request and, with ``--profile``, the functions that take
 it. The figures move with the machine's load: run it alone, and compare
-paths within one run (``--compare`` times both paths, interleaved).
+paths within one run (``--compare`` times the loop's reads against the
+threads', ``--compare-lean`` the lean path against the usual path, each
+interleaved).
 """
 
 from __future__ import annotations
@@ -141,7 +143,21 @@ async def run(args: argparse.Namespace, path: str, cookie: bytes) -> None:
     if status != 200 or b"x-accel-redirect" not in {name.lower() for name in headers}:
         sys.exit(f"the first request was not handed to nginx: {status} {headers}")
     await timed(application, scope, min(args.requests, 2000))  # warm up
-    if args.compare:
+    if args.compare_lean:
+        from django.test import override_settings
+
+        runs: dict[str, list[tuple[float, float]]] = {"lean path": [], "usual path": []}
+        for _ in range(10):
+            runs["lean path"].append(await timed(application, scope, args.requests // 10))
+            with override_settings(PROTECTED_MEDIA_FAST_PATH_LEAN=False):
+                runs["usual path"].append(await timed(application, scope, args.requests // 10))
+        means = {}
+        for name, measured in runs.items():
+            elapsed, cpu = (sum(values) / len(values) for values in zip(*measured, strict=True))
+            means[name] = cpu
+            print(f"{name:13} {elapsed * 1e6:8.1f} µs a request, {cpu * 1e6:8.1f} µs of CPU")
+        print(f"usual ÷ lean CPU: {means['usual path'] / means['lean path']:.2f}")
+    elif args.compare:
         threads = ProtectedMediaASGI(application.application)
         threads._loop_reads._chosen = True  # the threads' reads only
         await timed(threads, scope, min(args.requests, 2000))
@@ -195,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--profile", type=int, default=0, metavar="N")
     parser.add_argument("--compare", action="store_true", help="loop reads against thread reads")
+    parser.add_argument(
+        "--compare-lean", action="store_true", help="the lean path against the usual path"
+    )
     args = parser.parse_args(argv)
     data_dir = Path(tempfile.mkdtemp(prefix="profile-check-"))
     database_url = ""

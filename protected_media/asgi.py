@@ -65,7 +65,7 @@ from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
 
 from .conf import conf
-from .fastpath import loop_reads, probe
+from .fastpath import lean, loop_reads, probe
 from .fastpath.media_routes import media_view_match
 from .fastpath.sending import send_response
 from .fastpath.threads import ConnectionThreads, refresh_connections, using_pool
@@ -117,6 +117,7 @@ class ProtectedMediaASGI:
         self._pool: ConnectionThreads | None = None
         self._middleware: list[Any] | None = None
         self._loop_reads = loop_reads.LoopReads()
+        self._lean = lean.Lean()
         # Chosen by the probe, before the first media request.
         self._load_user: probe.UserLoader | None = None
         if settings.configured:
@@ -131,6 +132,14 @@ class ProtectedMediaASGI:
         if scope["type"] != "http" or not conf.fast_path or not _is_plain_media_request(scope):
             await self.application(scope, receive, send)
             return
+        if self._load_user is not None:
+            answer = self._lean.decide(scope, self._loop_reads)
+            if answer is not None:
+                middleware_headers = self._lean.middleware_headers(answer)
+                if middleware_headers is not None:
+                    await lean.send_answer(answer, middleware_headers, send)
+                    return
+                send = self._lean.learning(answer, send)
         request = _build_request(scope)
         match = media_view_match(request.path_info) if request is not None else None
         load_user = self._load_user or (await self._proven() if match is not None else None)

@@ -74,12 +74,37 @@ async def arecord(
 ) -> None:
     """Send ``file_served`` or ``file_denied`` and write the log line."""
     latency = time.perf_counter() - started(request)
-    latency_ms = latency * 1000
     served = isinstance(outcome, Grant)
     decision = SERVED if served else DENIED
     reason = str(outcome.reason)
-    user_id = getattr(user, "pk", None)
     share_id = str(share.pk) if share is not None else None
+    write_line(decision, reason, getattr(user, "pk", None), key, share_id, latency)
+    signal = file_served if served else file_denied
+    results = await signal.asend_robust(
+        sender=kind,
+        request=request,
+        user=user,
+        record=outcome.record,
+        reason=outcome.reason,
+        share=share,
+        latency=latency,
+    )
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            logger.error("protected_media audit receiver %r raised", receiver, exc_info=result)
+    count(decision, reason, latency)
+
+
+def write_line(
+    decision: str,
+    reason: str,
+    user_id: Any,
+    key: str | None,
+    share_id: str | None,
+    latency: float,
+) -> None:
+    """The decision's log line."""
+    latency_ms = latency * 1000
     # The key as the client sent it is hostile text (CR/LF would forge lines).
     shown_key = key if key is not None and is_key(key) else None
     logger.info(
@@ -99,19 +124,10 @@ async def arecord(
             "latency_ms": round(latency_ms, 3),
         },
     )
-    signal = file_served if served else file_denied
-    results = await signal.asend_robust(
-        sender=kind,
-        request=request,
-        user=user,
-        record=outcome.record,
-        reason=outcome.reason,
-        share=share,
-        latency=latency,
-    )
-    for receiver, result in results:
-        if isinstance(result, Exception):
-            logger.error("protected_media audit receiver %r raised", receiver, exc_info=result)
+
+
+def count(decision: str, reason: str, latency: float) -> None:
+    """Call each decision counter."""
     for counter in _counters:
         try:
             counter(decision, reason, latency)

@@ -175,6 +175,12 @@ class Settings:
         return bool(_setting("PROTECTED_MEDIA_FAST_PATH", True))
 
     @property
+    def fast_path_lean(self) -> bool:
+        """Whether the entry point answers a file granted to its owner without
+        building Django's request (``protected_media.fastpath.lean``)."""
+        return bool(_setting("PROTECTED_MEDIA_FAST_PATH_LEAN", True))
+
+    @property
     def fast_path_threads(self) -> int:
         """Threads (each with its own database connection) that run the fast
         path's blocking work, per process."""

@@ -124,13 +124,18 @@ def anonymous_refusal() -> Refusal:
 
 
 def grant(record: StoredFile, obj: Model, *, reason: str) -> Grant:
-    headers = media_headers(
-        content_type=record.content_type,
-        original_name=record.original_name,
+    headers = served_headers(record.content_type, record.original_name)
+    return Grant(record=record, obj=obj, headers=headers, reason=reason)
+
+
+def served_headers(content_type: str, original_name: str) -> dict[str, str]:
+    """The headers a granted file is answered with, from its record."""
+    return media_headers(
+        content_type=content_type,
+        original_name=original_name,
         inline_types=conf.inline_types,
         cache_control=conf.cache_control,
     )
-    return Grant(record=record, obj=obj, headers=headers, reason=reason)
 
 
 async def apply_policy(user: Any, obj: Model, record: StoredFile) -> str | None:
@@ -213,21 +218,33 @@ def find(key: str) -> Found:
     return Found(key, record, _holder(originals[0]))
 
 
-def _holder(record: StoredFile) -> Model | None:
-    app_label, model_name, field_name = [*record.source.split("."), "", "", ""][:3]
-    try:
-        model = apps.get_model(app_label, model_name)
-        field = model._meta.get_field(field_name)
-    except (LookupError, FieldDoesNotExist, ValueError):
-        logger.error("protected_media record %s names an unknown field", record.pk)
-        return None
-    if not isinstance(field, ProtectedFieldMixin):
-        return None
+def holder_field(source: str) -> tuple[type[Model], Any]:
+    """The model and field a record's ``source`` (``app_label.model.field``)
+    names; LookupError, FieldDoesNotExist or ValueError where it names none."""
+    app_label, model_name, field_name = [*source.split("."), "", "", ""][:3]
+    model = apps.get_model(app_label, model_name)
+    return model, model._meta.get_field(field_name)
+
+
+def holder_lookup(model: type[Model], field: ProtectedFieldMixin) -> CompiledLookup[Model]:
+    """The rows of ``model`` holding a given file in ``field``, compiled once."""
     lookup = _HOLDERS.get((model, field.name))
     if lookup is None:
         lookup = _HOLDERS.setdefault(
             (model, field.name), CompiledLookup(model, [field.name], limit=2)
         )
+    return lookup
+
+
+def _holder(record: StoredFile) -> Model | None:
+    try:
+        model, field = holder_field(record.source)
+    except (LookupError, FieldDoesNotExist, ValueError):
+        logger.error("protected_media record %s names an unknown field", record.pk)
+        return None
+    if not isinstance(field, ProtectedFieldMixin):
+        return None
+    lookup = holder_lookup(model, field)
     # Exactly one row may hold a file: if a name were ever copied onto a
     # second row, whose owner decides would be a guess.
     rows = lookup.fetch(record.name)

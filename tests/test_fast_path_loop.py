@@ -47,6 +47,14 @@ LOOP_READS_SETTING = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _usual_path(settings) -> None:
+    # The lean path answers an owner before these reads run, from the second
+    # request on (tests/test_fast_path_lean.py): here, the reads it leaves to
+    # the usual path.
+    settings.PROTECTED_MEDIA_FAST_PATH_LEAN = False
+
+
 @dataclass(frozen=True)
 class Statement:
     sql: str

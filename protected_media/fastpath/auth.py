@@ -92,11 +92,7 @@ def _backend_user(backend: Any, user_id: Any) -> Any:
             raise NeedsThreads("a backend of its own loads the user")
         return backend.get_user(user_id)
     # ModelBackend.get_user: the row by primary key, if it may authenticate.
-    model = get_user_model()
-    lookup = _USER_LOOKUPS.get(model)
-    if lookup is None:
-        lookup = _USER_LOOKUPS.setdefault(model, CompiledLookup(model, ["pk"], limit=1))
-    rows = lookup.fetch(user_id)
+    rows = user_lookup(get_user_model()).fetch(user_id)
     if not rows:
         return None
     return rows[0] if backend.user_can_authenticate(rows[0]) else None
@@ -107,12 +103,7 @@ def _compile_session_query(store: DatabaseSessionStore) -> None:
     # per signed text: ``session_data``): Django's ``load`` still runs, and a
     # missing or expired row goes through Django's own lookup, which also
     # forgets the key.
-    model = store.model
-    lookup = _SESSION_LOOKUPS.get(model)
-    if lookup is None:
-        lookup = _SESSION_LOOKUPS.setdefault(
-            model, CompiledLookup(model, ["session_key", "expire_date__gt"], limit=1)
-        )
+    lookup = session_lookup(store.model)
     django_lookup = store._get_session_from_db  # type: ignore[attr-defined]
 
     def get_session_from_db() -> Any:
@@ -128,3 +119,21 @@ def _compile_session_query(store: DatabaseSessionStore) -> None:
     # Attributes on this one store object; the class is left alone.
     setattr(store, "_get_session_from_db", get_session_from_db)  # noqa: B010
     setattr(store, "decode", decode)  # noqa: B010
+
+
+def user_lookup(model: type[Any]) -> CompiledLookup[Any]:
+    """``ModelBackend.get_user``'s row by primary key, compiled once."""
+    lookup = _USER_LOOKUPS.get(model)
+    if lookup is None:
+        lookup = _USER_LOOKUPS.setdefault(model, CompiledLookup(model, ["pk"], limit=1))
+    return lookup
+
+
+def session_lookup(model: type[Any]) -> CompiledLookup[Any]:
+    """The database session store's live row by key, compiled once."""
+    lookup = _SESSION_LOOKUPS.get(model)
+    if lookup is None:
+        lookup = _SESSION_LOOKUPS.setdefault(
+            model, CompiledLookup(model, ["session_key", "expire_date__gt"], limit=1)
+        )
+    return lookup

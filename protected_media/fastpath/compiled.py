@@ -113,6 +113,19 @@ class _Compiled:
     attnames: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Statement:
+    """One run of a compiled lookup: its SQL in both placeholder styles, the
+    parameters adapted as ``fetch`` adapts them, and the attribute each
+    selected column fills, in order."""
+
+    alias: str
+    sql: str
+    qmark_sql: str
+    params: list[Any]
+    attnames: tuple[str, ...]
+
+
 class CompiledLookup(Generic[M]):
     """``model._default_manager.filter(<lookups>=values)[:limit]``, compiled once.
 
@@ -149,6 +162,22 @@ class CompiledLookup(Generic[M]):
         whatever a changed Django internal raises."""
         alias = router.db_for_read(self.model)
         return self._run(self._compile(alias, values), alias, values)
+
+    def statement(self, *values: Any) -> Statement | None:
+        """The SQL ``fetch`` runs for ``values`` and its parameters, for a
+        caller that reads the raw rows itself (``lean``); None where ``fetch``
+        would run the queryset."""
+        alias = router.db_for_read(self.model)
+        compiled = self._compiled(alias, values) if _compiling else None
+        if compiled is None:
+            return None
+        return Statement(
+            alias=alias,
+            sql=compiled.sql,
+            qmark_sql=compiled.qmark_sql,
+            params=self._params(compiled.compiler.connection, values),
+            attnames=compiled.attnames,
+        )
 
     def queryset(self, alias: str, values: Sequence[Any]) -> QuerySet[M]:
         """The queryset this lookup stands for."""

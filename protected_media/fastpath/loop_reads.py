@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from importlib.util import find_spec
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
@@ -21,13 +21,14 @@ from ..conf import conf
 
 if TYPE_CHECKING:
     from ..decision import Found
-    from .sqlite_reads import InThreads
+    from .sqlite_reads import InThreads, StoredRead
 
 logger = logging.getLogger("protected_media")
 
 DATABASE_SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SQLITE_ENGINE = "django.db.backends.sqlite3"
 POSTGRESQL_ENGINE = "django.db.backends.postgresql"
+T = TypeVar("T")
 
 
 class Reads(Protocol):
@@ -56,6 +57,12 @@ class LoopReads:
         if self._reads is None:
             return None
         return await self._reads.aload(request, key, in_threads)
+
+    def read_stored(self, read: StoredRead[T]) -> T | None:
+        """``read`` through the stored values, where the loop's reads allow it
+        (``SqliteReads.read_stored``); None elsewhere."""
+        read_stored = getattr(self._reads, "read_stored", None)
+        return read_stored(read) if read_stored is not None else None
 
     async def aclose(self) -> None:
         reads, self._reads, self._chosen = self._reads, None, False

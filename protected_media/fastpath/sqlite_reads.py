@@ -26,7 +26,7 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.db import DatabaseError, connections, router
@@ -35,13 +35,16 @@ from django.http import HttpRequest
 
 from ..conf import conf
 from . import probe
-from .compiled import LoopReader, NeedsThreads, reading_on_loop
+from .compiled import Execute, LoopReader, NeedsThreads, reading_on_loop
 from .loop_reads import Proof, common_case, give_up_for_good, load_on_loop
 
 if TYPE_CHECKING:
     from ..decision import Found
 
 InThreads = Callable[..., Awaitable[Any]]
+T = TypeVar("T")
+# Reads through ``execute`` on the database ``alias``.
+StoredRead = Callable[[str, Execute], T | None]
 
 logger = logging.getLogger("protected_media")
 
@@ -66,14 +69,15 @@ def database_file(alias: str) -> Path | None:
     return Path(text).resolve()
 
 
-def open_read_only(path: Path, busy_ms: int) -> sqlite3.Connection:
-    """A connection that can only read ``path``, typed as Django's are."""
+def open_read_only(path: Path, busy_ms: int, *, typed: bool = True) -> sqlite3.Connection:
+    """A connection that can only read ``path``, typed as Django's are, or
+    (``typed=False``) answering the values as stored."""
     connection = sqlite3.connect(
         f"{path.as_uri()}?mode=ro",
         uri=True,
         # Django's SQLite connections parse declared types with the converters
         # its backend registers on the sqlite3 module: rows come back alike.
-        detect_types=sqlite3.PARSE_DECLTYPES | sqlite3.PARSE_COLNAMES,
+        detect_types=sqlite3.PARSE_DECLTYPES | sqlite3.PARSE_COLNAMES if typed else 0,
         isolation_level=None,
         # The probe opens one in a thread; each connection has a single user.
         check_same_thread=False,
@@ -101,6 +105,9 @@ class SqliteReads:
         # internal that changed under the loop): the threads answer from then on.
         self._broken = False
         self._proof = Proof()
+        # The lean path's connection (``read_stored``).
+        self._stored: sqlite3.Connection | None = None
+        self._stored_alias: str | None = None
 
     async def aload(
         self, request: HttpRequest, key: str, in_threads: InThreads
@@ -149,6 +156,41 @@ class SqliteReads:
         request.session = store
         return loaded
 
+    def read_stored(self, read: StoredRead[T]) -> T | None:
+        """``read(alias, execute)`` in one read transaction, through a
+        connection that answers the values as stored (no converters: the
+        lean path reads a few columns of each row, not model instances);
+        None where it cannot (the loop's reads not proven, a busy file, an
+        error of the database's)."""
+        busy_ms = conf.fast_path_sqlite_busy_ms
+        if busy_ms is None or not self._proof.result or self._broken:
+            return None
+        alias = router.db_for_read(DatabaseSessionStore.get_model_class())
+        try:
+            if self._stored is not None and self._stored_alias != alias:
+                self._close_stored()
+            if self._stored is None:
+                path = database_file(alias)
+                if path is None:
+                    return None
+                self._stored = open_read_only(path, busy_ms, typed=False)
+                self._stored_alias = alias
+            connection = self._stored
+
+            def execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+                return connection.execute(sql, params).fetchall()
+
+            # One snapshot for every row, and SQLite's locks taken once.
+            connection.execute("BEGIN")
+            try:
+                return read(alias, execute)
+            finally:
+                connection.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            if not _is_busy(error):
+                self._close_stored()
+            return None
+
     def prove(self, busy_ms: int) -> bool | None:
         """Run the fast path's lookups through a connection like the loop's,
         against the ORM (blocking, in a thread). A busy or failing database
@@ -177,6 +219,12 @@ class SqliteReads:
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+        self._close_stored()
+
+    def _close_stored(self) -> None:
+        connection, self._stored = self._stored, None
         if connection is not None:
             connection.close()
 

@@ -1,0 +1,472 @@
+"""The lean path: a file granted to its owner, answered without building
+Django's request.
+
+Most media requests are a signed-in user fetching a file of their own (a
+gallery's thumbnails, an avatar). For those, Django's request, the middleware
+hooks, the view and the model instances cost several times the reads
+themselves (docs/performance.md). So before any of that, the entry point
+reads the rows the check needs as stored values, in one read transaction
+(the session, the user, the record and, for a thumbnail, its original, and
+the row holding the file), through the SQL the ORM compiles for the usual
+path (``compiled``). When they show the default policy granting the file to
+its owner (or to staff, where ``PROTECTED_MEDIA_ALLOW_STAFF`` says so), it
+answers at once: the audit line, the decision counters, the handoff to nginx.
+
+It answers that case alone, and only where nothing listens to
+``file_served`` (a receiver is sent Django's request and user). Anything else
+(no session, a hash to rotate, an inactive user, someone else's file, a
+setting or class it does not know) it declines before it changes anything,
+and the request takes the entry point's usual path from the start. So every
+refusal runs the usual path, whose work does not depend on whether the file
+exists.
+
+The answer's other headers are the middleware's (Vary, X-Frame-Options, the
+security headers). They depend on the settings and on whether the request
+came over HTTPS, not on the file. The lean path does not copy that code: for
+each kind of request (its scheme and the proxy's HTTPS header, where
+``SECURE_PROXY_SSL_HEADER`` names one) the first grant goes through the usual
+path, and the lean path checks that its answer is the lean path's own headers
+followed by the middleware's, then answers that kind itself with those. If
+the usual path ever answers otherwise, the lean path says so in the log and
+declines from then on.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.typing import ASGISendCallable, ASGISendEvent, HTTPScope
+from django.conf import settings
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+)
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.signals import setting_changed
+from django.db.models import ForeignKey
+from django.http.cookie import parse_cookie
+from django.http.request import split_domain_port, validate_host
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from ..conf import NGINX_BACKEND, S3_STORAGE, conf
+from ..keys import is_key
+from ..names import is_safe_stored_name
+from ..signals import file_served
+from . import session_data
+from .compiled import Execute, Statement
+from .loop_reads import LoopReads, common_case
+from .media_routes import media_view_match
+
+logger = logging.getLogger("protected_media")
+
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+# Kinds of request remembered at most: a client choosing the proxy header's
+# value must not grow them without bound.
+MAX_KINDS = 8
+# Usual-path answers that taught a kind of request nothing (a redirect to
+# HTTPS, a cookie set) before the lean path leaves that kind to it for good.
+MAX_LESSONS = 3
+
+Header = tuple[bytes, bytes]
+# The scheme of the ASGI scope, and the proxy's HTTPS header as sent.
+Kind = tuple[str, str | None]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A grant the lean path can answer."""
+
+    kind: Kind
+    user_id: Any
+    key: str
+    reason: str
+    # The response's own headers, in the order the view sets them.
+    headers: list[Header]
+    started: float
+
+
+@dataclass(frozen=True)
+class _Grantee:
+    user_id: Any
+    reason: str
+    content_type: str
+    original_name: str
+    name: str
+
+
+class Lean:
+    """One entry point's lean path."""
+
+    def __init__(self) -> None:
+        # The middleware's headers for each kind of request, once learned.
+        self._middleware_headers: dict[Kind, list[Header]] = {}
+        self._lessons: dict[Kind, int] = {}
+        self._settings_version = _settings_version
+        self._off = False
+
+    def decide(self, scope: HTTPScope, loop_reads: LoopReads) -> Answer | None:
+        """The answer for ``scope`` if the lean path may give it; None for the
+        usual path. Reads, never writes."""
+        started = time.perf_counter()
+        if self._off or file_served.receivers or not _settings_allow():
+            return None
+        if self._settings_version != _settings_version:
+            self._middleware_headers.clear()
+            self._lessons.clear()
+            self._settings_version = _settings_version
+        try:
+            request = _plain_request(scope)
+            if request is None:
+                return None
+            key, kind, session_key = request
+            if self._lessons.get(kind, 0) >= MAX_LESSONS:
+                return None
+            if kind not in self._middleware_headers and len(self._lessons) >= MAX_KINDS:
+                return None
+            grantee = loop_reads.read_stored(
+                lambda alias, execute: _grantee(alias, execute, key, session_key)
+            )
+            if grantee is None:
+                return None
+            headers = _own_headers(grantee)
+        except Exception:
+            self._off = True
+            logger.warning(
+                "protected_media: the lean path failed; media requests take the usual path",
+                exc_info=True,
+            )
+            return None
+        if headers is None:
+            return None
+        return Answer(kind, grantee.user_id, key, grantee.reason, headers, started)
+
+    def middleware_headers(self, answer: Answer) -> list[Header] | None:
+        """What the middleware adds to ``answer``'s kind of request, once learned."""
+        return self._middleware_headers.get(answer.kind)
+
+    def learning(self, answer: Answer, send: ASGISendCallable) -> ASGISendCallable:
+        """``send`` for the usual path's answer to the request ``answer`` is
+        for: it learns the middleware's headers from that answer."""
+        self._lessons.setdefault(answer.kind, 0)
+
+        async def learn_and_send(message: ASGISendEvent) -> None:
+            if message["type"] == "http.response.start":
+                self._learn(answer, message["status"], list(message.get("headers", ())))
+            await send(message)
+
+        return learn_and_send
+
+    def _learn(self, answer: Answer, status: int, headers: list[Header]) -> None:
+        own = answer.headers
+        added = headers[len(own) :]
+        own_names = {name.lower() for name, _ in own}
+        if status != 200 or any(name.lower() == b"set-cookie" for name, _ in added):
+            # Not the grant the lean path read (the settings redirect this
+            # kind of request, or the session changed meanwhile).
+            self._lessons[answer.kind] = self._lessons.get(answer.kind, 0) + 1
+            return
+        if headers[: len(own)] != own or any(name.lower() in own_names for name, _ in added):
+            self._off = True
+            logger.warning(
+                "protected_media: the lean path's headers differ from the view's "
+                "(%r against %r); media requests take the usual path",
+                own,
+                headers,
+            )
+            return
+        self._middleware_headers[answer.kind] = added
+
+
+async def send_answer(
+    answer: Answer, middleware_headers: list[Header], send: ASGISendCallable
+) -> None:
+    """The audit line, the counters and the answer, as the view gives them."""
+    # Imported on use: the audit trail imports the models.
+    from .. import audit
+    from ..responses import database_answered
+
+    latency = time.perf_counter() - answer.started
+    audit.write_line(audit.SERVED, answer.reason, answer.user_id, answer.key, None, latency)
+    audit.count(audit.SERVED, answer.reason, latency)
+    database_answered()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": answer.headers + middleware_headers,
+            "trailers": False,
+        }
+    )
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+_allowed: bool | None = None
+# Counts the settings' changes (tests, mostly): what the middleware adds
+# depends on them, so a change forgets what was learned.
+_settings_version = 0
+
+
+def _settings_allow() -> bool:
+    """Whether the settings leave media requests in the case the lean path
+    answers; worked out once, again after a setting changes."""
+    global _allowed
+    if _allowed is None:
+        _allowed = _worked_out()
+    return _allowed
+
+
+def _forget(**kwargs: Any) -> None:
+    global _allowed, _settings_version
+    _allowed = None
+    _settings_version += 1
+
+
+setting_changed.connect(_forget)
+
+
+def _worked_out() -> bool:
+    if not conf.fast_path_lean or not common_case():
+        return False
+    if conf.storage == S3_STORAGE or conf.backend != NGINX_BACKEND or not conf.internal_url:
+        return False
+    if conf.root is None or settings.FORCE_SCRIPT_NAME or settings.USE_X_FORWARDED_HOST:
+        return False
+    # CommonMiddleware's request hook answers or refuses on these.
+    if settings.DISALLOWED_USER_AGENTS or settings.PREPEND_WWW:
+        return False
+    if settings.SESSION_SAVE_EVERY_REQUEST or SESSION_MIDDLEWARE not in settings.MIDDLEWARE:
+        return False
+    if MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    proxy_header = settings.SECURE_PROXY_SSL_HEADER
+    if proxy_header and not str(proxy_header[0]).startswith("HTTP_"):
+        return False
+    return _user_model_allows(get_user_model())
+
+
+def _user_model_allows(model: type[Any]) -> bool:
+    # The session hash from the stored password alone, by Django's own code,
+    # and the columns ModelBackend and the policy read.
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    if model.get_session_auth_hash is not AbstractBaseUser.get_session_auth_hash:
+        return False
+    if getattr(model, "_get_session_auth_hash", None) is not getattr(
+        AbstractBaseUser, "_get_session_auth_hash", None
+    ):
+        return False
+    concrete = {field.attname for field in model._meta.concrete_fields}
+    return {"password", "is_active"} <= concrete
+
+
+def _plain_request(scope: HTTPScope) -> tuple[str, Kind, str] | None:
+    """The media key, the kind of request and the session key, where the
+    request is as plain as the lean path takes; else None."""
+    match = media_view_match(scope["path"])
+    if match is None:
+        return None
+    key = match.kwargs["key"]
+    if not is_key(key):
+        return None
+    proxy_header = settings.SECURE_PROXY_SSL_HEADER
+    # The name Django's request turns into that META key.
+    proxy_name = proxy_header[0][5:].encode("latin-1") if proxy_header else None
+    host = cookie = proxy_value = None
+    for name, value in scope["headers"]:
+        if name == b"host":
+            if host is not None:
+                return None
+            host = value.decode("latin-1")
+        elif name == b"cookie":
+            if cookie is not None:
+                return None
+            cookie = value.decode("latin-1")
+        elif proxy_name is not None and name.upper().replace(b"-", b"_") == proxy_name:
+            if proxy_value is not None:
+                return None
+            proxy_value = value.decode("latin-1")
+    if host is None or cookie is None:
+        return None
+    allowed_hosts = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed_hosts:
+        allowed_hosts = [".localhost", "127.0.0.1", "[::1]"]
+    domain, _ = split_domain_port(host)
+    if not domain or not validate_host(domain, allowed_hosts):
+        return None
+    # As Django's request parses the header, and its store validates the key.
+    session_key = parse_cookie(cookie.rstrip("; ")).get(settings.SESSION_COOKIE_NAME)
+    store = DatabaseSessionStore(session_key)
+    if store.session_key is None:
+        return None
+    return key, (str(scope.get("scheme", "http")), proxy_value), store.session_key
+
+
+def _grantee(alias: str, execute: Execute, key: str, session_key: str) -> _Grantee | None:
+    """Who the default policy grants the file ``key`` to, among the signed-in
+    user and the rules the lean path answers; None for the usual path."""
+    # Imported on use: these import the models.
+    from ..decision import (
+        _RECORD,
+        STAND_IN_NAME,
+        STAND_IN_SOURCE,
+        holder_field,
+        holder_lookup,
+    )
+    from ..fields import ProtectedFieldMixin
+    from ..policy import OWNER, STAFF
+    from .auth import session_lookup, user_lookup
+
+    def row(statement: Statement | None) -> dict[str, Any] | None:
+        if statement is None or statement.alias != alias:
+            raise _Declined
+        rows = execute(statement.qmark_sql, statement.params)
+        return dict(zip(statement.attnames, rows[0], strict=True)) if rows else None
+
+    def holder_rows(source: str, name: str) -> list[dict[str, Any]] | None:
+        try:
+            model, field = holder_field(source)
+        except (LookupError, FieldDoesNotExist, ValueError):
+            return None
+        if not isinstance(field, ProtectedFieldMixin):
+            return None
+        statement = holder_lookup(model, field).statement(name)
+        if statement is None or statement.alias != alias:
+            raise _Declined
+        rows = execute(statement.qmark_sql, statement.params)
+        return [dict(zip(statement.attnames, values, strict=True)) for values in rows]
+
+    try:
+        store = DatabaseSessionStore(session_key)
+        session = row(session_lookup(store.model).statement(session_key, timezone.now()))
+        if session is None:
+            return None
+        data = session_data.decode(store, session["session_data"])
+        user_model = get_user_model()
+        pk = user_model._meta.pk
+        try:
+            user_id = pk.to_python(data[SESSION_KEY])
+            backend = data[BACKEND_SESSION_KEY]
+        except (KeyError, ValidationError):
+            return None
+        session_hash = data.get(HASH_SESSION_KEY)
+        if backend != MODEL_BACKEND or not session_hash:
+            return None
+        user = row(user_lookup(user_model).statement(user_id))
+        # ModelBackend refuses an inactive user, and so does the policy.
+        if user is None or not user["is_active"]:
+            return None
+        if not constant_time_compare(session_hash, _session_auth_hash(user["password"])):
+            return None
+        record = row(_RECORD.statement(key))
+        if record is None or not is_safe_stored_name(record["name"]):
+            # The holder's statement all the same, as ``decision.find`` runs it.
+            holder_rows(STAND_IN_SOURCE, STAND_IN_NAME)
+            return None
+        judged = record
+        if record["original_id"] is not None:
+            # A thumbnail is judged as its original.
+            original = row(_RECORD.statement(record["original_id"]))
+            if original is None or original["original_id"] is not None:
+                return None
+            judged = original
+        holders = holder_rows(judged["source"], judged["name"])
+        if holders is None or len(holders) != 1:
+            return None
+        owner = _owner_attname(judged["source"], user_model)
+        if owner is not None and holders[0][owner] == user[pk.attname]:
+            reason = OWNER
+        elif conf.allow_staff and user.get("is_staff"):
+            reason = STAFF
+        else:
+            return None
+    except _Declined:
+        return None
+    return _Grantee(
+        user_id, reason, record["content_type"], record["original_name"], record["name"]
+    )
+
+
+class _Declined(Exception):
+    """A lookup the lean path cannot run as the usual path would."""
+
+
+@functools.cache
+def _stored_password() -> type[Any]:
+    """A stand-in for a user that holds only the stored password, with the
+    methods of Django's own that turn it into the session hash."""
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    methods = {"get_session_auth_hash": AbstractBaseUser.get_session_auth_hash}
+    private = getattr(AbstractBaseUser, "_get_session_auth_hash", None)
+    if private is not None:
+        methods["_get_session_auth_hash"] = private
+    return type("StoredPassword", (), methods)
+
+
+def _session_auth_hash(password: str) -> str:
+    stand_in = _stored_password()()
+    stand_in.password = password
+    return stand_in.get_session_auth_hash()  # type: ignore[no-any-return]
+
+
+_owner_attnames: dict[tuple[str, type[Any]], str | None] = {}
+
+
+def _owner_attname(source: str, user_model: type[Any]) -> str | None:
+    """The column holding the owner's primary key, where the protected field
+    names an owner through a foreign key to the user's primary key (so that
+    stored values compare as the policy compares them); else None."""
+    key = (source, user_model)
+    if key not in _owner_attnames:
+        from ..decision import holder_field
+
+        model, field = holder_field(source)
+        attname = None
+        owner_field = getattr(field, "owner_field", None)
+        if owner_field is not None:
+            owner = model._meta.get_field(owner_field)
+            if (
+                isinstance(owner, ForeignKey)
+                and owner.remote_field.model is user_model
+                and owner.target_field is user_model._meta.pk
+            ):
+                attname = owner.attname
+        _owner_attnames[key] = attname
+    return _owner_attnames[key]
+
+
+def _own_headers(grantee: _Grantee) -> list[Header] | None:
+    """The headers the view sets on the handoff, in its order; None where a
+    value is not one Django would send as it stands."""
+    from ..decision import served_headers
+    from ..storage.accel import local_accel_target
+    from ..views import X_ACCEL_REDIRECT
+
+    target = local_accel_target(conf.internal_url or "", grantee.name)
+    if target is None:
+        return None
+    served = served_headers(grantee.content_type, grantee.original_name)
+    # HttpResponse starts with Content-Type; the view sets the redirect, then
+    # the served headers (Content-Type keeps its place), then the length.
+    ordered = {"Content-Type": served.pop("Content-Type")}
+    ordered[X_ACCEL_REDIRECT] = target
+    ordered.update(served)
+    ordered["Content-Length"] = "0"
+    headers = []
+    for name, value in ordered.items():
+        if "\n" in value or "\r" in value:
+            return None
+        try:
+            headers.append((name.encode("ascii"), value.encode("latin-1")))
+        except UnicodeEncodeError:
+            return None
+    return headers

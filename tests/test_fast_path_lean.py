@@ -1,0 +1,310 @@
+"""The lean path answers a file granted to its owner exactly as the usual path
+would, and declines everything else before it changes anything.
+
+The decision table of ``tests/test_fast_path.py`` runs again here with the
+lean path taught first (an owner's grant of the same kind of request), so
+that every case meets it: the answers must still be Django's, byte for byte
+in status, headers and body.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.asgi import get_asgi_application
+from django.db import connection
+
+from protected_media import audit
+from protected_media.asgi import ProtectedMediaASGI
+from protected_media.fastpath import lean
+from protected_media.signals import file_served
+from tests import loop_connections
+from tests.test_fast_path import CASES, Case, World, comparable, fetch, signed_in, who, world
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "sqlite", reason="the lean path reads SQLite on the loop"
+    ),
+]
+__all__ = ["world"]  # the decision table's fixture, used by name
+
+# Answered by the lean path once it has learned the middleware's headers.
+LEAN_CASES = {"owner", "owner, HEAD", "owner, Range", "staff, staff access on"}
+OWNER = Case("owner", "alice's file", who("alice"))
+
+
+@pytest.fixture
+async def entry_point() -> Any:
+    application = ProtectedMediaASGI(get_asgi_application())
+    yield application
+    await application.aclose()
+
+
+@pytest.fixture
+def lean_answers(monkeypatch) -> list[lean.Answer]:
+    """Each answer the lean path sends."""
+    sent: list[lean.Answer] = []
+    send_answer = lean.send_answer
+
+    async def counted(answer: lean.Answer, *args: Any) -> None:
+        sent.append(answer)
+        await send_answer(answer, *args)
+
+    monkeypatch.setattr(lean, "send_answer", counted)
+    return sent
+
+
+async def teach(application: Any, world: World, case: Case = OWNER) -> list[int]:
+    """The first media request proves the reads; the first grant the lean
+    path would answer goes through the usual path, which teaches it."""
+    return [(await fetch(application, case, world))[0].status_code for _ in range(2)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+async def test_the_lean_path_answers_alike(
+    settings, world, entry_point, lean_answers, case: Case
+) -> None:
+    for name, value in case.settings:
+        setattr(settings, name, value)
+    # (Where a policy of the site's refuses the owner, there is nothing to learn.)
+    await teach(entry_point, world)
+    lean_answers.clear()
+
+    by_django, _ = await fetch(get_asgi_application(), case, world)
+    by_entry_point, django_requests = await fetch(entry_point, case, world)
+
+    assert by_django.status_code == case.status, by_django.text
+    assert by_entry_point.status_code == by_django.status_code
+    assert comparable(by_entry_point, case) == comparable(by_django, case)
+    assert by_entry_point.content == by_django.content
+    assert django_requests == (1 if case.passed_to_django else 0)
+    # The lean path answered exactly the grants it takes (under the streaming
+    # fallback, nginx does not send the bytes: the usual path streams them).
+    lean_case = case.name in LEAN_CASES and "SENDFILE_BACKEND" not in dict(case.settings)
+    assert len(lean_answers) == (1 if lean_case else 0)
+
+
+@pytest.fixture
+def loop_statements() -> Iterator[list[tuple[str, int]]]:
+    seen: list[tuple[str, int]] = []
+    with loop_connections.traced(lambda sql: seen.append((sql, threading.get_ident()))):
+        yield seen
+
+
+async def test_one_read_transaction_and_the_audit_trail(
+    world, entry_point, lean_answers, loop_statements, caplog
+) -> None:
+    counted: list[tuple[str, str, float]] = []
+
+    def counter(decision: str, reason: str, latency: float) -> None:
+        counted.append((decision, reason, latency))
+
+    assert await teach(entry_point, world) == [200, 200]
+    loop_statements.clear()
+    audit.add_counter(counter)
+    try:
+        with caplog.at_level(logging.INFO, logger="protected_media.audit"):
+            response, _ = await fetch(entry_point, OWNER, world)
+    finally:
+        audit.remove_counter(counter)
+
+    assert response.status_code == 200 and len(lean_answers) == 1
+    key = world.urls["alice's file"].rsplit("/", 1)[1]
+    assert response.headers["X-Accel-Redirect"] == f"/_protected/files/{key}.pdf"
+    # The session, the user, the record and the row holding the file, in one
+    # snapshot, on the loop's own thread.
+    tables = [
+        sql.split(" FROM ")[1].split()[0] if " FROM " in sql else sql for sql, _ in loop_statements
+    ]
+    assert tables == [
+        "BEGIN",
+        '"django_session"',
+        '"auth_user"',
+        '"protected_media_storedfile"',
+        '"protected_media_protectedfile"',
+        "ROLLBACK",
+    ]
+    assert {thread for _, thread in loop_statements} == {threading.get_ident()}
+    (line,) = [r for r in caplog.records if r.name == "protected_media.audit"]
+    assert line.getMessage().startswith(
+        f"media decision=served reason=owner user={world.users['alice'].pk} key={key} share=- "
+    )
+    assert (line.decision, line.reason, line.user_id, line.key) == (
+        "served",
+        "owner",
+        world.users["alice"].pk,
+        key,
+    )
+    assert [(decision, reason) for decision, reason, _ in counted] == [("served", "owner")]
+
+
+async def test_a_receiver_of_file_served_gets_the_request(world, entry_point, lean_answers) -> None:
+    received: list[dict[str, Any]] = []
+
+    def on_served(sender: Any, **kwargs: Any) -> None:
+        received.append(kwargs)
+
+    await teach(entry_point, world)
+    lean_answers.clear()
+    file_served.connect(on_served)
+    try:
+        response, _ = await fetch(entry_point, OWNER, world)
+    finally:
+        file_served.disconnect(on_served)
+    assert response.status_code == 200
+    assert lean_answers == []
+    (sent,) = received
+    assert sent["request"].path == world.urls["alice's file"]
+    assert sent["user"] == world.users["alice"]
+
+
+def _change_password(world: World) -> None:
+    alice = world.users["alice"]
+    alice.set_password("another-password")
+    alice.save()
+
+
+def _deactivate(world: World) -> None:
+    alice = world.users["alice"]
+    alice.is_active = False
+    alice.save()
+
+
+def _log_out(world: World, cookie: str) -> None:
+    from django.contrib.sessions.models import Session
+
+    Session.objects.filter(session_key=cookie).delete()
+
+
+def _delete_user(world: World) -> None:
+    world.users["alice"].delete()
+
+
+def _delete_file(world: World) -> None:
+    from protected_media.models import ProtectedFile
+
+    ProtectedFile.objects.filter(owner=world.users["alice"]).delete()
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (_change_password, 302),
+        (_deactivate, 302),
+        (_log_out, 302),
+        (_delete_user, 302),
+        (_delete_file, 404),
+    ],
+    ids=["password changed", "deactivated", "logged out", "user deleted", "file deleted"],
+)
+async def test_the_very_next_request_is_refused(
+    world, entry_point, lean_answers, change: Any, status: int
+) -> None:
+    cookie = await sync_to_async(signed_in)(world.users["alice"])
+    url = world.urls["alice's file"]
+    transport = httpx.ASGITransport(app=entry_point)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", cookies={"sessionid": cookie}
+    ) as client:
+        for _ in range(3):
+            assert (await client.get(url)).status_code == 200
+        assert len(lean_answers) == 1
+        if change is _log_out:
+            await sync_to_async(change)(world, cookie)
+        else:
+            await sync_to_async(change)(world)
+        response = await client.get(url)
+    assert response.status_code == status
+    assert len(lean_answers) == 1
+
+
+async def test_each_kind_of_request_learns_its_own_headers(
+    settings, world, entry_point, lean_answers
+) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    over_https = Case(
+        "owner over HTTPS", "alice's file", who("alice"), headers=(("X-Forwarded-Proto", "https"),)
+    )
+    await teach(entry_point, world)
+    lean_answers.clear()
+    # A new kind: the usual path answers it first.
+    by_usual_path, _ = await fetch(entry_point, over_https, world)
+    assert lean_answers == []
+    by_lean, _ = await fetch(entry_point, over_https, world)
+    by_django, _ = await fetch(get_asgi_application(), over_https, world)
+    over_http, _ = await fetch(entry_point, OWNER, world)
+
+    assert len(lean_answers) == 2
+    assert by_lean.headers["Strict-Transport-Security"] == "max-age=3600"
+    assert by_lean.headers.multi_items() == by_django.headers.multi_items()
+    assert by_lean.headers.multi_items() == by_usual_path.headers.multi_items()
+    assert "Strict-Transport-Security" not in over_http.headers
+
+
+async def test_headers_unlike_the_views_turn_it_off(
+    world, entry_point, lean_answers, monkeypatch, caplog
+) -> None:
+    own_headers = lean._own_headers
+
+    def reordered(grantee: Any) -> Any:
+        headers = own_headers(grantee)
+        return headers[1:] + headers[:1]
+
+    monkeypatch.setattr(lean, "_own_headers", reordered)
+    with caplog.at_level(logging.WARNING, logger="protected_media"):
+        for _ in range(4):
+            response, _ = await fetch(entry_point, OWNER, world)
+            assert response.status_code == 200
+    assert lean_answers == []
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "protected_media: the lean path's headers differ from the view's"
+    ]
+
+
+async def test_the_setting_turns_it_off(settings, world, entry_point, lean_answers) -> None:
+    settings.PROTECTED_MEDIA_FAST_PATH_LEAN = False
+    for _ in range(3):
+        response, _ = await fetch(entry_point, OWNER, world)
+        assert response.status_code == 200
+    assert lean_answers == []
+
+
+async def test_a_thumbnail_is_judged_as_its_original(
+    settings, world, entry_point, lean_answers
+) -> None:
+    from tests.test_thumbnails import image_bytes, thumbs, upload
+
+    settings.PROTECTED_MEDIA_THUMBNAIL_SIZES = (64,)
+    alice = world.users["alice"]
+    photo = await sync_to_async(upload)(alice, "holiday photo.png", image_bytes((400, 300)))
+    (thumbnail,) = await sync_to_async(thumbs)(photo)
+    url = f"/media/{thumbnail.key}"
+    await teach(entry_point, world)
+    lean_answers.clear()
+
+    answers = {}
+    for name in ("alice", "bob"):
+        case = Case(f"{name}'s view of the thumbnail", url, who(name))
+        answers[name] = [
+            await fetch(app, case, world) for app in (entry_point, get_asgi_application())
+        ]
+    (by_lean, _), (by_django, _) = answers["alice"]
+    assert by_lean.status_code == 200
+    assert by_lean.headers["X-Accel-Redirect"] == f"/_protected/{thumbnail.name}"
+    assert by_lean.headers.multi_items() == by_django.headers.multi_items()
+    (refused, _), (refused_by_django, _) = answers["bob"]
+    assert refused.status_code == refused_by_django.status_code == 404
+    assert [answer.reason for answer in lean_answers] == ["owner"]
+
+    await sync_to_async(photo.delete)()
+    gone, _ = await fetch(entry_point, Case("after", url, who("alice")), world)
+    assert gone.status_code == 404
+    assert len(lean_answers) == 1
