@@ -188,7 +188,8 @@ def stand_in_holder() -> Model:
     return ProtectedFile()
 
 
-_RECORD = CompiledLookup(StoredFile, ["pk"], limit=1)
+# A record by its key.
+RECORD_LOOKUP = CompiledLookup(StoredFile, ["pk"], limit=1)
 _HOLDERS: dict[tuple[type[Model], str], CompiledLookup[Model]] = {}
 
 
@@ -196,7 +197,7 @@ def find(key: str) -> Found:
     """The record for ``key`` and the one row holding its file (blocking)."""
     if not is_key(key):
         return Found(key, None, None)
-    records = _RECORD.fetch(key)
+    records = RECORD_LOOKUP.fetch(key)
     if not records or not is_safe_stored_name(records[0].name):
         if records:
             logger.error("protected_media record %s has an unsafe name; refused", records[0].pk)
@@ -210,7 +211,7 @@ def find(key: str) -> Found:
     # A thumbnail is served under its own name but judged by the row holding
     # its original, so it never outlives nor out-shares it. One more lookup,
     # for thumbnails only.
-    originals = _RECORD.fetch(record.original_id)
+    originals = RECORD_LOOKUP.fetch(record.original_id)
     if not originals or originals[0].original_id is not None:
         return Found(key, record, None)
     # Cached on the thumbnail: a policy can read record.original without a query.

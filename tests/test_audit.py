@@ -178,7 +178,7 @@ async def test_a_database_that_cannot_answer_is_recorded_as_a_refusal(
     def fail(*args: Any) -> Any:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(decision._RECORD, "fetch", fail)
+    monkeypatch.setattr(decision.RECORD_LOOKUP, "fetch", fail)
     case = Case("owner", "alice's file", CASES[0].session)
     for app_name, app in apps.items():
         trail.clear()

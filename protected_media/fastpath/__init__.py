@@ -13,6 +13,8 @@
     timeout;
   - ``postgres_reads``: on PostgreSQL, through psycopg's async pool, whose
     statements ``bridge`` awaits under the same blocking code;
+- ``lean`` and ``stored_grant``: a file granted to its owner, answered from
+  one read transaction of stored values without building Django's request;
 - ``media_routes``: the URLconf without the patterns that cannot match a
   media path, walked for every media request;
 - ``sending``: a Django response sent over ASGI.

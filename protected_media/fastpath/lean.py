@@ -33,7 +33,6 @@ declines from then on.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -42,32 +41,22 @@ from typing import Any
 from asgiref.typing import ASGISendCallable, ASGISendEvent, HTTPScope
 from django.conf import settings
 from django.contrib.auth import (
-    BACKEND_SESSION_KEY,
-    HASH_SESSION_KEY,
-    SESSION_KEY,
     get_user_model,
 )
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
-from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.signals import setting_changed
-from django.db.models import ForeignKey
 from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
-from django.utils import timezone
-from django.utils.crypto import constant_time_compare
 
 from ..conf import NGINX_BACKEND, S3_STORAGE, conf
 from ..keys import is_key
-from ..names import is_safe_stored_name
 from ..signals import file_served
-from . import session_data
-from .compiled import Execute, Statement
+from . import stored_grant
 from .loop_reads import LoopReads, common_case
 from .media_routes import media_view_match
 
 logger = logging.getLogger("protected_media")
 
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 # Kinds of request remembered at most: a client choosing the proxy header's
 # value must not grow them without bound.
@@ -92,15 +81,6 @@ class Answer:
     # The response's own headers, in the order the view sets them.
     headers: list[Header]
     started: float
-
-
-@dataclass(frozen=True)
-class _Grantee:
-    user_id: Any
-    reason: str
-    content_type: str
-    original_name: str
-    name: str
 
 
 class Lean:
@@ -133,7 +113,7 @@ class Lean:
             if kind not in self._middleware_headers and len(self._lessons) >= MAX_KINDS:
                 return None
             grantee = loop_reads.read_stored(
-                lambda alias, execute: _grantee(alias, execute, key, session_key)
+                lambda alias, execute: stored_grant.grantee(alias, execute, key, session_key)
             )
             if grantee is None:
                 return None
@@ -245,27 +225,12 @@ def _worked_out() -> bool:
         return False
     if settings.SESSION_SAVE_EVERY_REQUEST or SESSION_MIDDLEWARE not in settings.MIDDLEWARE:
         return False
-    if MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS:
+    if stored_grant.MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS:
         return False
     proxy_header = settings.SECURE_PROXY_SSL_HEADER
     if proxy_header and not str(proxy_header[0]).startswith("HTTP_"):
         return False
-    return _user_model_allows(get_user_model())
-
-
-def _user_model_allows(model: type[Any]) -> bool:
-    # The session hash from the stored password alone, by Django's own code,
-    # and the columns ModelBackend and the policy read.
-    from django.contrib.auth.base_user import AbstractBaseUser
-
-    if model.get_session_auth_hash is not AbstractBaseUser.get_session_auth_hash:
-        return False
-    if getattr(model, "_get_session_auth_hash", None) is not getattr(
-        AbstractBaseUser, "_get_session_auth_hash", None
-    ):
-        return False
-    concrete = {field.attname for field in model._meta.concrete_fields}
-    return {"password", "is_active"} <= concrete
+    return stored_grant.user_model_allows(get_user_model())
 
 
 def _plain_request(scope: HTTPScope) -> tuple[str, Kind, str] | None:
@@ -310,141 +275,7 @@ def _plain_request(scope: HTTPScope) -> tuple[str, Kind, str] | None:
     return key, (str(scope.get("scheme", "http")), proxy_value), store.session_key
 
 
-def _grantee(alias: str, execute: Execute, key: str, session_key: str) -> _Grantee | None:
-    """Who the default policy grants the file ``key`` to, among the signed-in
-    user and the rules the lean path answers; None for the usual path."""
-    # Imported on use: these import the models.
-    from ..decision import (
-        _RECORD,
-        STAND_IN_NAME,
-        STAND_IN_SOURCE,
-        holder_field,
-        holder_lookup,
-    )
-    from ..fields import ProtectedFieldMixin
-    from ..policy import OWNER, STAFF
-    from .auth import session_lookup, user_lookup
-
-    def row(statement: Statement | None) -> dict[str, Any] | None:
-        if statement is None or statement.alias != alias:
-            raise _Declined
-        rows = execute(statement.qmark_sql, statement.params)
-        return dict(zip(statement.attnames, rows[0], strict=True)) if rows else None
-
-    def holder_rows(source: str, name: str) -> list[dict[str, Any]] | None:
-        try:
-            model, field = holder_field(source)
-        except (LookupError, FieldDoesNotExist, ValueError):
-            return None
-        if not isinstance(field, ProtectedFieldMixin):
-            return None
-        statement = holder_lookup(model, field).statement(name)
-        if statement is None or statement.alias != alias:
-            raise _Declined
-        rows = execute(statement.qmark_sql, statement.params)
-        return [dict(zip(statement.attnames, values, strict=True)) for values in rows]
-
-    try:
-        store = DatabaseSessionStore(session_key)
-        session = row(session_lookup(store.model).statement(session_key, timezone.now()))
-        if session is None:
-            return None
-        data = session_data.decode(store, session["session_data"])
-        user_model = get_user_model()
-        pk = user_model._meta.pk
-        try:
-            user_id = pk.to_python(data[SESSION_KEY])
-            backend = data[BACKEND_SESSION_KEY]
-        except (KeyError, ValidationError):
-            return None
-        session_hash = data.get(HASH_SESSION_KEY)
-        if backend != MODEL_BACKEND or not session_hash:
-            return None
-        user = row(user_lookup(user_model).statement(user_id))
-        # ModelBackend refuses an inactive user, and so does the policy.
-        if user is None or not user["is_active"]:
-            return None
-        if not constant_time_compare(session_hash, _session_auth_hash(user["password"])):
-            return None
-        record = row(_RECORD.statement(key))
-        if record is None or not is_safe_stored_name(record["name"]):
-            # The holder's statement all the same, as ``decision.find`` runs it.
-            holder_rows(STAND_IN_SOURCE, STAND_IN_NAME)
-            return None
-        judged = record
-        if record["original_id"] is not None:
-            # A thumbnail is judged as its original.
-            original = row(_RECORD.statement(record["original_id"]))
-            if original is None or original["original_id"] is not None:
-                return None
-            judged = original
-        holders = holder_rows(judged["source"], judged["name"])
-        if holders is None or len(holders) != 1:
-            return None
-        owner = _owner_attname(judged["source"], user_model)
-        if owner is not None and holders[0][owner] == user[pk.attname]:
-            reason = OWNER
-        elif conf.allow_staff and user.get("is_staff"):
-            reason = STAFF
-        else:
-            return None
-    except _Declined:
-        return None
-    return _Grantee(
-        user_id, reason, record["content_type"], record["original_name"], record["name"]
-    )
-
-
-class _Declined(Exception):
-    """A lookup the lean path cannot run as the usual path would."""
-
-
-@functools.cache
-def _stored_password() -> type[Any]:
-    """A stand-in for a user that holds only the stored password, with the
-    methods of Django's own that turn it into the session hash."""
-    from django.contrib.auth.base_user import AbstractBaseUser
-
-    methods = {"get_session_auth_hash": AbstractBaseUser.get_session_auth_hash}
-    private = getattr(AbstractBaseUser, "_get_session_auth_hash", None)
-    if private is not None:
-        methods["_get_session_auth_hash"] = private
-    return type("StoredPassword", (), methods)
-
-
-def _session_auth_hash(password: str) -> str:
-    stand_in = _stored_password()()
-    stand_in.password = password
-    return stand_in.get_session_auth_hash()  # type: ignore[no-any-return]
-
-
-_owner_attnames: dict[tuple[str, type[Any]], str | None] = {}
-
-
-def _owner_attname(source: str, user_model: type[Any]) -> str | None:
-    """The column holding the owner's primary key, where the protected field
-    names an owner through a foreign key to the user's primary key (so that
-    stored values compare as the policy compares them); else None."""
-    key = (source, user_model)
-    if key not in _owner_attnames:
-        from ..decision import holder_field
-
-        model, field = holder_field(source)
-        attname = None
-        owner_field = getattr(field, "owner_field", None)
-        if owner_field is not None:
-            owner = model._meta.get_field(owner_field)
-            if (
-                isinstance(owner, ForeignKey)
-                and owner.remote_field.model is user_model
-                and owner.target_field is user_model._meta.pk
-            ):
-                attname = owner.attname
-        _owner_attnames[key] = attname
-    return _owner_attnames[key]
-
-
-def _own_headers(grantee: _Grantee) -> list[Header] | None:
+def _own_headers(grantee: stored_grant.Grantee) -> list[Header] | None:
     """The headers the view sets on the handoff, in its order; None where a
     value is not one Django would send as it stands."""
     from ..decision import served_headers

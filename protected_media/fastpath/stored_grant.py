@@ -1,0 +1,194 @@
+"""Who the stored rows grant a file to, for the lean path (``lean``).
+
+The rows the media check reads (the session, the user, the file's record and
+a thumbnail's original, the row holding the file) are read as stored values
+in one read transaction, through the SQL the ORM compiles for the usual
+path (``compiled``), and only for the grants the default policy makes
+without another query: to the file's owner, and to staff where
+``PROTECTED_MEDIA_ALLOW_STAFF`` says so. For anything else the answer is
+None, and the usual path decides.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+)
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db.models import ForeignKey
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from ..conf import conf
+from ..names import is_safe_stored_name
+from . import session_data
+from .compiled import Execute, Statement
+
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+@dataclass(frozen=True)
+class Grantee:
+    """Whom the file is granted to, why, and what the answer names."""
+
+    user_id: Any
+    reason: str
+    content_type: str
+    original_name: str
+    name: str
+
+
+def user_model_allows(model: type[Any]) -> bool:
+    """Whether ``grantee`` reads users of ``model`` as Django would."""
+    # The session hash from the stored password alone, by Django's own code,
+    # and the columns ModelBackend and the policy read.
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    if model.get_session_auth_hash is not AbstractBaseUser.get_session_auth_hash:
+        return False
+    if getattr(model, "_get_session_auth_hash", None) is not getattr(
+        AbstractBaseUser, "_get_session_auth_hash", None
+    ):
+        return False
+    concrete = {field.attname for field in model._meta.concrete_fields}
+    return {"password", "is_active"} <= concrete
+
+
+def grantee(alias: str, execute: Execute, key: str, session_key: str) -> Grantee | None:
+    """Who the default policy grants the file ``key`` to, among the signed-in
+    user and the rules the lean path answers; None for the usual path."""
+    # Imported on use: these import the models.
+    from ..decision import (
+        RECORD_LOOKUP,
+        STAND_IN_NAME,
+        STAND_IN_SOURCE,
+        holder_field,
+        holder_lookup,
+    )
+    from ..fields import ProtectedFieldMixin
+    from ..policy import OWNER, STAFF
+    from .auth import session_lookup, user_lookup
+
+    def row(statement: Statement | None) -> dict[str, Any] | None:
+        if statement is None or statement.alias != alias:
+            raise _Declined
+        rows = execute(statement.qmark_sql, statement.params)
+        return dict(zip(statement.attnames, rows[0], strict=True)) if rows else None
+
+    def holder_rows(source: str, name: str) -> list[dict[str, Any]] | None:
+        try:
+            model, field = holder_field(source)
+        except (LookupError, FieldDoesNotExist, ValueError):
+            return None
+        if not isinstance(field, ProtectedFieldMixin):
+            return None
+        statement = holder_lookup(model, field).statement(name)
+        if statement is None or statement.alias != alias:
+            raise _Declined
+        rows = execute(statement.qmark_sql, statement.params)
+        return [dict(zip(statement.attnames, values, strict=True)) for values in rows]
+
+    try:
+        store = DatabaseSessionStore(session_key)
+        session = row(session_lookup(store.model).statement(session_key, timezone.now()))
+        if session is None:
+            return None
+        data = session_data.decode(store, session["session_data"])
+        user_model = get_user_model()
+        pk = user_model._meta.pk
+        try:
+            user_id = pk.to_python(data[SESSION_KEY])
+            backend = data[BACKEND_SESSION_KEY]
+        except (KeyError, ValidationError):
+            return None
+        session_hash = data.get(HASH_SESSION_KEY)
+        if backend != MODEL_BACKEND or not session_hash:
+            return None
+        user = row(user_lookup(user_model).statement(user_id))
+        # ModelBackend refuses an inactive user, and so does the policy.
+        if user is None or not user["is_active"]:
+            return None
+        if not constant_time_compare(session_hash, _session_auth_hash(user["password"])):
+            return None
+        record = row(RECORD_LOOKUP.statement(key))
+        if record is None or not is_safe_stored_name(record["name"]):
+            # The holder's statement all the same, as ``decision.find`` runs it.
+            holder_rows(STAND_IN_SOURCE, STAND_IN_NAME)
+            return None
+        judged = record
+        if record["original_id"] is not None:
+            # A thumbnail is judged as its original.
+            original = row(RECORD_LOOKUP.statement(record["original_id"]))
+            if original is None or original["original_id"] is not None:
+                return None
+            judged = original
+        holders = holder_rows(judged["source"], judged["name"])
+        if holders is None or len(holders) != 1:
+            return None
+        owner = _owner_attname(judged["source"], user_model)
+        if owner is not None and holders[0][owner] == user[pk.attname]:
+            reason = OWNER
+        elif conf.allow_staff and user.get("is_staff"):
+            reason = STAFF
+        else:
+            return None
+    except _Declined:
+        return None
+    return Grantee(user_id, reason, record["content_type"], record["original_name"], record["name"])
+
+
+class _Declined(Exception):
+    """A lookup the lean path cannot run as the usual path would."""
+
+
+@functools.cache
+def _stored_password() -> type[Any]:
+    """A stand-in for a user that holds only the stored password, with the
+    methods of Django's own that turn it into the session hash."""
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    methods = {"get_session_auth_hash": AbstractBaseUser.get_session_auth_hash}
+    private = getattr(AbstractBaseUser, "_get_session_auth_hash", None)
+    if private is not None:
+        methods["_get_session_auth_hash"] = private
+    return type("StoredPassword", (), methods)
+
+
+def _session_auth_hash(password: str) -> str:
+    stand_in = _stored_password()()
+    stand_in.password = password
+    return stand_in.get_session_auth_hash()  # type: ignore[no-any-return]
+
+
+_owner_attnames: dict[tuple[str, type[Any]], str | None] = {}
+
+
+def _owner_attname(source: str, user_model: type[Any]) -> str | None:
+    """The column holding the owner's primary key, where the protected field
+    names an owner through a foreign key to the user's primary key (so that
+    stored values compare as the policy compares them); else None."""
+    key = (source, user_model)
+    if key not in _owner_attnames:
+        from ..decision import holder_field
+
+        model, field = holder_field(source)
+        attname = None
+        owner_field = getattr(field, "owner_field", None)
+        if owner_field is not None:
+            owner = model._meta.get_field(owner_field)
+            if (
+                isinstance(owner, ForeignKey)
+                and owner.remote_field.model is user_model
+                and owner.target_field is user_model._meta.pk
+            ):
+                attname = owner.attname
+        _owner_attnames[key] = attname
+    return _owner_attnames[key]
