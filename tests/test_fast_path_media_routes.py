@@ -10,8 +10,11 @@ import pytest
 from django.urls import URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 
+from protected_media import views
 from protected_media.fastpath.media_routes import (
+    _pruned_slot,
     _regex_literal_start,
+    media_key,
     media_resolver,
     media_view_match,
 )
@@ -136,3 +139,32 @@ def test_only_a_path_django_sends_to_the_media_view_is_matched(settings) -> None
     assert media_view_match("/files/") is None
     settings.ROOT_URLCONF = "tests.urlconfs.site_media_first"
     assert media_view_match("/media/9Hz8q_s6Uo1") is None  # the site's own view
+
+
+@pytest.mark.parametrize("urlconf", ["tests.urlconfs.media_among_others", "gateway.urls"])
+@pytest.mark.parametrize("path", MEDIA_PATHS)
+def test_the_media_key_is_the_one_django_gives_the_view(settings, urlconf, path) -> None:
+    settings.ROOT_URLCONF = urlconf
+    try:
+        match = resolve(path)
+    except Resolver404:
+        match = None
+    expected = match.kwargs["key"] if match is not None and match.func is views.serve else None
+    assert media_key(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("urlconf", "alone"),
+    [
+        ("gateway.urls", True),
+        # Patterns of the site's that may match a media path come first.
+        ("tests.urlconfs.media_among_others", False),
+        # The include with extra arguments for the view.
+        ("tests.urlconfs.media_with_kwargs", False),
+    ],
+)
+def test_the_key_is_read_from_the_path_only_under_the_gateways_include_alone(
+    settings, urlconf, alone
+) -> None:
+    settings.ROOT_URLCONF = urlconf
+    assert _pruned_slot("/media/")[3] is alone

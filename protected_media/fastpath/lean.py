@@ -53,7 +53,7 @@ from ..keys import is_key
 from ..signals import file_served
 from . import stored_grant
 from .loop_reads import LoopReads, common_case
-from .media_routes import media_view_match
+from .media_routes import media_key
 
 logger = logging.getLogger("protected_media")
 
@@ -236,11 +236,8 @@ def _worked_out() -> bool:
 def _plain_request(scope: HTTPScope) -> tuple[str, Kind, str] | None:
     """The media key, the kind of request and the session key, where the
     request is as plain as the lean path takes; else None."""
-    match = media_view_match(scope["path"])
-    if match is None:
-        return None
-    key = match.kwargs["key"]
-    if not is_key(key):
+    key = media_key(scope["path"])
+    if key is None or not is_key(key):
         return None
     proxy_header = settings.SECURE_PROXY_SSL_HEADER
     # The name Django's request turns into that META key.

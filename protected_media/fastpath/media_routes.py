@@ -50,10 +50,11 @@ _REGEX_SYNTAX = frozenset(".^$*+?{}[]\\|()")
 # Those that make the character before them optional or repeated.
 _QUANTIFIERS = frozenset("*?{")
 
-# (the URLconf's resolver, the media prefix, the pruned resolver): one slot,
-# refilled when either changes. Two threads that refill it at once make equal
-# copies, and either may stay: no lock is needed.
-_pruned: tuple[URLResolver, str, URLResolver] | None = None
+# (the URLconf's resolver, the media prefix, the pruned resolver, whether
+# that is the gateway's include alone): one slot, refilled when either of the
+# first two changes. Two threads that refill it at once make equal copies,
+# and either may stay: no lock is needed.
+_pruned: tuple[URLResolver, str, URLResolver, bool] | None = None
 
 
 def media_view_match(path: str) -> ResolverMatch | None:
@@ -82,14 +83,59 @@ def media_view_match(path: str) -> ResolverMatch | None:
 def media_resolver(media_url: str) -> URLResolver:
     """The resolver ``django.urls.resolve`` uses now, pruned for paths that
     start with ``media_url`` (``PROTECTED_MEDIA_URL``, starting with ``/``)."""
+    return _pruned_slot(media_url)[2]
+
+
+def media_key(path: str) -> str | None:
+    """The ``key`` the media view gets for ``path`` (a request's ``path_info``
+    under ``PROTECTED_MEDIA_URL``), or None where the URLconf sends the path
+    elsewhere. Where the pruned URLconf is the gateway's include alone,
+    mounted on the prefix, that is the rest of the path unless it is a share
+    link's; elsewhere, ``media_view_match`` tells."""
+    media_url = conf.url
+    if path.startswith(media_url) and _pruned_slot(media_url)[3]:
+        # Imported on use: the share links' module imports the models.
+        from ..shares import URL_PREFIX
+
+        rest = path[len(media_url) :]
+        return None if rest.startswith(URL_PREFIX) else rest
+    match = media_view_match(path)
+    return match.kwargs["key"] if match is not None else None
+
+
+def _pruned_slot(media_url: str) -> tuple[URLResolver, str, URLResolver, bool]:
     global _pruned
     resolver = get_resolver(get_urlconf())
     pruned = _pruned
     if pruned is not None and pruned[0] is resolver and pruned[1] == media_url:
-        return pruned[2]
+        return pruned
     copy = prune(resolver, media_url.removeprefix("/"))
-    _pruned = (resolver, media_url, copy)
-    return copy
+    pruned = (resolver, media_url, copy, _is_media_include_alone(copy, media_url))
+    _pruned = pruned
+    return pruned
+
+
+def _is_media_include_alone(pruned: URLResolver, media_url: str) -> bool:
+    """Whether ``pruned`` (the root, pruned for ``media_url``) holds only
+    ``include("protected_media.urls")`` on a plain route that is the prefix,
+    with no extra arguments: then the include's own two patterns decide (a
+    share link under ``s/``, the media view for any other rest of the path)."""
+    from .. import urls
+
+    if len(pruned.url_patterns) != 1:
+        return False
+    (include,) = pruned.url_patterns
+    return (
+        type(include) is URLResolver
+        and type(include.pattern) is RoutePattern
+        and getattr(include.pattern, "_route", None) == media_url.removeprefix("/")
+        and not include.pattern.converters
+        and not include.default_kwargs
+        and len(include.url_patterns) == len(urls.urlpatterns)
+        and all(
+            kept is ours for kept, ours in zip(include.url_patterns, urls.urlpatterns, strict=True)
+        )
+    )
 
 
 def prune(resolver: URLResolver, prefix: str) -> URLResolver:
