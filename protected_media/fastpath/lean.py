@@ -107,13 +107,13 @@ class Lean:
             request = _plain_request(scope)
             if request is None:
                 return None
-            key, kind, session_key = request
+            key, kind, store = request
             if self._lessons.get(kind, 0) >= MAX_LESSONS:
                 return None
             if kind not in self._middleware_headers and len(self._lessons) >= MAX_KINDS:
                 return None
             grantee = loop_reads.read_stored(
-                lambda alias, execute: stored_grant.grantee(alias, execute, key, session_key)
+                lambda alias, execute: stored_grant.grantee(alias, execute, key, store)
             )
             if grantee is None:
                 return None
@@ -233,8 +233,8 @@ def _worked_out() -> bool:
     return stored_grant.user_model_allows(get_user_model())
 
 
-def _plain_request(scope: HTTPScope) -> tuple[str, Kind, str] | None:
-    """The media key, the kind of request and the session key, where the
+def _plain_request(scope: HTTPScope) -> tuple[str, Kind, DatabaseSessionStore] | None:
+    """The media key, the kind of request and the session's store, where the
     request is as plain as the lean path takes; else None."""
     key = media_key(scope["path"])
     if key is None or not is_key(key):
@@ -269,7 +269,7 @@ def _plain_request(scope: HTTPScope) -> tuple[str, Kind, str] | None:
     store = DatabaseSessionStore(session_key)
     if store.session_key is None:
         return None
-    return key, (str(scope.get("scheme", "http")), proxy_value), store.session_key
+    return key, (str(scope.get("scheme", "http")), proxy_value), store
 
 
 def _own_headers(grantee: stored_grant.Grantee) -> list[Header] | None:

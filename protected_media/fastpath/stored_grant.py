@@ -15,6 +15,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
     HASH_SESSION_KEY,
@@ -62,7 +63,7 @@ def user_model_allows(model: type[Any]) -> bool:
     return {"password", "is_active"} <= concrete
 
 
-def grantee(alias: str, execute: Execute, key: str, session_key: str) -> Grantee | None:
+def grantee(alias: str, execute: Execute, key: str, store: DatabaseSessionStore) -> Grantee | None:
     """Who the default policy grants the file ``key`` to, among the signed-in
     user and the rules the lean path answers; None for the usual path."""
     # Imported on use: these import the models.
@@ -97,8 +98,7 @@ def grantee(alias: str, execute: Execute, key: str, session_key: str) -> Grantee
         return [dict(zip(statement.attnames, values, strict=True)) for values in rows]
 
     try:
-        store = DatabaseSessionStore(session_key)
-        session = row(session_lookup(store.model).statement(session_key, timezone.now()))
+        session = row(session_lookup(store.model).statement(store.session_key, timezone.now()))
         if session is None:
             return None
         data = session_data.decode(store, session["session_data"])
@@ -116,7 +116,8 @@ def grantee(alias: str, execute: Execute, key: str, session_key: str) -> Grantee
         # ModelBackend refuses an inactive user, and so does the policy.
         if user is None or not user["is_active"]:
             return None
-        if not constant_time_compare(session_hash, _session_auth_hash(user["password"])):
+        computed = _session_auth_hash(user["password"], settings.SECRET_KEY)
+        if not constant_time_compare(session_hash, computed):
             return None
         record = row(RECORD_LOOKUP.statement(key))
         if record is None or not is_safe_stored_name(record["name"]):
@@ -162,7 +163,12 @@ def _stored_password() -> type[Any]:
     return type("StoredPassword", (), methods)
 
 
-def _session_auth_hash(password: str) -> str:
+@functools.lru_cache(maxsize=4096)
+def _session_auth_hash(password: str, secret_key: str) -> str:
+    """The user's session hash, by Django's own method, remembered for the
+    users of the last requests (an HMAC costs as much as a statement).
+    ``secret_key`` is the current key, which the method reads itself: a new
+    key computes afresh."""
     stand_in = _stored_password()()
     stand_in.password = password
     return stand_in.get_session_auth_hash()  # type: ignore[no-any-return]
