@@ -22,7 +22,7 @@ from django.db import connection
 
 from protected_media import audit
 from protected_media.asgi import ProtectedMediaASGI
-from protected_media.fastpath import lean
+from protected_media.fastpath import lean, stored_grant
 from protected_media.signals import file_served
 from tests import loop_connections
 from tests.test_fast_path import CASES, Case, World, comparable, fetch, signed_in, who, world
@@ -252,13 +252,13 @@ async def test_each_kind_of_request_learns_its_own_headers(
 async def test_headers_unlike_the_views_turn_it_off(
     world, entry_point, lean_answers, monkeypatch, caplog
 ) -> None:
-    own_headers = lean._own_headers
+    own_headers = stored_grant.answer_headers
 
     def reordered(grantee: Any) -> Any:
         headers = own_headers(grantee)
         return headers[1:] + headers[:1]
 
-    monkeypatch.setattr(lean, "_own_headers", reordered)
+    monkeypatch.setattr(stored_grant, "answer_headers", reordered)
     with caplog.at_level(logging.WARNING, logger="protected_media"):
         for _ in range(4):
             response, _ = await fetch(entry_point, OWNER, world)

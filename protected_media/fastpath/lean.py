@@ -33,9 +33,11 @@ declines from then on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from asgiref.typing import ASGISendCallable, ASGISendEvent, HTTPScope
@@ -51,12 +53,12 @@ from django.http.request import split_domain_port, validate_host
 from ..conf import NGINX_BACKEND, S3_STORAGE, conf
 from ..keys import is_key
 from ..signals import file_served
-from . import stored_grant
 from .loop_reads import LoopReads, common_case
 from .media_routes import media_key
 
 logger = logging.getLogger("protected_media")
 
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 # Kinds of request remembered at most: a client choosing the proxy header's
 # value must not grow them without bound.
@@ -112,12 +114,13 @@ class Lean:
                 return None
             if kind not in self._middleware_headers and len(self._lessons) >= MAX_KINDS:
                 return None
+            granting = _granting()
             grantee = loop_reads.read_stored(
-                lambda alias, execute: stored_grant.grantee(alias, execute, key, store)
+                lambda alias, execute: granting.grantee(alias, execute, key, store)
             )
             if grantee is None:
                 return None
-            headers = _own_headers(grantee)
+            headers = granting.answer_headers(grantee)
         except Exception:
             self._off = True
             logger.warning(
@@ -170,14 +173,7 @@ async def send_answer(
     answer: Answer, middleware_headers: list[Header], send: ASGISendCallable
 ) -> None:
     """The audit line, the counters and the answer, as the view gives them."""
-    # Imported on use: the audit trail imports the models.
-    from .. import audit
-    from ..responses import database_answered
-
-    latency = time.perf_counter() - answer.started
-    audit.write_line(audit.SERVED, answer.reason, answer.user_id, answer.key, None, latency)
-    audit.count(audit.SERVED, answer.reason, latency)
-    database_answered()
+    _granting().record_served(answer.reason, answer.user_id, answer.key, answer.started)
     await send(
         {
             "type": "http.response.start",
@@ -225,12 +221,12 @@ def _worked_out() -> bool:
         return False
     if settings.SESSION_SAVE_EVERY_REQUEST or SESSION_MIDDLEWARE not in settings.MIDDLEWARE:
         return False
-    if stored_grant.MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS:
+    if MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS:
         return False
     proxy_header = settings.SECURE_PROXY_SSL_HEADER
     if proxy_header and not str(proxy_header[0]).startswith("HTTP_"):
         return False
-    return stored_grant.user_model_allows(get_user_model())
+    return bool(_granting().user_model_allows(get_user_model()))
 
 
 def _plain_request(scope: HTTPScope) -> tuple[str, Kind, DatabaseSessionStore] | None:
@@ -272,29 +268,10 @@ def _plain_request(scope: HTTPScope) -> tuple[str, Kind, DatabaseSessionStore] |
     return key, (str(scope.get("scheme", "http")), proxy_value), store
 
 
-def _own_headers(grantee: stored_grant.Grantee) -> list[Header] | None:
-    """The headers the view sets on the handoff, in its order; None where a
-    value is not one Django would send as it stands."""
-    from ..decision import served_headers
-    from ..storage.accel import local_accel_target
-    from ..views import X_ACCEL_REDIRECT
+@functools.cache
+def _granting() -> ModuleType:
+    # Imported on first use, once: it imports the models, and the entry point
+    # is imported before Django's app registry is ready.
+    from . import stored_grant
 
-    target = local_accel_target(conf.internal_url or "", grantee.name)
-    if target is None:
-        return None
-    served = served_headers(grantee.content_type, grantee.original_name)
-    # HttpResponse starts with Content-Type; the view sets the redirect, then
-    # the served headers (Content-Type keeps its place), then the length.
-    ordered = {"Content-Type": served.pop("Content-Type")}
-    ordered[X_ACCEL_REDIRECT] = target
-    ordered.update(served)
-    ordered["Content-Length"] = "0"
-    headers = []
-    for name, value in ordered.items():
-        if "\n" in value or "\r" in value:
-            return None
-        try:
-            headers.append((name.encode("ascii"), value.encode("latin-1")))
-        except UnicodeEncodeError:
-            return None
-    return headers
+    return stored_grant

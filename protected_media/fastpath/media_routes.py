@@ -50,11 +50,11 @@ _REGEX_SYNTAX = frozenset(".^$*+?{}[]\\|()")
 # Those that make the character before them optional or repeated.
 _QUANTIFIERS = frozenset("*?{")
 
-# (the URLconf's resolver, the media prefix, the pruned resolver, whether
-# that is the gateway's include alone): one slot, refilled when either of the
-# first two changes. Two threads that refill it at once make equal copies,
-# and either may stay: no lock is needed.
-_pruned: tuple[URLResolver, str, URLResolver, bool] | None = None
+# (the URLconf's resolver, the media prefix, the pruned resolver, and where
+# that is the gateway's include alone, the share links' prefix): one slot,
+# refilled when either of the first two changes. Two threads that refill it
+# at once make equal copies, and either may stay: no lock is needed.
+_pruned: tuple[URLResolver, str, URLResolver, str | None] | None = None
 
 
 def media_view_match(path: str) -> ResolverMatch | None:
@@ -93,24 +93,28 @@ def media_key(path: str) -> str | None:
     mounted on the prefix, that is the rest of the path unless it is a share
     link's; elsewhere, ``media_view_match`` tells."""
     media_url = conf.url
-    if path.startswith(media_url) and _pruned_slot(media_url)[3]:
-        # Imported on use: the share links' module imports the models.
-        from ..shares import URL_PREFIX
-
+    share_prefix = _pruned_slot(media_url)[3] if path.startswith(media_url) else None
+    if share_prefix is not None:
         rest = path[len(media_url) :]
-        return None if rest.startswith(URL_PREFIX) else rest
+        return None if rest.startswith(share_prefix) else rest
     match = media_view_match(path)
     return match.kwargs["key"] if match is not None else None
 
 
-def _pruned_slot(media_url: str) -> tuple[URLResolver, str, URLResolver, bool]:
+def _pruned_slot(media_url: str) -> tuple[URLResolver, str, URLResolver, str | None]:
     global _pruned
     resolver = get_resolver(get_urlconf())
     pruned = _pruned
     if pruned is not None and pruned[0] is resolver and pruned[1] == media_url:
         return pruned
     copy = prune(resolver, media_url.removeprefix("/"))
-    pruned = (resolver, media_url, copy, _is_media_include_alone(copy, media_url))
+    share_prefix = None
+    if _is_media_include_alone(copy, media_url):
+        # Imported on use: the share links' module imports the models.
+        from ..shares import URL_PREFIX
+
+        share_prefix = URL_PREFIX
+    pruned = (resolver, media_url, copy, share_prefix)
     _pruned = pruned
     return pruned
 

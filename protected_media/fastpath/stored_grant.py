@@ -1,4 +1,5 @@
-"""Who the stored rows grant a file to, for the lean path (``lean``).
+"""Who the stored rows grant a file to, and what that grant answers, for
+the lean path (``lean``, which imports this module once the models are).
 
 The rows the media check reads (the session, the user, the file's record and
 a thumbnail's original, the row holding the file) are read as stored values
@@ -12,6 +13,7 @@ None, and the usual path decides.
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,18 +24,33 @@ from django.contrib.auth import (
     SESSION_KEY,
     get_user_model,
 )
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import ForeignKey
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from .. import audit
 from ..conf import conf
+from ..decision import (
+    RECORD_LOOKUP,
+    STAND_IN_NAME,
+    STAND_IN_SOURCE,
+    holder_field,
+    holder_lookup,
+    served_headers,
+)
+from ..fields import ProtectedFieldMixin
 from ..names import is_safe_stored_name
+from ..policy import OWNER, STAFF
+from ..responses import database_answered
+from ..storage.accel import local_accel_target
+from ..views import X_ACCEL_REDIRECT
 from . import session_data
+from .auth import session_lookup, user_lookup
 from .compiled import Execute, Statement
-
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+from .lean import MODEL_BACKEND
 
 
 @dataclass(frozen=True)
@@ -51,13 +68,9 @@ def user_model_allows(model: type[Any]) -> bool:
     """Whether ``grantee`` reads users of ``model`` as Django would."""
     # The session hash from the stored password alone, by Django's own code,
     # and the columns ModelBackend and the policy read.
-    from django.contrib.auth.base_user import AbstractBaseUser
-
-    if model.get_session_auth_hash is not AbstractBaseUser.get_session_auth_hash:
+    if model.get_session_auth_hash is not _StoredPassword.get_session_auth_hash:
         return False
-    if getattr(model, "_get_session_auth_hash", None) is not getattr(
-        AbstractBaseUser, "_get_session_auth_hash", None
-    ):
+    if model._get_session_auth_hash is not _StoredPassword._get_session_auth_hash:
         return False
     concrete = {field.attname for field in model._meta.concrete_fields}
     return {"password", "is_active"} <= concrete
@@ -66,17 +79,6 @@ def user_model_allows(model: type[Any]) -> bool:
 def grantee(alias: str, execute: Execute, key: str, store: DatabaseSessionStore) -> Grantee | None:
     """Who the default policy grants the file ``key`` to, among the signed-in
     user and the rules the lean path answers; None for the usual path."""
-    # Imported on use: these import the models.
-    from ..decision import (
-        RECORD_LOOKUP,
-        STAND_IN_NAME,
-        STAND_IN_SOURCE,
-        holder_field,
-        holder_lookup,
-    )
-    from ..fields import ProtectedFieldMixin
-    from ..policy import OWNER, STAFF
-    from .auth import session_lookup, user_lookup
 
     def row(statement: Statement | None) -> dict[str, Any] | None:
         if statement is None or statement.alias != alias:
@@ -150,17 +152,15 @@ class _Declined(Exception):
     """A lookup the lean path cannot run as the usual path would."""
 
 
-@functools.cache
-def _stored_password() -> type[Any]:
+class _StoredPassword:
     """A stand-in for a user that holds only the stored password, with the
     methods of Django's own that turn it into the session hash."""
-    from django.contrib.auth.base_user import AbstractBaseUser
 
-    methods = {"get_session_auth_hash": AbstractBaseUser.get_session_auth_hash}
-    private = getattr(AbstractBaseUser, "_get_session_auth_hash", None)
-    if private is not None:
-        methods["_get_session_auth_hash"] = private
-    return type("StoredPassword", (), methods)
+    def __init__(self, password: str) -> None:
+        self.password = password
+
+    get_session_auth_hash = AbstractBaseUser.get_session_auth_hash
+    _get_session_auth_hash = AbstractBaseUser._get_session_auth_hash  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -169,9 +169,7 @@ def _session_auth_hash(password: str, secret_key: str) -> str:
     users of the last requests (an HMAC costs as much as a statement).
     ``secret_key`` is the current key, which the method reads itself: a new
     key computes afresh."""
-    stand_in = _stored_password()()
-    stand_in.password = password
-    return stand_in.get_session_auth_hash()  # type: ignore[no-any-return]
+    return _StoredPassword(password).get_session_auth_hash()  # type: ignore[misc]
 
 
 _owner_attnames: dict[tuple[str, type[Any]], str | None] = {}
@@ -183,8 +181,6 @@ def _owner_attname(source: str, user_model: type[Any]) -> str | None:
     stored values compare as the policy compares them); else None."""
     key = (source, user_model)
     if key not in _owner_attnames:
-        from ..decision import holder_field
-
         model, field = holder_field(source)
         attname = None
         owner_field = getattr(field, "owner_field", None)
@@ -198,3 +194,36 @@ def _owner_attname(source: str, user_model: type[Any]) -> str | None:
                 attname = owner.attname
         _owner_attnames[key] = attname
     return _owner_attnames[key]
+
+
+def answer_headers(grantee: Grantee) -> list[tuple[bytes, bytes]] | None:
+    """The headers the view sets on the handoff, in its order; None where a
+    value is not one Django would send as it stands."""
+    target = local_accel_target(conf.internal_url or "", grantee.name)
+    if target is None:
+        return None
+    served = served_headers(grantee.content_type, grantee.original_name)
+    # HttpResponse starts with Content-Type; the view sets the redirect, then
+    # the served headers (Content-Type keeps its place), then the length.
+    ordered = {"Content-Type": served.pop("Content-Type")}
+    ordered[X_ACCEL_REDIRECT] = target
+    ordered.update(served)
+    ordered["Content-Length"] = "0"
+    headers: list[tuple[bytes, bytes]] = []
+    for name, value in ordered.items():
+        if "\n" in value or "\r" in value:
+            return None
+        try:
+            headers.append((name.encode("ascii"), value.encode("latin-1")))
+        except UnicodeEncodeError:
+            return None
+    return headers
+
+
+def record_served(reason: str, user_id: Any, key: str, started: float) -> None:
+    """The audit line and the counters of a grant, as the view records them
+    where nothing listens to ``file_served``."""
+    latency = time.perf_counter() - started
+    audit.write_line(audit.SERVED, reason, user_id, key, None, latency)
+    audit.count(audit.SERVED, reason, latency)
+    database_answered()
