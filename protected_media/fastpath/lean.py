@@ -99,14 +99,15 @@ class Lean:
         """The answer for ``scope`` if the lean path may give it; None for the
         usual path. Reads, never writes."""
         started = time.perf_counter()
-        if self._off or file_served.receivers or not _settings_allow():
+        plan = _plan() if not self._off and not file_served.receivers else None
+        if plan is None:
             return None
         if self._settings_version != _settings_version:
             self._middleware_headers.clear()
             self._lessons.clear()
             self._settings_version = _settings_version
         try:
-            request = _plain_request(scope)
+            request = _plain_request(scope, plan)
             if request is None:
                 return None
             key, kind, store = request
@@ -116,11 +117,11 @@ class Lean:
                 return None
             granting = _granting()
             grantee = loop_reads.read_stored(
-                lambda alias, execute: granting.grantee(alias, execute, key, store)
+                lambda alias, execute: granting.grantee(alias, execute, key, store, plan)
             )
             if grantee is None:
                 return None
-            headers = granting.answer_headers(grantee)
+            headers = granting.answer_headers(grantee, plan)
         except Exception:
             self._off = True
             logger.warning(
@@ -185,59 +186,87 @@ async def send_answer(
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-_allowed: bool | None = None
+@dataclass(frozen=True)
+class Plan:
+    """The settings the lean path reads for each request, read once."""
+
+    # The request header Django reads for SECURE_PROXY_SSL_HEADER, as
+    # Django's request names it (upper case, "_" for "-"), if one is named.
+    proxy_header: bytes | None
+    allowed_hosts: list[str]
+    session_cookie: str
+    allow_staff: bool
+    secret_key: str
+    internal_url: str
+
+
+# (the plan, or None where the settings leave media to the usual path), once
+# worked out.
+_plan_slot: tuple[Plan | None] | None = None
 # Counts the settings' changes (tests, mostly): what the middleware adds
 # depends on them, so a change forgets what was learned.
 _settings_version = 0
 
 
-def _settings_allow() -> bool:
-    """Whether the settings leave media requests in the case the lean path
-    answers; worked out once, again after a setting changes."""
-    global _allowed
-    if _allowed is None:
-        _allowed = _worked_out()
-    return _allowed
+def _plan() -> Plan | None:
+    """The settings the lean path reads, where they leave media requests in
+    the case it answers; worked out once, again after a setting changes."""
+    global _plan_slot
+    if _plan_slot is None:
+        _plan_slot = (_worked_out(),)
+    return _plan_slot[0]
 
 
 def _forget(**kwargs: Any) -> None:
-    global _allowed, _settings_version
-    _allowed = None
+    global _plan_slot, _settings_version
+    _plan_slot = None
     _settings_version += 1
 
 
 setting_changed.connect(_forget)
 
 
-def _worked_out() -> bool:
+def _worked_out() -> Plan | None:
     if not conf.fast_path_lean or not common_case():
-        return False
-    if conf.storage == S3_STORAGE or conf.backend != NGINX_BACKEND or not conf.internal_url:
-        return False
+        return None
+    internal_url = conf.internal_url
+    if conf.storage == S3_STORAGE or conf.backend != NGINX_BACKEND or not internal_url:
+        return None
     if conf.root is None or settings.FORCE_SCRIPT_NAME or settings.USE_X_FORWARDED_HOST:
-        return False
+        return None
     # CommonMiddleware's request hook answers or refuses on these.
     if settings.DISALLOWED_USER_AGENTS or settings.PREPEND_WWW:
-        return False
+        return None
     if settings.SESSION_SAVE_EVERY_REQUEST or SESSION_MIDDLEWARE not in settings.MIDDLEWARE:
-        return False
+        return None
     if MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS:
-        return False
+        return None
     proxy_header = settings.SECURE_PROXY_SSL_HEADER
     if proxy_header and not str(proxy_header[0]).startswith("HTTP_"):
-        return False
-    return bool(_granting().user_model_allows(get_user_model()))
+        return None
+    if not _granting().user_model_allows(get_user_model()):
+        return None
+    allowed_hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed_hosts:
+        # What HttpRequest.get_host allows then.
+        allowed_hosts = [".localhost", "127.0.0.1", "[::1]"]
+    return Plan(
+        proxy_header=proxy_header[0][5:].encode("latin-1") if proxy_header else None,
+        allowed_hosts=allowed_hosts,
+        session_cookie=settings.SESSION_COOKIE_NAME,
+        allow_staff=conf.allow_staff,
+        secret_key=settings.SECRET_KEY,
+        internal_url=internal_url,
+    )
 
 
-def _plain_request(scope: HTTPScope) -> tuple[str, Kind, DatabaseSessionStore] | None:
+def _plain_request(scope: HTTPScope, plan: Plan) -> tuple[str, Kind, DatabaseSessionStore] | None:
     """The media key, the kind of request and the session's store, where the
     request is as plain as the lean path takes; else None."""
     key = media_key(scope["path"])
     if key is None or not is_key(key):
         return None
-    proxy_header = settings.SECURE_PROXY_SSL_HEADER
-    # The name Django's request turns into that META key.
-    proxy_name = proxy_header[0][5:].encode("latin-1") if proxy_header else None
+    proxy_header = plan.proxy_header
     host = cookie = proxy_value = None
     for name, value in scope["headers"]:
         if name == b"host":
@@ -248,20 +277,17 @@ def _plain_request(scope: HTTPScope) -> tuple[str, Kind, DatabaseSessionStore] |
             if cookie is not None:
                 return None
             cookie = value.decode("latin-1")
-        elif proxy_name is not None and name.upper().replace(b"-", b"_") == proxy_name:
+        elif proxy_header is not None and name.upper().replace(b"-", b"_") == proxy_header:
             if proxy_value is not None:
                 return None
             proxy_value = value.decode("latin-1")
     if host is None or cookie is None:
         return None
-    allowed_hosts = settings.ALLOWED_HOSTS
-    if settings.DEBUG and not allowed_hosts:
-        allowed_hosts = [".localhost", "127.0.0.1", "[::1]"]
     domain, _ = split_domain_port(host)
-    if not domain or not validate_host(domain, allowed_hosts):
+    if not domain or not validate_host(domain, plan.allowed_hosts):
         return None
     # As Django's request parses the header, and its store validates the key.
-    session_key = parse_cookie(cookie.rstrip("; ")).get(settings.SESSION_COOKIE_NAME)
+    session_key = parse_cookie(cookie.rstrip("; ")).get(plan.session_cookie)
     store = DatabaseSessionStore(session_key)
     if store.session_key is None:
         return None

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
     HASH_SESSION_KEY,
@@ -32,7 +31,6 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from .. import audit
-from ..conf import conf
 from ..decision import (
     RECORD_LOOKUP,
     STAND_IN_NAME,
@@ -50,7 +48,7 @@ from ..views import X_ACCEL_REDIRECT
 from . import session_data
 from .auth import session_lookup, user_lookup
 from .compiled import Execute, Statement
-from .lean import MODEL_BACKEND
+from .lean import MODEL_BACKEND, Plan
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,9 @@ def user_model_allows(model: type[Any]) -> bool:
     return {"password", "is_active"} <= concrete
 
 
-def grantee(alias: str, execute: Execute, key: str, store: DatabaseSessionStore) -> Grantee | None:
+def grantee(
+    alias: str, execute: Execute, key: str, store: DatabaseSessionStore, plan: Plan
+) -> Grantee | None:
     """Who the default policy grants the file ``key`` to, among the signed-in
     user and the rules the lean path answers; None for the usual path."""
 
@@ -118,7 +118,7 @@ def grantee(alias: str, execute: Execute, key: str, store: DatabaseSessionStore)
         # ModelBackend refuses an inactive user, and so does the policy.
         if user is None or not user["is_active"]:
             return None
-        computed = _session_auth_hash(user["password"], settings.SECRET_KEY)
+        computed = _session_auth_hash(user["password"], plan.secret_key)
         if not constant_time_compare(session_hash, computed):
             return None
         record = row(RECORD_LOOKUP.statement(key))
@@ -139,7 +139,7 @@ def grantee(alias: str, execute: Execute, key: str, store: DatabaseSessionStore)
         owner = _owner_attname(judged["source"], user_model)
         if owner is not None and holders[0][owner] == user[pk.attname]:
             reason = OWNER
-        elif conf.allow_staff and user.get("is_staff"):
+        elif plan.allow_staff and user.get("is_staff"):
             reason = STAFF
         else:
             return None
@@ -196,10 +196,10 @@ def _owner_attname(source: str, user_model: type[Any]) -> str | None:
     return _owner_attnames[key]
 
 
-def answer_headers(grantee: Grantee) -> list[tuple[bytes, bytes]] | None:
+def answer_headers(grantee: Grantee, plan: Plan) -> list[tuple[bytes, bytes]] | None:
     """The headers the view sets on the handoff, in its order; None where a
     value is not one Django would send as it stands."""
-    target = local_accel_target(conf.internal_url or "", grantee.name)
+    target = local_accel_target(plan.internal_url, grantee.name)
     if target is None:
         return None
     served = served_headers(grantee.content_type, grantee.original_name)
