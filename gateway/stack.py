@@ -208,6 +208,8 @@ class Stack:
             "75",
             "--timeout-graceful-shutdown",
             "10",
+            # nginx logs every request already (as the deployed service runs).
+            "--no-access-log",
             "--log-level",
             "warning",
         ]

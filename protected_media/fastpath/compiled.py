@@ -27,7 +27,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -113,8 +113,7 @@ class _Compiled:
     attnames: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Statement:
+class Statement(NamedTuple):
     """One run of a compiled lookup: its SQL in both placeholder styles, the
     parameters adapted as ``fetch`` adapts them, and the attribute each
     selected column fills, in order."""

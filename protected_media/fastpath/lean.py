@@ -38,7 +38,7 @@ import logging
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from asgiref.typing import ASGISendCallable, ASGISendEvent, HTTPScope
 from django.conf import settings
@@ -72,8 +72,7 @@ Header = tuple[bytes, bytes]
 Kind = tuple[str, str | None]
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """A grant the lean path can answer."""
 
     kind: Kind

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
@@ -51,8 +50,7 @@ from .compiled import Execute, Statement
 from .lean import MODEL_BACKEND, Plan
 
 
-@dataclass(frozen=True)
-class Grantee:
+class Grantee(NamedTuple):
     """Whom the file is granted to, why, and what the answer names."""
 
     user_id: Any
