@@ -193,6 +193,8 @@ class Plan:
     # Django's request names it (upper case, "_" for "-"), if one is named.
     proxy_header: bytes | None
     allowed_hosts: list[str]
+    session_model: type[Any]
+    user_model: type[Any]
     session_cookie: str
     allow_staff: bool
     secret_key: str
@@ -243,7 +245,8 @@ def _worked_out() -> Plan | None:
     proxy_header = settings.SECURE_PROXY_SSL_HEADER
     if proxy_header and not str(proxy_header[0]).startswith("HTTP_"):
         return None
-    if not _granting().user_model_allows(get_user_model()):
+    user_model = get_user_model()
+    if not _granting().user_model_allows(user_model):
         return None
     allowed_hosts = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not allowed_hosts:
@@ -252,6 +255,8 @@ def _worked_out() -> Plan | None:
     return Plan(
         proxy_header=proxy_header[0][5:].encode("latin-1") if proxy_header else None,
         allowed_hosts=allowed_hosts,
+        session_model=DatabaseSessionStore.get_model_class(),
+        user_model=user_model,
         session_cookie=settings.SESSION_COOKIE_NAME,
         allow_staff=conf.allow_staff,
         secret_key=settings.SECRET_KEY,

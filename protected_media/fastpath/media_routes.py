@@ -37,7 +37,6 @@ from django.urls import (
     URLPattern,
     URLResolver,
     get_resolver,
-    get_urlconf,
     resolve,
 )
 from django.urls.exceptions import Resolver404
@@ -81,8 +80,8 @@ def media_view_match(path: str) -> ResolverMatch | None:
 
 
 def media_resolver(media_url: str) -> URLResolver:
-    """The resolver ``django.urls.resolve`` uses now, pruned for paths that
-    start with ``media_url`` (``PROTECTED_MEDIA_URL``, starting with ``/``)."""
+    """The resolver Django's handler resolves a request with, pruned for paths
+    that start with ``media_url`` (``PROTECTED_MEDIA_URL``, starting with ``/``)."""
     return _pruned_slot(media_url)[2]
 
 
@@ -103,7 +102,10 @@ def media_key(path: str) -> str | None:
 
 def _pruned_slot(media_url: str) -> tuple[URLResolver, str, URLResolver, str | None]:
     global _pruned
-    resolver = get_resolver(get_urlconf())
+    # The root URLconf's resolver, as Django's handler resolves a request no
+    # middleware gave a URLconf of its own (the entry point runs none that
+    # could): a context's set_urlconf() does not reach it either.
+    resolver = get_resolver()
     pruned = _pruned
     if pruned is not None and pruned[0] is resolver and pruned[1] == media_url:
         return pruned

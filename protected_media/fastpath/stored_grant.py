@@ -20,7 +20,6 @@ from django.contrib.auth import (
     BACKEND_SESSION_KEY,
     HASH_SESSION_KEY,
     SESSION_KEY,
-    get_user_model,
 )
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
@@ -46,7 +45,7 @@ from ..storage.accel import local_accel_target
 from ..views import X_ACCEL_REDIRECT
 from . import session_data
 from .auth import session_lookup, user_lookup
-from .compiled import Execute, Statement
+from .compiled import CompiledLookup, Execute, Statement
 from .lean import MODEL_BACKEND, Plan
 
 
@@ -84,26 +83,25 @@ def grantee(
         rows = execute(statement.qmark_sql, statement.params)
         return dict(zip(statement.attnames, rows[0], strict=True)) if rows else None
 
-    def holder_rows(source: str, name: str) -> list[dict[str, Any]] | None:
-        try:
-            model, field = holder_field(source)
-        except (LookupError, FieldDoesNotExist, ValueError):
+    def holder_rows(holding: _Holding | None, name: str) -> list[dict[str, Any]] | None:
+        if holding is None:
             return None
-        if not isinstance(field, ProtectedFieldMixin):
-            return None
-        statement = holder_lookup(model, field).statement(name)
+        statement = holding.lookup.statement(name)
         if statement is None or statement.alias != alias:
             raise _Declined
         rows = execute(statement.qmark_sql, statement.params)
         return [dict(zip(statement.attnames, values, strict=True)) for values in rows]
 
+    user_model = plan.user_model
+    pk = user_model._meta.pk
     try:
-        session = row(session_lookup(store.model).statement(store.session_key, timezone.now()))
+        session_row = session_lookup(plan.session_model).statement(
+            store.session_key, timezone.now()
+        )
+        session = row(session_row)
         if session is None:
             return None
         data = session_data.decode(store, session["session_data"])
-        user_model = get_user_model()
-        pk = user_model._meta.pk
         try:
             user_id = pk.to_python(data[SESSION_KEY])
             backend = data[BACKEND_SESSION_KEY]
@@ -122,7 +120,7 @@ def grantee(
         record = row(RECORD_LOOKUP.statement(key))
         if record is None or not is_safe_stored_name(record["name"]):
             # The holder's statement all the same, as ``decision.find`` runs it.
-            holder_rows(STAND_IN_SOURCE, STAND_IN_NAME)
+            holder_rows(_holding(STAND_IN_SOURCE, user_model), STAND_IN_NAME)
             return None
         judged = record
         if record["original_id"] is not None:
@@ -131,10 +129,11 @@ def grantee(
             if original is None or original["original_id"] is not None:
                 return None
             judged = original
-        holders = holder_rows(judged["source"], judged["name"])
-        if holders is None or len(holders) != 1:
+        holding = _holding(judged["source"], user_model)
+        holders = holder_rows(holding, judged["name"])
+        if holding is None or holders is None or len(holders) != 1:
             return None
-        owner = _owner_attname(judged["source"], user_model)
+        owner = holding.owner_attname
         if owner is not None and holders[0][owner] == user[pk.attname]:
             reason = OWNER
         elif plan.allow_staff and user.get("is_staff"):
@@ -170,28 +169,46 @@ def _session_auth_hash(password: str, secret_key: str) -> str:
     return _StoredPassword(password).get_session_auth_hash()  # type: ignore[misc]
 
 
-_owner_attnames: dict[tuple[str, type[Any]], str | None] = {}
+class _Holding(NamedTuple):
+    """How the rows holding files of one source are read."""
+
+    lookup: CompiledLookup[Any]
+    # The column holding the owner's primary key, where the protected field
+    # names an owner through a foreign key to the user's primary key (so
+    # that stored values compare as the policy compares them); else None.
+    owner_attname: str | None
 
 
-def _owner_attname(source: str, user_model: type[Any]) -> str | None:
-    """The column holding the owner's primary key, where the protected field
-    names an owner through a foreign key to the user's primary key (so that
-    stored values compare as the policy compares them); else None."""
+# By (source, user model); only sources that name a protected field, so at
+# most one entry per such field.
+_holdings: dict[tuple[str, type[Any]], _Holding] = {}
+
+
+def _holding(source: str, user_model: type[Any]) -> _Holding | None:
+    """How the rows holding a file of ``source`` are read; None where the
+    source names no protected field."""
     key = (source, user_model)
-    if key not in _owner_attnames:
+    holding = _holdings.get(key)
+    if holding is not None:
+        return holding
+    try:
         model, field = holder_field(source)
-        attname = None
-        owner_field = getattr(field, "owner_field", None)
-        if owner_field is not None:
-            owner = model._meta.get_field(owner_field)
-            if (
-                isinstance(owner, ForeignKey)
-                and owner.remote_field.model is user_model
-                and owner.target_field is user_model._meta.pk
-            ):
-                attname = owner.attname
-        _owner_attnames[key] = attname
-    return _owner_attnames[key]
+    except (LookupError, FieldDoesNotExist, ValueError):
+        return None
+    if not isinstance(field, ProtectedFieldMixin):
+        return None
+    attname = None
+    owner_field = getattr(field, "owner_field", None)
+    if owner_field is not None:
+        owner = model._meta.get_field(owner_field)
+        if (
+            isinstance(owner, ForeignKey)
+            and owner.remote_field.model is user_model
+            and owner.target_field is user_model._meta.pk
+        ):
+            attname = owner.attname
+    holding = _holdings.setdefault(key, _Holding(holder_lookup(model, field), attname))
+    return holding
 
 
 def answer_headers(grantee: Grantee, plan: Plan) -> list[tuple[bytes, bytes]] | None:
