@@ -254,8 +254,8 @@ async def test_headers_unlike_the_views_turn_it_off(
 ) -> None:
     own_headers = stored_grant.answer_headers
 
-    def reordered(grantee: Any, plan: Any) -> Any:
-        headers = own_headers(grantee, plan)
+    def reordered(grantee: Any, plan: Any, *, head: bool) -> Any:
+        headers = own_headers(grantee, plan, head=head)
         return headers[1:] + headers[:1]
 
     monkeypatch.setattr(stored_grant, "answer_headers", reordered)

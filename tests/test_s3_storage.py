@@ -225,6 +225,50 @@ async def test_the_fast_entry_point_hands_off_the_same_way(store, alice, make_fi
     assert (got.status, got.body) == (200, b"fast\n")
 
 
+async def test_the_lean_path_hands_off_the_same_way(store, alice, make_file, monkeypatch) -> None:
+    from protected_media.fastpath import lean
+
+    answered: list[lean.Answer] = []
+    send_answer = lean.send_answer
+
+    async def counted(answer: lean.Answer, *args: Any) -> None:
+        answered.append(answer)
+        await send_answer(answer, *args)
+
+    monkeypatch.setattr(lean, "send_answer", counted)
+    item = await amake(make_file, alice, "notes.txt", b"lean\n")
+    cookie = (await client_for(alice)).cookies["sessionid"].value
+    application = ProtectedMediaASGI(get_asgi_application())
+    try:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", cookies={"sessionid": cookie}
+        ) as fast:
+            # The first proves the reads, the second teaches the lean path.
+            by_usual_path = [await fast.get(item.file.url) for _ in range(2)]
+            by_lean = await fast.get(item.file.url)
+            head_by_lean = await fast.head(item.file.url)
+    finally:
+        await application.aclose()
+    assert len(answered) == 2
+    assert by_usual_path[-1].status_code == by_lean.status_code == 200
+    # The same headers but for the redirect, which is signed afresh.
+    without_target = [
+        [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name != "x-accel-redirect"
+        ]
+        for response in (by_usual_path[-1], by_lean)
+    ]
+    assert without_target[0] == without_target[1]
+    got = fetch_as_nginx(by_lean.headers["x-accel-redirect"], store)
+    assert (got.status, got.body) == (200, b"lean\n")
+    head_target = head_by_lean.headers["x-accel-redirect"]
+    assert fetch_as_nginx(head_target, store, method="HEAD").status == 200
+    assert fetch_as_nginx(head_target, store, method="GET").status == 403
+
+
 async def test_the_streaming_fallback_refuses_to_serve_from_the_store(
     store, settings, alice, make_file
 ) -> None:

@@ -81,6 +81,9 @@ class Answer(NamedTuple):
     reason: str
     # The response's own headers, in the order the view sets them.
     headers: list[Header]
+    # Whether the redirect is a URL signed for this moment (object storage):
+    # then the usual path's answer to the same request names another.
+    signed_target: bool
     started: float
 
 
@@ -120,7 +123,7 @@ class Lean:
             )
             if grantee is None:
                 return None
-            headers = granting.answer_headers(grantee, plan)
+            headers = granting.answer_headers(grantee, plan, head=scope["method"] == "HEAD")
         except Exception:
             self._off = True
             logger.warning(
@@ -130,7 +133,8 @@ class Lean:
             return None
         if headers is None:
             return None
-        return Answer(kind, grantee.user_id, key, grantee.reason, headers, started)
+        signed = plan.store_internal_url is not None
+        return Answer(kind, grantee.user_id, key, grantee.reason, headers, signed, started)
 
     def middleware_headers(self, answer: Answer) -> list[Header] | None:
         """What the middleware adds to ``answer``'s kind of request, once learned."""
@@ -157,7 +161,9 @@ class Lean:
             # kind of request, or the session changed meanwhile).
             self._lessons[answer.kind] = self._lessons.get(answer.kind, 0) + 1
             return
-        if headers[: len(own)] != own or any(name.lower() in own_names for name, _ in added):
+        if _comparable(headers[: len(own)], answer) != _comparable(own, answer) or any(
+            name.lower() in own_names for name, _ in added
+        ):
             self._off = True
             logger.warning(
                 "protected_media: the lean path's headers differ from the view's "
@@ -199,6 +205,8 @@ class Plan:
     allow_staff: bool
     secret_key: str
     internal_url: str
+    # PROTECTED_MEDIA_S3_INTERNAL_URL, where the files are in object storage.
+    store_internal_url: str | None
 
 
 # (the plan, or None where the settings leave media to the usual path), once
@@ -230,10 +238,15 @@ setting_changed.connect(_forget)
 def _worked_out() -> Plan | None:
     if not conf.fast_path_lean or not common_case():
         return None
-    internal_url = conf.internal_url
-    if conf.storage == S3_STORAGE or conf.backend != NGINX_BACKEND or not internal_url:
+    if conf.backend != NGINX_BACKEND:
         return None
-    if conf.root is None or settings.FORCE_SCRIPT_NAME or settings.USE_X_FORWARDED_HOST:
+    # Object storage hands off to the store's internal location; the disk,
+    # to SENDFILE_URL's, where django-sendfile2 would not build the redirect.
+    store_internal_url = conf.s3_internal_url if conf.storage == S3_STORAGE else None
+    internal_url = conf.internal_url or ""
+    if store_internal_url is None and (not internal_url or conf.root is None):
+        return None
+    if settings.FORCE_SCRIPT_NAME or settings.USE_X_FORWARDED_HOST:
         return None
     # CommonMiddleware's request hook answers or refuses on these.
     if settings.DISALLOWED_USER_AGENTS or settings.PREPEND_WWW:
@@ -261,6 +274,7 @@ def _worked_out() -> Plan | None:
         allow_staff=conf.allow_staff,
         secret_key=settings.SECRET_KEY,
         internal_url=internal_url,
+        store_internal_url=store_internal_url,
     )
 
 
@@ -305,3 +319,13 @@ def _granting() -> ModuleType:
     from . import stored_grant
 
     return stored_grant
+
+
+def _comparable(headers: list[Header], answer: Answer) -> list[Header]:
+    # A signed redirect is made afresh for each answer: its name and place
+    # must agree, its value cannot.
+    if not answer.signed_target:
+        return headers
+    return [
+        (name, b"" if name.lower() == b"x-accel-redirect" else value) for name, value in headers
+    ]

@@ -41,7 +41,8 @@ from ..fields import ProtectedFieldMixin
 from ..names import is_safe_stored_name
 from ..policy import OWNER, STAFF
 from ..responses import database_answered
-from ..storage.accel import local_accel_target
+from ..storage import protected_storage
+from ..storage.accel import local_accel_target, store_accel_target
 from ..views import X_ACCEL_REDIRECT
 from . import session_data
 from .auth import session_lookup, user_lookup
@@ -211,10 +212,16 @@ def _holding(source: str, user_model: type[Any]) -> _Holding | None:
     return holding
 
 
-def answer_headers(grantee: Grantee, plan: Plan) -> list[tuple[bytes, bytes]] | None:
-    """The headers the view sets on the handoff, in its order; None where a
-    value is not one Django would send as it stands."""
-    target = local_accel_target(plan.internal_url, grantee.name)
+def answer_headers(grantee: Grantee, plan: Plan, *, head: bool) -> list[tuple[bytes, bytes]] | None:
+    """The headers the view sets on the handoff of a GET (or ``head``), in
+    its order; None where a value is not one Django would send as it stands."""
+    target: str | None
+    if plan.store_internal_url is not None:
+        # nginx fetches the object with a URL signed for this method.
+        presigned = protected_storage.presign(grantee.name, "HEAD" if head else "GET")
+        target = store_accel_target(presigned, plan.store_internal_url)
+    else:
+        target = local_accel_target(plan.internal_url, grantee.name)
     if target is None:
         return None
     served = served_headers(grantee.content_type, grantee.original_name)
