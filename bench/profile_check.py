@@ -3,6 +3,7 @@
     python -m bench.profile_check                     # SQLite, 20,000 requests
     python -m bench.profile_check --database postgres # a fresh PostgreSQL database
     python -m bench.profile_check --profile 25        # and cProfile's top 25
+    python -m bench.profile_check --stranger          # another user, who is refused
 
 The gateway's own ASGI application (``gateway.asgi``: ``ProtectedMediaASGI``
 in front of Django) is called in this process, on one event loop, with the
@@ -64,8 +65,9 @@ def configure(data_dir: Path, database_url: str) -> None:
                 handler.setStream(log_file)
 
 
-def prepare() -> tuple[str, bytes]:
-    """The media path of a file the signed-in owner may read, and its cookie."""
+def prepare() -> tuple[str, bytes, bytes]:
+    """The media path of a file the signed-in owner may read, the owner's
+    cookie and that of another signed-in user, whom the file is refused."""
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.files.base import ContentFile
@@ -79,10 +81,14 @@ def prepare() -> tuple[str, bytes]:
     stored = ProtectedFile(owner=user)
     stored.file.save("note.txt", ContentFile(b"x" * 4096), save=False)
     stored.save()
-    client = Client()
-    client.force_login(user)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    return stored.file.url, f"{settings.SESSION_COOKIE_NAME}={session}".encode()
+    stranger = get_user_model().objects.create_user("bob", password="unused-" + uuid.uuid4().hex)
+    cookies = []
+    for who in (user, stranger):
+        client = Client()
+        client.force_login(who)
+        session = client.cookies[settings.SESSION_COOKIE_NAME].value
+        cookies.append(f"{settings.SESSION_COOKIE_NAME}={session}".encode())
+    return stored.file.url, cookies[0], cookies[1]
 
 
 def scope_for(path: str, cookie: bytes) -> dict[str, Any]:
@@ -140,7 +146,10 @@ async def run(args: argparse.Namespace, path: str, cookie: bytes) -> None:
 
     scope = scope_for(path, cookie)
     status, headers = await one_request(application, scope)
-    if status != 200 or b"x-accel-redirect" not in {name.lower() for name in headers}:
+    if args.stranger:
+        if status != 404:
+            sys.exit(f"the stranger's first request was not refused: {status} {headers}")
+    elif status != 200 or b"x-accel-redirect" not in {name.lower() for name in headers}:
         sys.exit(f"the first request was not handed to nginx: {status} {headers}")
     await timed(application, scope, min(args.requests, 2000))  # warm up
     if args.compare_lean:
@@ -214,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--compare-lean", action="store_true", help="the lean path against the usual path"
     )
+    parser.add_argument(
+        "--stranger", action="store_true", help="another signed-in user, who is refused"
+    )
     args = parser.parse_args(argv)
     data_dir = Path(tempfile.mkdtemp(prefix="profile-check-"))
     database_url = ""
@@ -224,9 +236,9 @@ def main(argv: list[str] | None = None) -> None:
         database_url = args.postgres_url.rsplit("/", 1)[0] + "/" + database
     try:
         configure(data_dir, database_url)
-        path, cookie = prepare()
+        path, owner, stranger = prepare()
         with asyncio.Runner(loop_factory=event_loop_factory(args.loop)) as runner:
-            runner.run(run(args, path, cookie))
+            runner.run(run(args, path, stranger if args.stranger else owner))
     finally:
         if database:
             from django.db import connections
