@@ -42,9 +42,7 @@ from typing import Any, NamedTuple
 
 from asgiref.typing import ASGISendCallable, ASGISendEvent, HTTPScope
 from django.conf import settings
-from django.contrib.auth import (
-    get_user_model,
-)
+from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.core.signals import setting_changed
 from django.http.cookie import parse_cookie
