@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asgiref.sync import SyncToAsync
@@ -74,3 +75,19 @@ def make_file() -> Callable[..., ProtectedFile]:
         return item
 
     return make
+
+
+@pytest.fixture
+def lean_answers(monkeypatch) -> list[Any]:
+    """Each answer the entry point's lean path sends (``fastpath.lean``)."""
+    from protected_media.fastpath import lean
+
+    sent: list[lean.Answer] = []
+    send_answer = lean.send_answer
+
+    async def counted(answer: lean.Answer, *args: Any) -> None:
+        sent.append(answer)
+        await send_answer(answer, *args)
+
+    monkeypatch.setattr(lean, "send_answer", counted)
+    return sent

@@ -22,7 +22,7 @@ from django.db import connection
 
 from protected_media import audit
 from protected_media.asgi import ProtectedMediaASGI
-from protected_media.fastpath import lean, stored_grant
+from protected_media.fastpath import stored_grant
 from protected_media.signals import file_served
 from tests import loop_connections
 from tests.test_fast_path import CASES, Case, World, comparable, fetch, signed_in, who, world
@@ -45,20 +45,6 @@ async def entry_point() -> Any:
     application = ProtectedMediaASGI(get_asgi_application())
     yield application
     await application.aclose()
-
-
-@pytest.fixture
-def lean_answers(monkeypatch) -> list[lean.Answer]:
-    """Each answer the lean path sends."""
-    sent: list[lean.Answer] = []
-    send_answer = lean.send_answer
-
-    async def counted(answer: lean.Answer, *args: Any) -> None:
-        sent.append(answer)
-        await send_answer(answer, *args)
-
-    monkeypatch.setattr(lean, "send_answer", counted)
-    return sent
 
 
 async def teach(application: Any, world: World, case: Case = OWNER) -> list[int]:

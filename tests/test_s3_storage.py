@@ -225,17 +225,7 @@ async def test_the_fast_entry_point_hands_off_the_same_way(store, alice, make_fi
     assert (got.status, got.body) == (200, b"fast\n")
 
 
-async def test_the_lean_path_hands_off_the_same_way(store, alice, make_file, monkeypatch) -> None:
-    from protected_media.fastpath import lean
-
-    answered: list[lean.Answer] = []
-    send_answer = lean.send_answer
-
-    async def counted(answer: lean.Answer, *args: Any) -> None:
-        answered.append(answer)
-        await send_answer(answer, *args)
-
-    monkeypatch.setattr(lean, "send_answer", counted)
+async def test_the_lean_path_hands_off_the_same_way(store, alice, make_file, lean_answers) -> None:
     item = await amake(make_file, alice, "notes.txt", b"lean\n")
     cookie = (await client_for(alice)).cookies["sessionid"].value
     application = ProtectedMediaASGI(get_asgi_application())
@@ -250,7 +240,7 @@ async def test_the_lean_path_hands_off_the_same_way(store, alice, make_file, mon
             head_by_lean = await fast.head(item.file.url)
     finally:
         await application.aclose()
-    assert len(answered) == 2
+    assert len(lean_answers) == 2
     assert by_usual_path[-1].status_code == by_lean.status_code == 200
     # The same headers but for the redirect, which is signed afresh.
     without_target = [

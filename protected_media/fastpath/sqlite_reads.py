@@ -99,15 +99,13 @@ class SqliteReads:
     only on its event loop."""
 
     def __init__(self) -> None:
-        self._connection: sqlite3.Connection | None = None
-        self._alias: str | None = None
+        self._typed = _Connection(typed=True)
         # Set for good by an error that is not the database's (a Django
         # internal that changed under the loop): the threads answer from then on.
         self._broken = False
         self._proof = Proof()
-        # The lean path's connection (``read_stored``).
-        self._stored: sqlite3.Connection | None = None
-        self._stored_alias: str | None = None
+        # The lean path's (``read_stored``).
+        self._stored = _Connection(typed=False)
 
     async def aload(
         self, request: HttpRequest, key: str, in_threads: InThreads
@@ -167,15 +165,9 @@ class SqliteReads:
             return None
         alias = router.db_for_read(DatabaseSessionStore.get_model_class())
         try:
-            if self._stored is not None and self._stored_alias != alias:
-                self._close_stored()
-            if self._stored is None:
-                path = database_file(alias)
-                if path is None:
-                    return None
-                self._stored = open_read_only(path, busy_ms, typed=False)
-                self._stored_alias = alias
-            connection = self._stored
+            connection = self._stored.opened(alias, busy_ms)
+            if connection is None:
+                return None
 
             def execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
                 return connection.execute(sql, params).fetchall()
@@ -188,7 +180,7 @@ class SqliteReads:
                 connection.execute("ROLLBACK")
         except sqlite3.Error as error:
             if not _is_busy(error):
-                self._close_stored()
+                self._stored.close()
             return None
 
     def prove(self, busy_ms: int) -> bool | None:
@@ -218,29 +210,41 @@ class SqliteReads:
         return failure is None
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
-        self._close_stored()
-
-    def _close_stored(self) -> None:
-        connection, self._stored = self._stored, None
-        if connection is not None:
-            connection.close()
+        self._typed.close()
+        self._stored.close()
 
     async def aclose(self) -> None:
         self.close()
 
     def _reader(self, alias: str, busy_ms: int) -> LoopReader | None:
+        connection = self._typed.opened(alias, busy_ms)
+        return reader_for(connection, alias) if connection is not None else None
+
+
+class _Connection:
+    """A read-only connection to the file of one database alias, opened on
+    first use and again for another alias."""
+
+    def __init__(self, *, typed: bool) -> None:
+        self._typed = typed
+        self._connection: sqlite3.Connection | None = None
+        self._alias: str | None = None
+
+    def opened(self, alias: str, busy_ms: int) -> sqlite3.Connection | None:
         if self._connection is not None and self._alias != alias:
             self.close()
         if self._connection is None:
             path = database_file(alias)
             if path is None:
                 return None
-            self._connection = open_read_only(path, busy_ms)
+            self._connection = open_read_only(path, busy_ms, typed=self._typed)
             self._alias = alias
-        return reader_for(self._connection, alias)
+        return self._connection
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
