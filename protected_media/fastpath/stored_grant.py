@@ -114,11 +114,12 @@ def grantee(
         computed = _session_auth_hash(user["password"], plan.secret_key)
         if not constant_time_compare(session_hash, computed):
             return None
-        record = row(RECORD_LOOKUP.statement(key))
-        if record is None or not is_safe_stored_name(record["name"]):
-            # The holder's statement all the same, as ``decision.find`` runs it.
-            holder_rows(_holding(STAND_IN_SOURCE, user_model), STAND_IN_NAME)
-            return None
+        found = row(RECORD_LOOKUP.statement(key))
+        safe = is_safe_stored_name(found["name"] if found is not None else STORED_NAME_SHAPE)
+        # A key that names no file goes on as another user's file does (rule
+        # 2), with a stand-in record whose holder's statement asks for a name
+        # no row holds, as ``decision.find`` does.
+        record: dict[str, Any] = found if found is not None and safe else dict(_STAND_IN_RECORD)
         judged = record
         if record["original_id"] is not None:
             # A thumbnail is judged as its original.
@@ -128,18 +129,26 @@ def grantee(
             judged = original
         holding = _holding(judged["source"], user_model)
         holders = holder_rows(holding, judged["name"])
-        if holding is None or holders is None or len(holders) != 1:
-            return None
-        owner = holding.owner_attname
-        if owner is not None and holders[0][owner] == user[pk.attname]:
+        # Exactly one row holds a file, and it decides.
+        held = holders[0] if holders is not None and len(holders) == 1 else None
+        owner = holding.owner_attname if holding is not None else None
+        reason: str | None = None
+        if held is not None and owner is not None and held[owner] == user[pk.attname]:
             reason = OWNER
         elif plan.allow_staff and user.get("is_staff"):
             reason = STAFF
-        else:
+        if found is None or record is not found or held is None or reason is None:
             return None
     except _Declined:
         return None
-    return Grantee(user_id, reason, record["content_type"], record["original_name"], record["name"])
+    return Grantee(user_id, reason, found["content_type"], found["original_name"], found["name"])
+
+
+# A stored name's shape ("files/<key>.<extension>"), checked for a key that
+# names no file as a found record's name is.
+STORED_NAME_SHAPE = "files/" + "A" * 22 + ".bin"
+# The stored values of ``decision.stand_in_record()`` that the lean path reads.
+_STAND_IN_RECORD = {"name": STAND_IN_NAME, "source": STAND_IN_SOURCE, "original_id": None}
 
 
 class _Declined(Exception):
