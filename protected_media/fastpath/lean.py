@@ -45,13 +45,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.core.signals import setting_changed
+from django.db import connections
 from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
 
 from ..conf import NGINX_BACKEND, S3_STORAGE, conf
 from ..keys import is_key
 from ..signals import file_served
-from .loop_reads import LoopReads, common_case
+from .loop_reads import SQLITE_ENGINE, LoopReads, common_case, session_alias
 from .media_routes import media_key
 
 logger = logging.getLogger("protected_media")
@@ -235,6 +236,9 @@ setting_changed.connect(_forget)
 
 def _worked_out() -> Plan | None:
     if not conf.fast_path_lean or not common_case():
+        return None
+    # SQLite's stored values only (``SqliteReads.read_stored``).
+    if connections.settings[session_alias()].get("ENGINE") != SQLITE_ENGINE:
         return None
     if conf.backend != NGINX_BACKEND:
         return None
