@@ -21,6 +21,10 @@ else (a route that is translated, a ``re_path()`` with alternatives or without
 ``^``, ``i18n_patterns``, a pattern or resolver class of a site's own) is kept
 as it is.
 
+Where the pruned URLconf is nothing but the gateway's include on the prefix
+(the gateway's own, and most sites'), ``media_key`` reads the key from the
+path for the lean path: what the include's two patterns would give.
+
 The cost of a lookup depends on the path's shape alone, never on which paths
 were asked before (a memo of resolved paths told an outsider which keys
 exist: docs/performance.md), and a new URLconf (``ROOT_URLCONF`` changed,
