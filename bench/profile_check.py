@@ -140,6 +140,17 @@ async def timed(app: ASGIApp, scope: dict[str, Any], requests: int) -> tuple[flo
     return elapsed / requests, cpu / requests
 
 
+def print_means(runs: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
+    """Print each path's mean time and CPU per request over its runs (as
+    ``timed`` measures them); answer the mean CPU of each."""
+    means = {}
+    for name, measured in runs.items():
+        elapsed, cpu = (sum(values) / len(values) for values in zip(*measured, strict=True))
+        means[name] = cpu
+        print(f"{name:13} {elapsed * 1e6:8.1f} µs a request, {cpu * 1e6:8.1f} µs of CPU")
+    return means
+
+
 async def run(args: argparse.Namespace, path: str, cookie: bytes) -> None:
     from gateway.asgi import application
     from protected_media.asgi import ProtectedMediaASGI
@@ -160,21 +171,19 @@ async def run(args: argparse.Namespace, path: str, cookie: bytes) -> None:
             runs["lean path"].append(await timed(application, scope, args.requests // 10))
             with override_settings(PROTECTED_MEDIA_FAST_PATH_LEAN=False):
                 runs["usual path"].append(await timed(application, scope, args.requests // 10))
-        means = {}
-        for name, measured in runs.items():
-            elapsed, cpu = (sum(values) / len(values) for values in zip(*measured, strict=True))
-            means[name] = cpu
-            print(f"{name:13} {elapsed * 1e6:8.1f} µs a request, {cpu * 1e6:8.1f} µs of CPU")
+        means = print_means(runs)
         print(f"usual ÷ lean CPU: {means['usual path'] / means['lean path']:.2f}")
     elif args.compare:
+        from django.test import override_settings
+
         threads = ProtectedMediaASGI(application.application)
         threads._loop_reads._chosen = True  # the threads' reads only
-        await timed(threads, scope, min(args.requests, 2000))
-        loop_runs = [await timed(application, scope, args.requests // 10) for _ in range(10)]
-        thread_runs = [await timed(threads, scope, args.requests // 10) for _ in range(10)]
-        for name, runs in (("loop reads", loop_runs), ("thread reads", thread_runs)):
-            elapsed, cpu = (sum(values) / len(values) for values in zip(*runs, strict=True))
-            print(f"{name:13} {elapsed * 1e6:8.1f} µs a request, {cpu * 1e6:8.1f} µs of CPU")
+        # The usual path's reads, the lean path's aside (--compare-lean).
+        with override_settings(PROTECTED_MEDIA_FAST_PATH_LEAN=False):
+            await timed(threads, scope, min(args.requests, 2000))
+            loop_runs = [await timed(application, scope, args.requests // 10) for _ in range(10)]
+            thread_runs = [await timed(threads, scope, args.requests // 10) for _ in range(10)]
+        print_means({"loop reads": loop_runs, "thread reads": thread_runs})
         await threads.aclose()
     else:
         elapsed, cpu = await timed(application, scope, args.requests)

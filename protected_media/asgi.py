@@ -66,6 +66,7 @@ from django.utils.module_loading import import_string
 
 from .conf import conf
 from .fastpath import lean, loop_reads, probe
+from .fastpath.lean import SESSION_MIDDLEWARE
 from .fastpath.media_routes import media_view_match
 from .fastpath.sending import send_response
 from .fastpath.threads import ConnectionThreads, refresh_connections, using_pool
@@ -79,7 +80,6 @@ logger = logging.getLogger("protected_media")
 # Importable before Django is set up (an asgi.py imports it before calling
 # get_asgi_application()), so the view and the models are imported on use.
 MEDIA_METHODS = ("GET", "HEAD")
-SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 # Run on media requests exactly as Django's chain would run them: their hooks
 # are pure, but for the session's save, which runs in the pool.
 APPLIED_MIDDLEWARE = (

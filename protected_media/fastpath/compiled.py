@@ -114,12 +114,11 @@ class _Compiled:
 
 
 class Statement(NamedTuple):
-    """One run of a compiled lookup: its SQL in both placeholder styles, the
-    parameters adapted as ``fetch`` adapts them, and the attribute each
+    """One run of a compiled lookup: its SQL for a plain sqlite3 connection,
+    the parameters adapted as ``fetch`` adapts them, and the attribute each
     selected column fills, in order."""
 
     alias: str
-    sql: str
     qmark_sql: str
     params: list[Any]
     attnames: tuple[str, ...]
@@ -172,7 +171,6 @@ class CompiledLookup(Generic[M]):
             return None
         return Statement(
             alias=alias,
-            sql=compiled.sql,
             qmark_sql=compiled.qmark_sql,
             params=self._params(compiled.compiler.connection, values),
             attnames=compiled.attnames,

@@ -93,7 +93,8 @@ class Lean:
         # The middleware's headers for each kind of request, once learned.
         self._middleware_headers: dict[Kind, list[Header]] = {}
         self._lessons: dict[Kind, int] = {}
-        self._settings_version = _settings_version
+        # The plan they were learned under: a settings change makes another.
+        self._plan: Plan | None = None
         self._off = False
 
     def decide(self, scope: HTTPScope, loop_reads: LoopReads) -> Answer | None:
@@ -103,10 +104,11 @@ class Lean:
         plan = _plan() if not self._off and not file_served.receivers else None
         if plan is None:
             return None
-        if self._settings_version != _settings_version:
+        if plan is not self._plan:
+            # What the middleware adds depends on the settings.
             self._middleware_headers.clear()
             self._lessons.clear()
-            self._settings_version = _settings_version
+            self._plan = plan
         try:
             request = _plain_request(scope, plan)
             if request is None:
@@ -209,11 +211,8 @@ class Plan:
 
 
 # (the plan, or None where the settings leave media to the usual path), once
-# worked out.
+# worked out; emptied when a setting changes (tests, mostly).
 _plan_slot: tuple[Plan | None] | None = None
-# Counts the settings' changes (tests, mostly): what the middleware adds
-# depends on them, so a change forgets what was learned.
-_settings_version = 0
 
 
 def _plan() -> Plan | None:
@@ -226,9 +225,8 @@ def _plan() -> Plan | None:
 
 
 def _forget(**kwargs: Any) -> None:
-    global _plan_slot, _settings_version
+    global _plan_slot
     _plan_slot = None
-    _settings_version += 1
 
 
 setting_changed.connect(_forget)
