@@ -133,7 +133,7 @@ class ProtectedMediaASGI:
             await self.application(scope, receive, send)
             return
         if self._load_user is not None:
-            answer = self._lean.decide(scope, self._loop_reads)
+            answer = await self._lean.decide(scope, self._loop_reads)
             if answer is not None:
                 middleware_headers = self._lean.middleware_headers(answer)
                 if middleware_headers is not None:

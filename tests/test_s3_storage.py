@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from django.core.asgi import get_asgi_application
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.test import AsyncClient
 
 from gateway.seaweed import s3_client
@@ -225,9 +225,6 @@ async def test_the_fast_entry_point_hands_off_the_same_way(store, alice, make_fi
     assert (got.status, got.body) == (200, b"fast\n")
 
 
-@pytest.mark.skipif(
-    connection.vendor != "sqlite", reason="the lean path reads SQLite (test_fast_path_lean.py)"
-)
 async def test_the_lean_path_hands_off_the_same_way(store, alice, make_file, lean_answers) -> None:
     item = await amake(make_file, alice, "notes.txt", b"lean\n")
     cookie = (await client_for(alice)).cookies["sessionid"].value

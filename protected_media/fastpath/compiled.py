@@ -25,7 +25,7 @@ import contextvars
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -37,6 +37,7 @@ from django.db.models.sql.compiler import SQLCompiler
 logger = logging.getLogger("protected_media")
 
 M = TypeVar("M", bound=Model)
+T = TypeVar("T")
 
 # One switch for the whole process, cleared for good by ``run_through_orm``.
 _compiling = True
@@ -114,14 +115,39 @@ class _Compiled:
 
 
 class Statement(NamedTuple):
-    """One run of a compiled lookup: its SQL for a plain sqlite3 connection,
-    the parameters adapted as ``fetch`` adapts them, and the attribute each
-    selected column fills, in order."""
+    """One run of a compiled lookup: its SQL as Django runs it and for a
+    plain sqlite3 connection, the parameters adapted as ``fetch`` adapts
+    them, and the attribute each selected column fills, in order."""
 
     alias: str
+    sql: str
     qmark_sql: str
     params: list[Any]
     attnames: tuple[str, ...]
+
+
+Rows = list[tuple[Any, ...]]
+# Reads as steps: a generator that yields the statements it needs next
+# (each but the last giving at most one row) and is sent their rows, in the
+# same order, until it returns what it read. The database's reads run the
+# steps (``sqlite_reads``, ``postgres_reads``); one step is one round trip.
+Steps = Generator[list[Statement], list[Rows], T | None]
+
+
+def run_steps(
+    steps: Steps[T], alias: str, run: Callable[[list[Statement]], list[Rows]]
+) -> T | None:
+    """What ``steps`` read from the database ``alias``, with each step's
+    statements run by ``run``; None where a statement reads another database."""
+    try:
+        statements = next(steps)
+        while True:
+            if any(statement.alias != alias for statement in statements):
+                steps.close()
+                return None
+            statements = steps.send(run(statements))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 class CompiledLookup(Generic[M]):
@@ -171,6 +197,7 @@ class CompiledLookup(Generic[M]):
             return None
         return Statement(
             alias=alias,
+            sql=compiled.sql,
             qmark_sql=compiled.qmark_sql,
             params=self._params(compiled.compiler.connection, values),
             attnames=compiled.attnames,

@@ -52,7 +52,7 @@ from django.http.request import split_domain_port, validate_host
 from ..conf import NGINX_BACKEND, S3_STORAGE, conf
 from ..keys import is_key
 from ..signals import file_served
-from .loop_reads import SQLITE_ENGINE, LoopReads, common_case, session_alias
+from .loop_reads import LoopReads, common_case, reads_on_loop, session_alias
 from .media_routes import media_key
 
 logger = logging.getLogger("protected_media")
@@ -97,7 +97,7 @@ class Lean:
         self._plan: Plan | None = None
         self._off = False
 
-    def decide(self, scope: HTTPScope, loop_reads: LoopReads) -> Answer | None:
+    async def decide(self, scope: HTTPScope, loop_reads: LoopReads) -> Answer | None:
         """The answer for ``scope`` if the lean path may give it; None for the
         usual path. Reads, never writes."""
         started = time.perf_counter()
@@ -119,9 +119,7 @@ class Lean:
             if kind not in self._middleware_headers and len(self._lessons) >= MAX_KINDS:
                 return None
             granting = _granting()
-            grantee = loop_reads.read_stored(
-                lambda alias, execute: granting.grantee(alias, execute, key, store, plan)
-            )
+            grantee = await loop_reads.aread_stored(granting.grantee(key, store, plan))
             if grantee is None:
                 return None
             headers = granting.answer_headers(grantee, plan, head=scope["method"] == "HEAD")
@@ -235,8 +233,8 @@ setting_changed.connect(_forget)
 def _worked_out() -> Plan | None:
     if not conf.fast_path_lean or not common_case():
         return None
-    # SQLite's stored values only (``SqliteReads.read_stored``).
-    if connections.settings[session_alias()].get("ENGINE") != SQLITE_ENGINE:
+    # Through the loop's own reads (``LoopReads.aread_stored``).
+    if not reads_on_loop(connections.settings[session_alias()].get("ENGINE")):
         return None
     if conf.backend != NGINX_BACKEND:
         return None

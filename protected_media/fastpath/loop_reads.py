@@ -21,7 +21,8 @@ from ..conf import conf
 
 if TYPE_CHECKING:
     from ..decision import Found
-    from .sqlite_reads import InThreads, StoredRead
+    from .compiled import Steps
+    from .sqlite_reads import InThreads
 
 logger = logging.getLogger("protected_media")
 
@@ -35,6 +36,8 @@ class Reads(Protocol):
     async def aload(
         self, request: HttpRequest, key: str, in_threads: InThreads
     ) -> tuple[Any, Found | None] | None: ...
+
+    async def aread_stored(self, steps: Steps[T]) -> T | None: ...
 
     async def aclose(self) -> None: ...
 
@@ -58,11 +61,12 @@ class LoopReads:
             return None
         return await self._reads.aload(request, key, in_threads)
 
-    def read_stored(self, read: StoredRead[T]) -> T | None:
-        """``read`` through the stored values, where the loop's reads allow it
-        (``SqliteReads.read_stored``); None elsewhere."""
-        read_stored = getattr(self._reads, "read_stored", None)
-        return read_stored(read) if read_stored is not None else None
+    async def aread_stored(self, steps: Steps[T]) -> T | None:
+        """What ``steps`` read as stored values, where the loop's reads allow
+        it (after their proof); None where they do not."""
+        if self._reads is None:
+            return None
+        return await self._reads.aread_stored(steps)
 
     async def aclose(self) -> None:
         reads, self._reads, self._chosen = self._reads, None, False
@@ -122,6 +126,16 @@ def reads_for_database() -> Reads | None:
 
         return PostgresReads()
     return None
+
+
+def reads_on_loop(engine: str | None) -> bool:
+    """Whether the settings have the entry point read a database of
+    ``engine`` on the loop, where its reads are proven."""
+    if engine == SQLITE_ENGINE:
+        return conf.fast_path_sqlite_busy_ms is not None
+    if engine == POSTGRESQL_ENGINE:
+        return conf.fast_path_postgres_connections is not None and postgres_reads_installed()
+    return False
 
 
 def postgres_reads_installed() -> bool:

@@ -31,7 +31,7 @@ there.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
@@ -42,7 +42,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..conf import conf
 from . import bridge, probe
-from .compiled import LoopReader, NeedsThreads, reading_on_loop
+from .compiled import LoopReader, NeedsThreads, Rows, Statement, Steps, reading_on_loop, run_steps
+from .joined import joined, split
 from .loop_reads import Proof, common_case, give_up_for_good, load_on_loop, session_alias
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from .sqlite_reads import InThreads
 
 logger = logging.getLogger("protected_media")
+T = TypeVar("T")
 
 # Seconds a request waits for a free connection of the loop's pool before it
 # goes to the threads (which have their own): a burst overflows there
@@ -134,6 +136,25 @@ class PostgresReads:
         request.session = store
         return loaded
 
+    async def aread_stored(self, steps: Steps[T]) -> T | None:
+        """What ``steps`` read as stored values (psycopg's types), each step
+        in one statement (``joined``) and so one round trip, on the loop;
+        None where it cannot (the loop's reads not proven, no free
+        connection, an error of the database's, a statement for another
+        database)."""
+        if not self._proof.result or self._broken or not enabled():
+            return None
+        try:
+            pool = await self._opened_pool()
+            async with pool.connection(timeout=POOL_WAIT) as connection:
+
+                def run(statements: list[Statement]) -> list[Rows]:
+                    return bridge.await_(_fetch_joined(connection, statements))
+
+                return await bridge.run(run_steps, steps, session_alias(), run)
+        except (psycopg.Error, PoolTimeout):
+            return None
+
     def prove(self) -> bool | None:
         """Run the fast path's lookups through a connection made as the pool's
         are, against the ORM (blocking, in a thread). A failing database
@@ -193,6 +214,15 @@ async def _fetch(
 ) -> list[tuple[Any, ...]]:
     cursor = await connection.execute(sql, params)
     return await cursor.fetchall()
+
+
+async def _fetch_joined(
+    connection: psycopg.AsyncConnection[Any], statements: list[Statement]
+) -> list[Rows]:
+    if len(statements) == 1:
+        return [await _fetch(connection, statements[0].sql, statements[0].params)]
+    sql, params = joined(statements)
+    return split(statements, await _fetch(connection, sql, params))
 
 
 def _load(reader: LoopReader, store: DatabaseSessionStore, key: str) -> tuple[Any, Found | None]:

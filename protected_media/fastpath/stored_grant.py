@@ -42,7 +42,7 @@ from ..storage.accel import local_accel_target, store_accel_target
 from ..views import X_ACCEL_REDIRECT
 from . import session_data
 from .auth import session_lookup, user_lookup
-from .compiled import CompiledLookup, Execute, Statement
+from .compiled import CompiledLookup, Rows, Statement, Steps
 from .lean import MODEL_BACKEND, Plan
 
 
@@ -68,80 +68,95 @@ def user_model_allows(model: type[Any]) -> bool:
     return {"password", "is_active"} <= concrete
 
 
-def grantee(
-    alias: str, execute: Execute, key: str, store: DatabaseSessionStore, plan: Plan
-) -> Grantee | None:
+def grantee(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee]:
     """Who the default policy grants the file ``key`` to, among the signed-in
-    user and the rules the lean path answers; None for the usual path."""
+    user and the rules the lean path answers; None for the usual path.
 
-    def row(statement: Statement | None) -> dict[str, Any] | None:
-        if statement is None or statement.alias != alias:
-            raise _Declined
-        rows = execute(statement.qmark_sql, statement.params)
-        return dict(zip(statement.attnames, rows[0], strict=True)) if rows else None
-
-    def holder_rows(holding: _Holding | None, name: str) -> list[dict[str, Any]] | None:
-        if holding is None:
-            return None
-        statement = holding.lookup.statement(name)
-        if statement is None or statement.alias != alias:
-            raise _Declined
-        rows = execute(statement.qmark_sql, statement.params)
-        return [dict(zip(statement.attnames, values, strict=True)) for values in rows]
-
-    user_model = plan.user_model
-    pk = user_model._meta.pk
+    Read in two steps (three for a thumbnail): the session and the record,
+    which need nothing else; then the user the session names and the row
+    holding the file the record names."""
     try:
-        session_row = session_lookup(plan.session_model).statement(
-            store.session_key, timezone.now()
-        )
-        session = row(session_row)
-        if session is None:
-            return None
-        data = session_data.decode(store, session["session_data"])
-        try:
-            user_id = pk.to_python(data[SESSION_KEY])
-            backend = data[BACKEND_SESSION_KEY]
-        except (KeyError, ValidationError):
-            return None
-        session_hash = data.get(HASH_SESSION_KEY)
-        if backend != MODEL_BACKEND or not session_hash:
-            return None
-        user = row(user_lookup(user_model).statement(user_id))
-        # ModelBackend refuses an inactive user, and so does the policy.
-        if user is None or not user["is_active"]:
-            return None
-        computed = _session_auth_hash(user["password"], plan.secret_key)
-        if not constant_time_compare(session_hash, computed):
-            return None
-        found = row(RECORD_LOOKUP.statement(key))
-        safe = is_safe_stored_name(found["name"] if found is not None else STORED_NAME_SHAPE)
-        # A key that names no file goes on as another user's file does (rule
-        # 2), with a stand-in record whose holder's statement asks for a name
-        # no row holds, as ``decision.find`` does.
-        record: dict[str, Any] = found if found is not None and safe else dict(_STAND_IN_RECORD)
-        judged = record
-        if record["original_id"] is not None:
-            # A thumbnail is judged as its original.
-            original = row(RECORD_LOOKUP.statement(record["original_id"]))
-            if original is None or original["original_id"] is not None:
-                return None
-            judged = original
-        holding = _holding(judged["source"], user_model)
-        holders = holder_rows(holding, judged["name"])
-        # Exactly one row holds a file, and it decides.
-        held = holders[0] if holders is not None and len(holders) == 1 else None
-        owner = holding.owner_attname if holding is not None else None
-        reason: str | None = None
-        if held is not None and owner is not None and held[owner] == user[pk.attname]:
-            reason = OWNER
-        elif plan.allow_staff and user.get("is_staff"):
-            reason = STAFF
-        if found is None or record is not found or held is None or reason is None:
-            return None
+        return (yield from _granted(key, store, plan))
     except _Declined:
         return None
+
+
+def _granted(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee]:
+    user_model = plan.user_model
+    pk = user_model._meta.pk
+    session_statement = _lookup(
+        session_lookup(plan.session_model).statement(store.session_key, timezone.now())
+    )
+    record_statement = _lookup(RECORD_LOOKUP.statement(key))
+    session_rows, record_rows = yield [session_statement, record_statement]
+    session = _first(session_statement, session_rows)
+    if session is None:
+        return None
+    data = session_data.decode(store, session["session_data"])
+    try:
+        user_id = pk.to_python(data[SESSION_KEY])
+        backend = data[BACKEND_SESSION_KEY]
+    except (KeyError, ValidationError):
+        return None
+    session_hash = data.get(HASH_SESSION_KEY)
+    if backend != MODEL_BACKEND or not session_hash:
+        return None
+    user_statement = _lookup(user_lookup(user_model).statement(user_id))
+    found = _first(record_statement, record_rows)
+    safe = is_safe_stored_name(found["name"] if found is not None else STORED_NAME_SHAPE)
+    # A key that names no file goes on as another user's file does (rule 2),
+    # with a stand-in record whose holder's statement asks for a name no row
+    # holds, as ``decision.find`` does.
+    record: dict[str, Any] = found if found is not None and safe else dict(_STAND_IN_RECORD)
+    judged = record
+    user_rows: Rows | None = None
+    if record["original_id"] is not None:
+        # A thumbnail is judged as its original.
+        original_statement = _lookup(RECORD_LOOKUP.statement(record["original_id"]))
+        user_rows, original_rows = yield [user_statement, original_statement]
+        original = _first(original_statement, original_rows)
+        if original is None or original["original_id"] is not None:
+            return None
+        judged = original
+    holding = _holding(judged["source"], user_model)
+    holder_statement = _lookup(holding.lookup.statement(judged["name"])) if holding else None
+    wanted = [holder_statement] if holder_statement is not None else []
+    if user_rows is None:
+        user_rows, *holder_rows = yield [user_statement, *wanted]
+    else:
+        holder_rows = (yield wanted) if wanted else []
+    user = _first(user_statement, user_rows)
+    # ModelBackend refuses an inactive user, and so does the policy.
+    if user is None or not user["is_active"]:
+        return None
+    computed = _session_auth_hash(user["password"], plan.secret_key)
+    if not constant_time_compare(session_hash, computed):
+        return None
+    # Exactly one row holds a file, and it decides.
+    held = None
+    if holder_statement is not None and len(holder_rows[0]) == 1:
+        held = _first(holder_statement, holder_rows[0])
+    owner = holding.owner_attname if holding is not None else None
+    reason: str | None = None
+    if held is not None and owner is not None and held[owner] == user[pk.attname]:
+        reason = OWNER
+    elif plan.allow_staff and user.get("is_staff"):
+        reason = STAFF
+    if found is None or record is not found or held is None or reason is None:
+        return None
     return Grantee(user_id, reason, found["content_type"], found["original_name"], found["name"])
+
+
+def _lookup(statement: Statement | None) -> Statement:
+    """A lookup's statement; where it runs through the ORM (None), the steps
+    end before any is run (the generator's exception)."""
+    if statement is None:
+        raise _Declined
+    return statement
+
+
+def _first(statement: Statement, rows: Rows) -> dict[str, Any] | None:
+    return dict(zip(statement.attnames, rows[0], strict=True)) if rows else None
 
 
 # A stored name's shape ("files/<key>.<extension>"), checked for a key that
