@@ -18,12 +18,14 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.sessions.models import Session
 from django.core.asgi import get_asgi_application
 from django.db import connection
 
 from protected_media import audit
 from protected_media.asgi import ProtectedMediaASGI
-from protected_media.fastpath import stored_grant
+from protected_media.fastpath import postgres_reads, sqlite_reads, stored_grant
+from protected_media.fastpath.compiled import Rows, Statement, run_steps
 from protected_media.signals import file_served
 from tests import loop_connections
 from tests.test_fast_path import CASES, Case, World, comparable, fetch, signed_in, who, world
@@ -80,8 +82,34 @@ def loop_statements() -> Iterator[list[tuple[str, int]]]:
         yield seen
 
 
+SESSION, USER = '"django_session"', '"auth_user"'
+RECORD, HOLDER = '"protected_media_storedfile"', '"protected_media_protectedfile"'
+
+
+@pytest.fixture
+def lean_steps(monkeypatch) -> list[list[str]]:
+    """The tables each step of the lean path reads (``stored_grant.grantee``),
+    as the database's reads run them."""
+    seen: list[list[str]] = []
+
+    def recording(steps: Any, alias: str, run: Any) -> Any:
+        def recorded(statements: list[Statement]) -> list[Rows]:
+            seen.append([table(statement.sql) for statement in statements])
+            return run(statements)
+
+        return run_steps(steps, alias, recorded)
+
+    monkeypatch.setattr(sqlite_reads, "run_steps", recording)
+    monkeypatch.setattr(postgres_reads, "run_steps", recording)
+    return seen
+
+
+def table(sql: str) -> str:
+    return re.findall(r' FROM ("\w+")', sql)[0]
+
+
 async def test_one_read_transaction_and_the_audit_trail(
-    world, entry_point, lean_answers, loop_statements, caplog
+    world, entry_point, lean_answers, loop_statements, lean_steps, caplog
 ) -> None:
     counted: list[tuple[str, str, float]] = []
 
@@ -90,6 +118,7 @@ async def test_one_read_transaction_and_the_audit_trail(
 
     assert await teach(entry_point, world) == [200, 200]
     loop_statements.clear()
+    lean_steps.clear()
     audit.add_counter(counter)
     try:
         with caplog.at_level(logging.INFO, logger="protected_media.audit"):
@@ -101,15 +130,22 @@ async def test_one_read_transaction_and_the_audit_trail(
     key = world.urls["alice's file"].rsplit("/", 1)[1]
     assert response.headers["X-Accel-Redirect"] == f"/_protected/files/{key}.pdf"
     # The session and the record, then the user and the row holding the
-    # file: on SQLite in one snapshot, on PostgreSQL one statement (one round
-    # trip) for each step.
-    tables = [re.findall(r' FROM ("\w+")', sql) or [sql] for sql, _ in loop_statements]
-    session, user = '"django_session"', '"auth_user"'
-    record, holder = '"protected_media_storedfile"', '"protected_media_protectedfile"'
+    # file. The file was read before, so the first step reads its holder too;
+    # this session was not, so its user comes second.
+    assert lean_steps == [[SESSION, RECORD, HOLDER], [USER]]
     if connection.vendor == "sqlite":
-        assert tables == [["BEGIN"], [session], [record], [user], [holder], ["ROLLBACK"]]
+        # One statement after another, in one snapshot.
+        assert [sql.split(" FROM ")[-1].split()[0] for sql, _ in loop_statements] == [
+            "BEGIN",
+            SESSION,
+            RECORD,
+            HOLDER,
+            USER,
+            "ROLLBACK",
+        ]
     else:
-        assert tables == [[session, record], [user, holder]]
+        # One statement (one round trip) for each step.
+        assert [re.findall(r' FROM ("\w+")', sql) for sql, _ in loop_statements] == lean_steps
     assert {thread for _, thread in loop_statements} == {threading.get_ident()}
     (line,) = [r for r in caplog.records if r.name == "protected_media.audit"]
     assert line.getMessage().startswith(
@@ -122,6 +158,45 @@ async def test_one_read_transaction_and_the_audit_trail(
         key,
     )
     assert [(decision, reason) for decision, reason, _ in counted] == [("served", "owner")]
+
+
+async def test_a_session_read_before_takes_one_step(
+    world, entry_point, lean_answers, lean_steps
+) -> None:
+    cookie = await sync_to_async(signed_in)(world.users["alice"])
+    again = Case("the same session again", "alice's file", lambda world: cookie)
+    await teach(entry_point, world, again)
+    lean_steps.clear()
+
+    response, _ = await fetch(entry_point, again, world)
+
+    assert response.status_code == 200 and len(lean_answers) == 1
+    assert lean_steps == [[SESSION, RECORD, USER, HOLDER]]
+
+
+async def test_a_wrong_guess_costs_a_step_and_never_the_answer(
+    world, entry_point, lean_answers, lean_steps
+) -> None:
+    # alice's session comes to name bob (as if its data were rewritten):
+    # the user it named last time is no longer the one it names.
+    cookie = await sync_to_async(signed_in)(world.users["alice"])
+    again = Case("alice's session", "alice's file", lambda world: cookie)
+    await teach(entry_point, world, again)
+    assert (await fetch(entry_point, again, world))[0].status_code == 200
+    bobs = await sync_to_async(Session.objects.get)(
+        session_key=await sync_to_async(signed_in)(world.users["bob"])
+    )
+    await Session.objects.filter(session_key=cookie).aupdate(session_data=bobs.session_data)
+    lean_steps.clear()
+    lean_answers.clear()
+
+    by_entry_point, _ = await fetch(entry_point, again, world)
+    by_django, _ = await fetch(get_asgi_application(), again, world)
+
+    assert by_entry_point.status_code == by_django.status_code != 200
+    assert lean_answers == []
+    # alice's row was read on the guess; bob's is read in a step of its own.
+    assert lean_steps == [[SESSION, RECORD, USER, HOLDER], [USER]]
 
 
 async def test_a_receiver_of_file_served_gets_the_request(world, entry_point, lean_answers) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Generator, Sequence
 from typing import Any, NamedTuple
 
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -72,9 +73,13 @@ def grantee(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee]
     """Who the default policy grants the file ``key`` to, among the signed-in
     user and the rules the lean path answers; None for the usual path.
 
-    Read in two steps (three for a thumbnail): the session and the record,
-    which need nothing else; then the user the session names and the row
-    holding the file the record names."""
+    The reads go in steps: the session and the record, which need nothing
+    else; then the user the session names, and the row holding the file the
+    record names (a thumbnail's original first). Where an earlier request
+    showed which user the session names and which row holds the file, the
+    first step reads those too, so that one step (one round trip, on
+    PostgreSQL) answers; the rows it finds decide whether the guess was
+    right, and a wrong one only costs the steps it would have taken."""
     try:
         return (yield from _granted(key, store, plan))
     except _Declined:
@@ -84,11 +89,21 @@ def grantee(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee]
 def _granted(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee]:
     user_model = plan.user_model
     pk = user_model._meta.pk
+    session_key = store.session_key
+    if session_key is None:
+        return None
+    read: dict[_StatementId, Rows] = {}
     session_statement = _lookup(
-        session_lookup(plan.session_model).statement(store.session_key, timezone.now())
+        session_lookup(plan.session_model).statement(session_key, timezone.now())
     )
     record_statement = _lookup(RECORD_LOOKUP.statement(key))
-    session_rows, record_rows = yield [session_statement, record_statement]
+    guessed = [
+        *_guessed_user_statements(_session_users.get(session_key), user_model),
+        *_guessed_file_statements(_judged_files.get(key), user_model),
+    ]
+    session_rows, record_rows = yield from _read(
+        [session_statement, record_statement], read, guessed
+    )
     session = _first(session_statement, session_rows)
     if session is None:
         return None
@@ -101,7 +116,8 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee
     session_hash = data.get(HASH_SESSION_KEY)
     if backend != MODEL_BACKEND or not session_hash:
         return None
-    user_statement = _lookup(user_lookup(user_model).statement(user_id))
+    _remember(_session_users, session_key, user_id)
+    (user_statement,) = _guessed_user_statements(user_id, user_model)
     found = _first(record_statement, record_rows)
     safe = is_safe_stored_name(found["name"] if found is not None else STORED_NAME_SHAPE)
     # A key that names no file goes on as another user's file does (rule 2),
@@ -109,22 +125,18 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee
     # holds, as ``decision.find`` does.
     record: dict[str, Any] = found if found is not None and safe else dict(_STAND_IN_RECORD)
     judged = record
-    user_rows: Rows | None = None
     if record["original_id"] is not None:
         # A thumbnail is judged as its original.
         original_statement = _lookup(RECORD_LOOKUP.statement(record["original_id"]))
-        user_rows, original_rows = yield [user_statement, original_statement]
+        _, original_rows = yield from _read([user_statement, original_statement], read)
         original = _first(original_statement, original_rows)
         if original is None or original["original_id"] is not None:
             return None
         judged = original
-    holding = _holding(judged["source"], user_model)
-    holder_statement = _lookup(holding.lookup.statement(judged["name"])) if holding else None
-    wanted = [holder_statement] if holder_statement is not None else []
-    if user_rows is None:
-        user_rows, *holder_rows = yield [user_statement, *wanted]
-    else:
-        holder_rows = (yield wanted) if wanted else []
+    judged_file = _JudgedFile(record["original_id"], judged["source"], judged["name"])
+    _remember(_judged_files, key, judged_file)
+    holder_statements = _holder_statements(judged["source"], judged["name"], user_model)
+    user_rows, *holder_rows = yield from _read([user_statement, *holder_statements], read)
     user = _first(user_statement, user_rows)
     # ModelBackend refuses an inactive user, and so does the policy.
     if user is None or not user["is_active"]:
@@ -134,8 +146,9 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee
         return None
     # Exactly one row holds a file, and it decides.
     held = None
-    if holder_statement is not None and len(holder_rows[0]) == 1:
-        held = _first(holder_statement, holder_rows[0])
+    if holder_statements and len(holder_rows[0]) == 1:
+        held = _first(holder_statements[0], holder_rows[0])
+    holding = _holding(judged["source"], user_model)
     owner = holding.owner_attname if holding is not None else None
     reason: str | None = None
     if held is not None and owner is not None and held[owner] == user[pk.attname]:
@@ -145,6 +158,86 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee
     if found is None or record is not found or held is None or reason is None:
         return None
     return Grantee(user_id, reason, found["content_type"], found["original_name"], found["name"])
+
+
+# A statement as run: its SQL and parameters.
+_StatementId = tuple[str, tuple[Any, ...]]
+
+
+def _read(
+    statements: list[Statement],
+    read: dict[_StatementId, Rows],
+    guessed: Sequence[Statement] = (),
+) -> Generator[list[Statement], list[Rows], list[Rows]]:
+    """The rows of ``statements``: those already ``read`` as they are, the
+    rest (and the ``guessed``, read beside them) in one step. Only the last
+    of ``statements`` and ``guessed`` together may give several rows (a
+    holder's), and it stays last."""
+    unread = {_identity(statement): statement for statement in [*statements, *guessed]}
+    for identity in read:
+        unread.pop(identity, None)
+    if unread:
+        step = list(unread.values())
+        rows = yield step
+        read.update(zip(unread, rows, strict=True))
+    return [read[_identity(statement)] for statement in statements]
+
+
+def _identity(statement: Statement) -> _StatementId:
+    return statement.sql, tuple(statement.params)
+
+
+class _JudgedFile(NamedTuple):
+    """What a key's record showed of the file it is judged as: its
+    original's key (a thumbnail's), and the source and name of the file."""
+
+    original_id: Any
+    source: str
+    name: str
+
+
+def _guessed_user_statements(user_id: Any, user_model: type[Any]) -> list[Statement]:
+    if user_id is None:
+        return []
+    return [_lookup(user_lookup(user_model).statement(user_id))]
+
+
+def _guessed_file_statements(judged: _JudgedFile | None, user_model: type[Any]) -> list[Statement]:
+    """The original's lookup (for a thumbnail), then the holder's, for a
+    file judged as ``judged``."""
+    if judged is None:
+        return []
+    statements = []
+    if judged.original_id is not None:
+        statements.append(_lookup(RECORD_LOOKUP.statement(judged.original_id)))
+    return statements + _holder_statements(judged.source, judged.name, user_model)
+
+
+def _holder_statements(source: str, name: str, user_model: type[Any]) -> list[Statement]:
+    """The lookup of the rows holding the file ``name`` of ``source``; none
+    where the source names no protected field."""
+    holding = _holding(source, user_model)
+    return [_lookup(holding.lookup.statement(name))] if holding is not None else []
+
+
+# Entries each guess keeps at most; the oldest goes first. A session key is
+# remembered only once its row has named a user, a file key once its record
+# (or its absence) was read: the same for a file that exists and one that
+# does not, so that a guess shows nothing of which keys name files.
+MAX_GUESSES = 10_000
+# Session key -> the user its row named.
+_session_users: dict[str, Any] = {}
+# File key -> what its record showed (``_JudgedFile``).
+_judged_files: dict[str, _JudgedFile] = {}
+
+
+def _remember(guesses: dict[str, Any], key: str, value: Any) -> None:
+    if guesses.get(key) == value:
+        return
+    guesses.pop(key, None)
+    if len(guesses) >= MAX_GUESSES:
+        del guesses[next(iter(guesses))]
+    guesses[key] = value
 
 
 def _lookup(statement: Statement | None) -> Statement:
