@@ -537,26 +537,34 @@ async def test_a_missing_key_does_the_work_of_another_users_file(
         if entry == "entry point":
             application = ProtectedMediaASGI(application)
         try:
-            # Warm: the first request of a process compiles lookups and loads
-            # backends; the entry point's proves its reads.
-            await work_of(application, missing, cookie, seen)
-            forbidden_answer, forbidden_sql, forbidden_calls, forbidden_line = await work_of(
-                application, url, cookie, seen
-            )
-            missing_answer, missing_sql, missing_calls, missing_line = await work_of(
-                application, missing, cookie, seen
-            )
+            # Warm: the first requests of a process compile lookups and load
+            # backends; the entry point's prove its reads and then read the
+            # session on its lean path. Their keys are neither of the two
+            # compared, which are each asked for twice: a key read before
+            # may be read in fewer steps (``stored_grant``), alike.
+            for warming in "CD":
+                await work_of(application, "/media/" + warming * 22, cookie, seen)
+            works = [
+                (
+                    await work_of(application, url, cookie, seen),
+                    await work_of(application, missing, cookie, seen),
+                )
+                for _ in range(2)
+            ]
         finally:
             if entry == "entry point":
                 await application.aclose()
 
-    assert forbidden_answer[0] == 404
-    assert missing_answer == forbidden_answer
-    # The same statements, in the same order; the policy asked the same questions.
-    assert len(forbidden_sql) >= 4  # session, user, record, holder at the least
-    assert missing_sql == forbidden_sql
-    assert forbidden_calls == [
-        ("protected_media.view_protectedfile", "protected_media.protectedfile")
-    ]
-    assert missing_calls == forbidden_calls
-    assert missing_line == forbidden_line
+    for forbidden, missing_work in works:
+        forbidden_answer, forbidden_sql, forbidden_calls, forbidden_line = forbidden
+        missing_answer, missing_sql, missing_calls, missing_line = missing_work
+        assert forbidden_answer[0] == 404
+        assert missing_answer == forbidden_answer
+        # The same statements, in the same order; the policy asked the same questions.
+        assert len(forbidden_sql) >= 2  # the lean path's two steps on PostgreSQL, at the least
+        assert missing_sql == forbidden_sql
+        assert forbidden_calls == [
+            ("protected_media.view_protectedfile", "protected_media.protectedfile")
+        ]
+        assert missing_calls == forbidden_calls
+        assert missing_line == forbidden_line

@@ -26,6 +26,7 @@ from protected_media import audit
 from protected_media.asgi import ProtectedMediaASGI
 from protected_media.fastpath import postgres_reads, sqlite_reads, stored_grant
 from protected_media.fastpath.compiled import Rows, Statement, run_steps
+from protected_media.fastpath.guesses import Guesses
 from protected_media.signals import file_served
 from tests import loop_connections
 from tests.test_fast_path import CASES, Case, World, comparable, fetch, signed_in, who, world
@@ -130,17 +131,16 @@ async def test_one_read_transaction_and_the_audit_trail(
     key = world.urls["alice's file"].rsplit("/", 1)[1]
     assert response.headers["X-Accel-Redirect"] == f"/_protected/files/{key}.pdf"
     # The session and the record, then the user and the row holding the
-    # file. The file was read before, so the first step reads its holder too;
-    # this session was not, so its user comes second.
-    assert lean_steps == [[SESSION, RECORD, HOLDER], [USER]]
+    # file: this session was not read before.
+    assert lean_steps == [[SESSION, RECORD], [USER, HOLDER]]
     if connection.vendor == "sqlite":
         # One statement after another, in one snapshot.
         assert [sql.split(" FROM ")[-1].split()[0] for sql, _ in loop_statements] == [
             "BEGIN",
             SESSION,
             RECORD,
-            HOLDER,
             USER,
+            HOLDER,
             "ROLLBACK",
         ]
     else:
@@ -172,6 +172,29 @@ async def test_a_session_read_before_takes_one_step(
 
     assert response.status_code == 200 and len(lean_answers) == 1
     assert lean_steps == [[SESSION, RECORD, USER, HOLDER]]
+
+
+async def test_the_first_request_for_a_key_takes_the_same_steps_whoever_asked_before(
+    world, entry_point, lean_answers, lean_steps
+) -> None:
+    # alice's session has read her file, on the lean path.
+    await teach(entry_point, world)
+    assert (await fetch(entry_point, OWNER, world))[0].status_code == 200
+    bobs = await sync_to_async(signed_in)(world.users["bob"])
+
+    def of_bob(target: str) -> Case:
+        return Case("bob", target, lambda world: bobs, status=404)
+
+    # bob's session names bob from now on.
+    await fetch(entry_point, of_bob("/media/" + "C" * 22), world)
+    lean_steps.clear()
+    by_file, _ = await fetch(entry_point, of_bob("alice's file"), world)
+    file_steps = list(lean_steps)
+    lean_steps.clear()
+    by_missing, _ = await fetch(entry_point, of_bob("/media/" + "B" * 22), world)
+
+    assert by_file.status_code == by_missing.status_code == 404
+    assert file_steps == lean_steps == [[SESSION, RECORD, USER], [HOLDER]]
 
 
 async def test_a_wrong_guess_costs_a_step_and_never_the_answer(
@@ -362,3 +385,16 @@ async def test_a_thumbnail_is_judged_as_its_original(
     gone, _ = await fetch(entry_point, Case("after", url, who("alice")), world)
     assert gone.status_code == 404
     assert len(lean_answers) == 1
+
+
+def test_guesses_keep_the_latest_and_no_more() -> None:
+    guesses = Guesses()
+    for number in range(guesses.MAX_ENTRIES + 5):
+        guesses.remember_user(f"session-{number}", number)
+    guesses.remember_user("session-6", "another user")
+
+    assert len(guesses.session_users) == guesses.MAX_ENTRIES
+    assert "session-0" not in guesses.session_users and "session-5" in guesses.session_users
+    assert guesses.session_users["session-6"] == "another user"
+    # Changed last, so kept longest.
+    assert list(guesses.session_users)[-1] == "session-6"

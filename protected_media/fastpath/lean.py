@@ -96,6 +96,8 @@ class Lean:
         # The plan they were learned under: a settings change makes another.
         self._plan: Plan | None = None
         self._off = False
+        # What earlier requests' rows showed (``stored_grant.Guesses``).
+        self._guesses: Any = None
 
     async def decide(self, scope: HTTPScope, loop_reads: LoopReads) -> Answer | None:
         """The answer for ``scope`` if the lean path may give it; None for the
@@ -109,6 +111,7 @@ class Lean:
             self._middleware_headers.clear()
             self._lessons.clear()
             self._plan = plan
+            self._guesses = _granting().Guesses()
         try:
             request = _plain_request(scope, plan)
             if request is None:
@@ -119,7 +122,9 @@ class Lean:
             if kind not in self._middleware_headers and len(self._lessons) >= MAX_KINDS:
                 return None
             granting = _granting()
-            grantee = await loop_reads.aread_stored(granting.grantee(key, store, plan))
+            grantee = await loop_reads.aread_stored(
+                granting.grantee(key, store, plan, self._guesses)
+            )
             if grantee is None:
                 return None
             headers = granting.answer_headers(grantee, plan, head=scope["method"] == "HEAD")

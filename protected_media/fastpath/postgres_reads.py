@@ -146,12 +146,17 @@ class PostgresReads:
             return None
         try:
             pool = await self._opened_pool()
-            async with pool.connection(timeout=POOL_WAIT) as connection:
+            # Not ``pool.connection()``: the connection's own context would
+            # end a transaction that autocommit never opens.
+            connection = await pool.getconn(timeout=POOL_WAIT)
+            try:
 
                 def run(statements: list[Statement]) -> list[Rows]:
                     return bridge.await_(_fetch_joined(connection, statements))
 
                 return await bridge.run(run_steps, steps, session_alias(), run)
+            finally:
+                await pool.putconn(connection)
         except (psycopg.Error, PoolTimeout):
             return None
 
@@ -220,9 +225,12 @@ async def _fetch_joined(
     connection: psycopg.AsyncConnection[Any], statements: list[Statement]
 ) -> list[Rows]:
     if len(statements) == 1:
-        return [await _fetch(connection, statements[0].sql, statements[0].params)]
-    sql, params = joined(statements)
-    return split(statements, await _fetch(connection, sql, params))
+        sql, params = statements[0].sql, statements[0].params
+    else:
+        sql, params = joined(statements)
+    cursor = await connection.execute(sql, params, binary=True)
+    rows = await cursor.fetchall()
+    return [rows] if len(statements) == 1 else split(statements, rows)
 
 
 def _load(reader: LoopReader, store: DatabaseSessionStore, key: str) -> tuple[Any, Found | None]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Generator, Sequence
 from typing import Any, NamedTuple
 
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -44,6 +43,7 @@ from ..views import X_ACCEL_REDIRECT
 from . import session_data
 from .auth import session_lookup, user_lookup
 from .compiled import CompiledLookup, Rows, Statement, Steps
+from .guesses import Guesses, JudgedFile, StatementId, read_step
 from .lean import MODEL_BACKEND, Plan
 
 
@@ -69,39 +69,40 @@ def user_model_allows(model: type[Any]) -> bool:
     return {"password", "is_active"} <= concrete
 
 
-def grantee(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee]:
+def grantee(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses) -> Steps[Grantee]:
     """Who the default policy grants the file ``key`` to, among the signed-in
     user and the rules the lean path answers; None for the usual path.
 
     The reads go in steps: the session and the record, which need nothing
     else; then the user the session names, and the row holding the file the
-    record names (a thumbnail's original first). Where an earlier request
-    showed which user the session names and which row holds the file, the
-    first step reads those too, so that one step (one round trip, on
-    PostgreSQL) answers; the rows it finds decide whether the guess was
-    right, and a wrong one only costs the steps it would have taken."""
+    record names (a thumbnail's original first). Where an earlier request of
+    the same session showed which user it names and which row holds the
+    file (``guesses``, which it adds to), the first step reads those too, so that
+    one step (one round trip, on PostgreSQL) answers; the rows it finds
+    decide whether the guess was right, and a wrong one only costs the steps
+    it would have taken."""
     try:
-        return (yield from _granted(key, store, plan))
+        return (yield from _granted(key, store, plan, guesses))
     except _Declined:
         return None
 
 
-def _granted(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee]:
+def _granted(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses) -> Steps[Grantee]:
     user_model = plan.user_model
     pk = user_model._meta.pk
     session_key = store.session_key
     if session_key is None:
         return None
-    read: dict[_StatementId, Rows] = {}
+    read: dict[StatementId, Rows] = {}
     session_statement = _lookup(
         session_lookup(plan.session_model).statement(session_key, timezone.now())
     )
     record_statement = _lookup(RECORD_LOOKUP.statement(key))
     guessed = [
-        *_guessed_user_statements(_session_users.get(session_key), user_model),
-        *_guessed_file_statements(_judged_files.get(key), user_model),
+        *_guessed_user_statements(guesses.session_users.get(session_key), user_model),
+        *_guessed_file_statements(guesses.judged_files.get((session_key, key)), user_model),
     ]
-    session_rows, record_rows = yield from _read(
+    session_rows, record_rows = yield from read_step(
         [session_statement, record_statement], read, guessed
     )
     session = _first(session_statement, session_rows)
@@ -116,7 +117,7 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee
     session_hash = data.get(HASH_SESSION_KEY)
     if backend != MODEL_BACKEND or not session_hash:
         return None
-    _remember(_session_users, session_key, user_id)
+    guesses.remember_user(session_key, user_id)
     (user_statement,) = _guessed_user_statements(user_id, user_model)
     found = _first(record_statement, record_rows)
     safe = is_safe_stored_name(found["name"] if found is not None else STORED_NAME_SHAPE)
@@ -128,15 +129,15 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee
     if record["original_id"] is not None:
         # A thumbnail is judged as its original.
         original_statement = _lookup(RECORD_LOOKUP.statement(record["original_id"]))
-        _, original_rows = yield from _read([user_statement, original_statement], read)
+        _, original_rows = yield from read_step([user_statement, original_statement], read)
         original = _first(original_statement, original_rows)
         if original is None or original["original_id"] is not None:
             return None
         judged = original
-    judged_file = _JudgedFile(record["original_id"], judged["source"], judged["name"])
-    _remember(_judged_files, key, judged_file)
+    judged_file = JudgedFile(record["original_id"], judged["source"], judged["name"])
+    guesses.remember_file(session_key, key, judged_file)
     holder_statements = _holder_statements(judged["source"], judged["name"], user_model)
-    user_rows, *holder_rows = yield from _read([user_statement, *holder_statements], read)
+    user_rows, *holder_rows = yield from read_step([user_statement, *holder_statements], read)
     user = _first(user_statement, user_rows)
     # ModelBackend refuses an inactive user, and so does the policy.
     if user is None or not user["is_active"]:
@@ -160,49 +161,13 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan) -> Steps[Grantee
     return Grantee(user_id, reason, found["content_type"], found["original_name"], found["name"])
 
 
-# A statement as run: its SQL and parameters.
-_StatementId = tuple[str, tuple[Any, ...]]
-
-
-def _read(
-    statements: list[Statement],
-    read: dict[_StatementId, Rows],
-    guessed: Sequence[Statement] = (),
-) -> Generator[list[Statement], list[Rows], list[Rows]]:
-    """The rows of ``statements``: those already ``read`` as they are, the
-    rest (and the ``guessed``, read beside them) in one step. Only the last
-    of ``statements`` and ``guessed`` together may give several rows (a
-    holder's), and it stays last."""
-    unread = {_identity(statement): statement for statement in [*statements, *guessed]}
-    for identity in read:
-        unread.pop(identity, None)
-    if unread:
-        step = list(unread.values())
-        rows = yield step
-        read.update(zip(unread, rows, strict=True))
-    return [read[_identity(statement)] for statement in statements]
-
-
-def _identity(statement: Statement) -> _StatementId:
-    return statement.sql, tuple(statement.params)
-
-
-class _JudgedFile(NamedTuple):
-    """What a key's record showed of the file it is judged as: its
-    original's key (a thumbnail's), and the source and name of the file."""
-
-    original_id: Any
-    source: str
-    name: str
-
-
 def _guessed_user_statements(user_id: Any, user_model: type[Any]) -> list[Statement]:
     if user_id is None:
         return []
     return [_lookup(user_lookup(user_model).statement(user_id))]
 
 
-def _guessed_file_statements(judged: _JudgedFile | None, user_model: type[Any]) -> list[Statement]:
+def _guessed_file_statements(judged: JudgedFile | None, user_model: type[Any]) -> list[Statement]:
     """The original's lookup (for a thumbnail), then the holder's, for a
     file judged as ``judged``."""
     if judged is None:
@@ -218,26 +183,6 @@ def _holder_statements(source: str, name: str, user_model: type[Any]) -> list[St
     where the source names no protected field."""
     holding = _holding(source, user_model)
     return [_lookup(holding.lookup.statement(name))] if holding is not None else []
-
-
-# Entries each guess keeps at most; the oldest goes first. A session key is
-# remembered only once its row has named a user, a file key once its record
-# (or its absence) was read: the same for a file that exists and one that
-# does not, so that a guess shows nothing of which keys name files.
-MAX_GUESSES = 10_000
-# Session key -> the user its row named.
-_session_users: dict[str, Any] = {}
-# File key -> what its record showed (``_JudgedFile``).
-_judged_files: dict[str, _JudgedFile] = {}
-
-
-def _remember(guesses: dict[str, Any], key: str, value: Any) -> None:
-    if guesses.get(key) == value:
-        return
-    guesses.pop(key, None)
-    if len(guesses) >= MAX_GUESSES:
-        del guesses[next(iter(guesses))]
-    guesses[key] = value
 
 
 def _lookup(statement: Statement | None) -> Statement:
