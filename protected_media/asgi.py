@@ -66,7 +66,7 @@ from django.utils.module_loading import import_string
 
 from .conf import conf
 from .fastpath import lean, loop_reads, probe
-from .fastpath.lean import SESSION_MIDDLEWARE
+from .fastpath.lean_plan import SESSION_MIDDLEWARE
 from .fastpath.media_routes import media_view_match
 from .fastpath.sending import send_response
 from .fastpath.threads import ConnectionThreads, refresh_connections, using_pool

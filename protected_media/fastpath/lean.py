@@ -36,32 +36,30 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NamedTuple
 
 from asgiref.typing import ASGISendCallable, ASGISendEvent, HTTPScope
-from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
-from django.core.signals import setting_changed
-from django.db import connections
 from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
 
-from ..conf import NGINX_BACKEND, S3_STORAGE, conf
 from ..keys import is_key
 from ..signals import file_served
-from .loop_reads import LoopReads, common_case, reads_on_loop, session_alias
+from . import lean_plan
+from .guesses import Guesses
+from .lean_plan import Plan
+from .loop_reads import LoopReads
 from .media_routes import media_key
 
 logger = logging.getLogger("protected_media")
 
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 # Kinds of request remembered at most: a client choosing the proxy header's
 # value must not grow them without bound.
 MAX_KINDS = 8
+# Allowed Host headers remembered at most (a wildcard in ALLOWED_HOSTS
+# allows names without bound).
+MAX_HOSTS = 64
 # Usual-path answers that taught a kind of request nothing (a redirect to
 # HTTPS, a cookie set) before the lean path leaves that kind to it for good.
 MAX_LESSONS = 3
@@ -96,14 +94,14 @@ class Lean:
         # The plan they were learned under: a settings change makes another.
         self._plan: Plan | None = None
         self._off = False
-        # What earlier requests' rows showed (``stored_grant.Guesses``).
-        self._guesses: Any = None
+        # What earlier requests' rows showed, to read in fewer steps.
+        self._guesses = Guesses()
 
     async def decide(self, scope: HTTPScope, loop_reads: LoopReads) -> Answer | None:
         """The answer for ``scope`` if the lean path may give it; None for the
         usual path. Reads, never writes."""
         started = time.perf_counter()
-        plan = _plan() if not self._off and not file_served.receivers else None
+        plan = lean_plan.plan() if not self._off and not file_served.receivers else None
         if plan is None:
             return None
         if plan is not self._plan:
@@ -111,7 +109,7 @@ class Lean:
             self._middleware_headers.clear()
             self._lessons.clear()
             self._plan = plan
-            self._guesses = _granting().Guesses()
+            self._guesses = Guesses()
         try:
             request = _plain_request(scope, plan)
             if request is None:
@@ -195,92 +193,6 @@ async def send_answer(
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-@dataclass(frozen=True)
-class Plan:
-    """The settings the lean path reads for each request, read once."""
-
-    # The request header Django reads for SECURE_PROXY_SSL_HEADER, as
-    # Django's request names it (upper case, "_" for "-"), if one is named.
-    proxy_header: bytes | None
-    allowed_hosts: list[str]
-    session_model: type[Any]
-    user_model: type[Any]
-    session_cookie: str
-    allow_staff: bool
-    secret_key: str
-    internal_url: str
-    # PROTECTED_MEDIA_S3_INTERNAL_URL, where the files are in object storage.
-    store_internal_url: str | None
-
-
-# (the plan, or None where the settings leave media to the usual path), once
-# worked out; emptied when a setting changes (tests, mostly).
-_plan_slot: tuple[Plan | None] | None = None
-
-
-def _plan() -> Plan | None:
-    """The settings the lean path reads, where they leave media requests in
-    the case it answers; worked out once, again after a setting changes."""
-    global _plan_slot
-    if _plan_slot is None:
-        _plan_slot = (_worked_out(),)
-    return _plan_slot[0]
-
-
-def _forget(**kwargs: Any) -> None:
-    global _plan_slot
-    _plan_slot = None
-
-
-setting_changed.connect(_forget)
-
-
-def _worked_out() -> Plan | None:
-    if not conf.fast_path_lean or not common_case():
-        return None
-    # Through the loop's own reads (``LoopReads.aread_stored``).
-    if not reads_on_loop(connections.settings[session_alias()].get("ENGINE")):
-        return None
-    if conf.backend != NGINX_BACKEND:
-        return None
-    # Object storage hands off to the store's internal location; the disk,
-    # to SENDFILE_URL's, where django-sendfile2 would not build the redirect.
-    store_internal_url = conf.s3_internal_url if conf.storage == S3_STORAGE else None
-    internal_url = conf.internal_url or ""
-    if store_internal_url is None and (not internal_url or conf.root is None):
-        return None
-    if settings.FORCE_SCRIPT_NAME or settings.USE_X_FORWARDED_HOST:
-        return None
-    # CommonMiddleware's request hook answers or refuses on these.
-    if settings.DISALLOWED_USER_AGENTS or settings.PREPEND_WWW:
-        return None
-    if settings.SESSION_SAVE_EVERY_REQUEST or SESSION_MIDDLEWARE not in settings.MIDDLEWARE:
-        return None
-    if MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS:
-        return None
-    proxy_header = settings.SECURE_PROXY_SSL_HEADER
-    if proxy_header and not str(proxy_header[0]).startswith("HTTP_"):
-        return None
-    user_model = get_user_model()
-    if not _granting().user_model_allows(user_model):
-        return None
-    allowed_hosts = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not allowed_hosts:
-        # What HttpRequest.get_host allows then.
-        allowed_hosts = [".localhost", "127.0.0.1", "[::1]"]
-    return Plan(
-        proxy_header=proxy_header[0][5:].encode("latin-1") if proxy_header else None,
-        allowed_hosts=allowed_hosts,
-        session_model=DatabaseSessionStore.get_model_class(),
-        user_model=user_model,
-        session_cookie=settings.SESSION_COOKIE_NAME,
-        allow_staff=conf.allow_staff,
-        secret_key=settings.SECRET_KEY,
-        internal_url=internal_url,
-        store_internal_url=store_internal_url,
-    )
-
-
 def _plain_request(scope: HTTPScope, plan: Plan) -> tuple[str, Kind, DatabaseSessionStore] | None:
     """The media key, the kind of request and the session's store, where the
     request is as plain as the lean path takes; else None."""
@@ -304,8 +216,7 @@ def _plain_request(scope: HTTPScope, plan: Plan) -> tuple[str, Kind, DatabaseSes
             proxy_value = value.decode("latin-1")
     if host is None or cookie is None:
         return None
-    domain, _ = split_domain_port(host)
-    if not domain or not validate_host(domain, plan.allowed_hosts):
+    if not _allowed_host(host, plan):
         return None
     # As Django's request parses the header, and its store validates the key.
     session_key = parse_cookie(cookie.rstrip("; ")).get(plan.session_cookie)
@@ -313,6 +224,20 @@ def _plain_request(scope: HTTPScope, plan: Plan) -> tuple[str, Kind, DatabaseSes
     if store.session_key is None:
         return None
     return key, (str(scope.get("scheme", "http")), proxy_value), store
+
+
+def _allowed_host(host: str, plan: Plan) -> bool:
+    """Whether Django's request would take ``host`` (the Host header) as one
+    of ALLOWED_HOSTS. Those found allowed are remembered: a client cannot
+    add to them beyond the site's own names."""
+    if host in plan.allowed_seen:
+        return True
+    domain, _ = split_domain_port(host)
+    if not domain or not validate_host(domain, plan.allowed_hosts):
+        return False
+    if len(plan.allowed_seen) < MAX_HOSTS:
+        plan.allowed_seen.add(host)
+    return True
 
 
 @functools.cache

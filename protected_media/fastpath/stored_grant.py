@@ -44,7 +44,7 @@ from . import session_data
 from .auth import session_lookup, user_lookup
 from .compiled import CompiledLookup, Rows, Statement, Steps
 from .guesses import Guesses, JudgedFile, StatementId, read_step
-from .lean import MODEL_BACKEND, Plan
+from .lean_plan import MODEL_BACKEND, Plan
 
 
 class Grantee(NamedTuple):
@@ -77,8 +77,8 @@ def grantee(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses)
     else; then the user the session names, and the row holding the file the
     record names (a thumbnail's original first). Where an earlier request of
     the same session showed which user it names and which row holds the
-    file (``guesses``, which it adds to), the first step reads those too, so that
-    one step (one round trip, on PostgreSQL) answers; the rows it finds
+    file (``guesses``, which it adds to), the first step reads those too, so
+    that one step (one round trip, on PostgreSQL) answers; the rows it finds
     decide whether the guess was right, and a wrong one only costs the steps
     it would have taken."""
     try:
@@ -94,13 +94,12 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses
     if session_key is None:
         return None
     read: dict[StatementId, Rows] = {}
-    session_statement = _lookup(
-        session_lookup(plan.session_model).statement(session_key, timezone.now())
-    )
-    record_statement = _lookup(RECORD_LOOKUP.statement(key))
+    made = _Statements()
+    session_statement = made.of(session_lookup(plan.session_model), session_key, timezone.now())
+    record_statement = made.of(RECORD_LOOKUP, key)
     guessed = [
-        *_guessed_user_statements(guesses.session_users.get(session_key), user_model),
-        *_guessed_file_statements(guesses.judged_files.get((session_key, key)), user_model),
+        *_user_statements(made, guesses.session_users.get(session_key), user_model),
+        *_file_statements(made, guesses.judged_files.get((session_key, key)), user_model),
     ]
     session_rows, record_rows = yield from read_step(
         [session_statement, record_statement], read, guessed
@@ -118,7 +117,7 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses
     if backend != MODEL_BACKEND or not session_hash:
         return None
     guesses.remember_user(session_key, user_id)
-    (user_statement,) = _guessed_user_statements(user_id, user_model)
+    (user_statement,) = _user_statements(made, user_id, user_model)
     found = _first(record_statement, record_rows)
     safe = is_safe_stored_name(found["name"] if found is not None else STORED_NAME_SHAPE)
     # A key that names no file goes on as another user's file does (rule 2),
@@ -128,7 +127,7 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses
     judged = record
     if record["original_id"] is not None:
         # A thumbnail is judged as its original.
-        original_statement = _lookup(RECORD_LOOKUP.statement(record["original_id"]))
+        original_statement = made.of(RECORD_LOOKUP, record["original_id"])
         _, original_rows = yield from read_step([user_statement, original_statement], read)
         original = _first(original_statement, original_rows)
         if original is None or original["original_id"] is not None:
@@ -136,7 +135,7 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses
         judged = original
     judged_file = JudgedFile(record["original_id"], judged["source"], judged["name"])
     guesses.remember_file(session_key, key, judged_file)
-    holder_statements = _holder_statements(judged["source"], judged["name"], user_model)
+    holder_statements = _holder_statements(made, judged["source"], judged["name"], user_model)
     user_rows, *holder_rows = yield from read_step([user_statement, *holder_statements], read)
     user = _first(user_statement, user_rows)
     # ModelBackend refuses an inactive user, and so does the policy.
@@ -161,36 +160,51 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses
     return Grantee(user_id, reason, found["content_type"], found["original_name"], found["name"])
 
 
-def _guessed_user_statements(user_id: Any, user_model: type[Any]) -> list[Statement]:
-    if user_id is None:
-        return []
-    return [_lookup(user_lookup(user_model).statement(user_id))]
+class _Statements:
+    """One request's statements, each made once (a guessed one is the same
+    statement when the guess holds)."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[CompiledLookup[Any], tuple[Any, ...]], Statement] = {}
+
+    def of(self, lookup: CompiledLookup[Any], *values: Any) -> Statement:
+        """``lookup``'s statement for ``values``; where the lookup runs
+        through the ORM, the lean path declines (``grantee`` catches
+        ``_Declined``)."""
+        statement = self._made.get((lookup, values))
+        if statement is None:
+            made = lookup.statement(*values)
+            if made is None:
+                raise _Declined
+            statement = self._made[lookup, values] = made
+        return statement
 
 
-def _guessed_file_statements(judged: JudgedFile | None, user_model: type[Any]) -> list[Statement]:
+def _user_statements(made: _Statements, user_id: Any, user_model: type[Any]) -> list[Statement]:
+    """The lookup of the user ``user_id``; none where no user is known."""
+    return [] if user_id is None else [made.of(user_lookup(user_model), user_id)]
+
+
+def _file_statements(
+    made: _Statements, judged: JudgedFile | None, user_model: type[Any]
+) -> list[Statement]:
     """The original's lookup (for a thumbnail), then the holder's, for a
-    file judged as ``judged``."""
+    file judged as ``judged``; none where no file is known."""
     if judged is None:
         return []
     statements = []
     if judged.original_id is not None:
-        statements.append(_lookup(RECORD_LOOKUP.statement(judged.original_id)))
-    return statements + _holder_statements(judged.source, judged.name, user_model)
+        statements.append(made.of(RECORD_LOOKUP, judged.original_id))
+    return statements + _holder_statements(made, judged.source, judged.name, user_model)
 
 
-def _holder_statements(source: str, name: str, user_model: type[Any]) -> list[Statement]:
+def _holder_statements(
+    made: _Statements, source: str, name: str, user_model: type[Any]
+) -> list[Statement]:
     """The lookup of the rows holding the file ``name`` of ``source``; none
     where the source names no protected field."""
     holding = _holding(source, user_model)
-    return [_lookup(holding.lookup.statement(name))] if holding is not None else []
-
-
-def _lookup(statement: Statement | None) -> Statement:
-    """A lookup's statement; where it runs through the ORM (None), the steps
-    end before any is run (the generator's exception)."""
-    if statement is None:
-        raise _Declined
-    return statement
+    return [made.of(holding.lookup, name)] if holding is not None else []
 
 
 def _first(statement: Statement, rows: Rows) -> dict[str, Any] | None:
