@@ -24,7 +24,7 @@ from django.db import connection
 
 from protected_media import audit
 from protected_media.asgi import ProtectedMediaASGI
-from protected_media.fastpath import postgres_reads, sqlite_reads, stored_grant
+from protected_media.fastpath import lean_plan, postgres_reads, sqlite_reads, stored_grant
 from protected_media.fastpath.compiled import Rows, Statement, run_steps
 from protected_media.fastpath.guesses import Guesses
 from protected_media.signals import file_served
@@ -398,3 +398,22 @@ def test_guesses_keep_the_latest_and_no_more() -> None:
     assert guesses.session_users["session-6"] == "another user"
     # Changed last, so kept longest.
     assert list(guesses.session_users)[-1] == "session-6"
+
+
+def test_the_headers_kept_for_files_on_disk_are_bounded() -> None:
+    plan = lean_plan.plan()
+    assert plan is not None and plan.store_internal_url is None
+
+    def headers(number: int) -> Any:
+        name = f"files/{number:022d}.txt"
+        grantee = stored_grant.Grantee(1, "owner", "text/plain", "notes.txt", name)
+        return stored_grant.answer_headers(grantee, plan, head=False)
+
+    first = headers(0)
+    assert (b"X-Accel-Redirect", b"/_protected/files/" + b"0" * 22 + b".txt") in first
+    for number in range(1, stored_grant.MAX_LOCAL_HEADERS + 1):
+        assert headers(number) is not None
+    # Full, it started afresh: one file kept, and the first one's headers
+    # are worked out again, the same.
+    assert len(plan.local_headers) == 1
+    assert headers(0) == first

@@ -40,6 +40,10 @@ class Plan:
     # Host headers found allowed (``lean._allowed_host``), at most
     # ``lean.MAX_HOSTS``.
     allowed_seen: set[str] = field(default_factory=set, compare=False)
+    # The encoded headers of files on disk (``stored_grant.answer_headers``).
+    local_headers: dict[tuple[str, str, str], list[tuple[bytes, bytes]]] = field(
+        default_factory=dict, compare=False
+    )
 
 
 # (the plan, or None where the settings leave media to the usual path), once

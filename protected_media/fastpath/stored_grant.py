@@ -287,13 +287,30 @@ def _holding(source: str, user_model: type[Any]) -> _Holding | None:
 def answer_headers(grantee: Grantee, plan: Plan, *, head: bool) -> list[tuple[bytes, bytes]] | None:
     """The headers the view sets on the handoff of a GET (or ``head``), in
     its order; None where a value is not one Django would send as it stands."""
-    target: str | None
     if plan.store_internal_url is not None:
         # nginx fetches the object with a URL signed for this method.
         presigned = protected_storage.presign(grantee.name, "HEAD" if head else "GET")
-        target = store_accel_target(presigned, plan.store_internal_url)
-    else:
-        target = local_accel_target(plan.internal_url, grantee.name)
+        return _encoded(grantee, store_accel_target(presigned, plan.store_internal_url))
+    # On disk, the same for every request for the file (a gallery's
+    # thumbnails come again and again): worked out once per plan.
+    seen = plan.local_headers
+    file = (grantee.name, grantee.content_type, grantee.original_name)
+    headers = seen.get(file)
+    if headers is None:
+        headers = _encoded(grantee, local_accel_target(plan.internal_url, grantee.name))
+        if headers is None:
+            return None
+        if len(seen) >= MAX_LOCAL_HEADERS:
+            seen.clear()
+        seen[file] = headers
+    return list(headers)
+
+
+# Files whose headers a plan keeps at most; then it starts afresh.
+MAX_LOCAL_HEADERS = 1024
+
+
+def _encoded(grantee: Grantee, target: str | None) -> list[tuple[bytes, bytes]] | None:
     if target is None:
         return None
     served = served_headers(grantee.content_type, grantee.original_name)
