@@ -160,12 +160,19 @@ async def test_one_read_transaction_and_the_audit_trail(
     assert [(decision, reason) for decision, reason, _ in counted] == [("served", "owner")]
 
 
+async def taught_session(entry_point: Any, world: World) -> tuple[str, Case]:
+    """A session of alice's, and her file's request in it, once that request
+    taught the lean path."""
+    cookie = await sync_to_async(signed_in)(world.users["alice"])
+    in_session = Case("alice's session", "alice's file", lambda world: cookie)
+    await teach(entry_point, world, in_session)
+    return cookie, in_session
+
+
 async def test_a_session_read_before_takes_one_step(
     world, entry_point, lean_answers, lean_steps
 ) -> None:
-    cookie = await sync_to_async(signed_in)(world.users["alice"])
-    again = Case("the same session again", "alice's file", lambda world: cookie)
-    await teach(entry_point, world, again)
+    _, again = await taught_session(entry_point, world)
     lean_steps.clear()
 
     response, _ = await fetch(entry_point, again, world)
@@ -202,9 +209,7 @@ async def test_a_wrong_guess_costs_a_step_and_never_the_answer(
 ) -> None:
     # alice's session comes to name bob (as if its data were rewritten):
     # the user it named last time is no longer the one it names.
-    cookie = await sync_to_async(signed_in)(world.users["alice"])
-    again = Case("alice's session", "alice's file", lambda world: cookie)
-    await teach(entry_point, world, again)
+    cookie, again = await taught_session(entry_point, world)
     assert (await fetch(entry_point, again, world))[0].status_code == 200
     bobs = await sync_to_async(Session.objects.get)(
         session_key=await sync_to_async(signed_in)(world.users["bob"])

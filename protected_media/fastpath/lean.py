@@ -5,10 +5,11 @@ Most media requests are a signed-in user fetching a file of their own (a
 gallery's thumbnails, an avatar). For those, Django's request, the middleware
 hooks, the view and the model instances cost several times the reads
 themselves (docs/performance.md). So before any of that, the entry point
-reads the rows the check needs as stored values, in one read transaction
-(the session, the user, the record and, for a thumbnail, its original, and
-the row holding the file), through the SQL the ORM compiles for the usual
-path (``compiled``). When they show the default policy granting the file to
+reads the rows the check needs as stored values (the session, the user,
+the record and, for a thumbnail, its original, and the row holding the
+file), through the SQL the ORM compiles for the usual path (``compiled``),
+in steps (``stored_grant``): in one read transaction on SQLite, one
+statement a step on PostgreSQL (``joined``). When they show the default policy granting the file to
 its owner (or to staff, where ``PROTECTED_MEDIA_ALLOW_STAFF`` says so), it
 answers at once: the audit line, the decision counters, the handoff to nginx.
 

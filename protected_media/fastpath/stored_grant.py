@@ -3,10 +3,10 @@ the lean path (``lean``, which imports this module once the models are).
 
 The rows the media check reads (the session, the user, the file's record and
 a thumbnail's original, the row holding the file) are read as stored values
-in one read transaction, through the SQL the ORM compiles for the usual
-path (``compiled``), and only for the grants the default policy makes
-without another query: to the file's owner, and to staff where
-``PROTECTED_MEDIA_ALLOW_STAFF`` says so. For anything else the answer is
+in steps (``compiled.Steps``, which the database's reads run), through the
+SQL the ORM compiles for the usual path (``compiled``), and only for the
+grants the default policy makes without another query: to the file's
+owner, and to staff where ``PROTECTED_MEDIA_ALLOW_STAFF`` says so. For anything else the answer is
 None, and the usual path decides.
 """
 
