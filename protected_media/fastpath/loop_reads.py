@@ -130,11 +130,16 @@ def reads_for_database() -> Reads | None:
 
 def reads_on_loop(engine: str | None) -> bool:
     """Whether the settings have the entry point read a database of
-    ``engine`` on the loop, where its reads are proven."""
+    ``engine`` on the loop (each kind's ``enabled``), where its reads are
+    proven."""
     if engine == SQLITE_ENGINE:
-        return conf.fast_path_sqlite_busy_ms is not None
-    if engine == POSTGRESQL_ENGINE:
-        return conf.fast_path_postgres_connections is not None and postgres_reads_installed()
+        from .sqlite_reads import enabled
+
+        return enabled()
+    if engine == POSTGRESQL_ENGINE and postgres_reads_installed():
+        from .postgres_reads import enabled as postgres_enabled
+
+        return postgres_enabled()
     return False
 
 
