@@ -379,7 +379,16 @@ def assert_all_uploaded(page: Page, names: list[str], timeout: float = 120_000) 
     expect(page.locator("ol.uploads li.error")).to_have_count(0)
     expect(page.get_by_role("button", name="Retry failed uploads")).to_be_hidden()
     # The files start near the top (a 30-file batch once pushed them ~1,700 px down).
-    files = page.get_by_role("region", name="Your files").bounding_box()
+    # The list is replaced by a fresh copy once a batch ends (files.js): a
+    # box taken while the old copy is detached is None, so take it again.
+    region = page.get_by_role("region", name="Your files")
+    expect(region).to_be_visible()
+    files = region.bounding_box()
+    for _ in range(50):
+        if files is not None:
+            break
+        page.wait_for_timeout(100)
+        files = region.bounding_box()
     assert files is not None and files["y"] < 900, files
     fold.click()
     rows = page.get_by_role("list", name="Uploaded files").get_by_role("listitem")
