@@ -16,7 +16,7 @@ from protected_media.nginx.from_settings import standalone_user
 from tests.test_nginx_config import nginx_binary, site_server_config
 
 from .conftest import USERS
-from .harness import Stack, cookie_header, free_port, nginx_listening, upload
+from .harness import Stack, cookie_header, free_port, nginx_listening, upload, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -99,7 +99,11 @@ def test_the_site_server_serves_the_gateway_and_its_own_location(site_server: St
     assert hello.headers["x-site"] == "own"
 
     # The gateway's requests go to its masked log, the site's to its own.
+    # nginx writes a request's line once it has finished with it, which can
+    # be just after the client has read the response.
     state = site_server.log_path.parent
-    gateway_log, own_log = (state / "access.log").read_text(), (state / "site.log").read_text()
+    own = state / "site.log"
+    own_log = wait_for(lambda: "GET /hello " in (text := own.read_text()) and text, "a line", 5)
+    gateway_log = (state / "access.log").read_text()
     assert f"GET {url} " in gateway_log and f"GET {url} " not in own_log
     assert "GET /hello " in own_log and "GET /hello " not in gateway_log
