@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from .conftest import USERS, postgres_stack
-from .harness import RawResponse, Stack, cookie_header, postgres_admin, upload
+from .harness import RawResponse, Stack, cookie_header, postgres_admin, upload, wait_for
 from .test_database_down import take_down
 
 pytestmark = pytest.mark.stack
@@ -140,5 +140,7 @@ def test_media_keys_are_still_logged_as_they_are(outage_stack) -> None:
         assert stack.raw("GET", created["url"], headers=cookie_header(alice)).status == 200
     finally:
         alice.close()
-    access = everything_logged(stack)["nginx access log"]
-    assert f'"GET {created["url"]} HTTP/1.1" 200 6 ' in access
+    # nginx writes a request's line once it has finished with it, which can
+    # be just after the client has read the response.
+    line = f'"GET {created["url"]} HTTP/1.1" 200 6 '
+    wait_for(lambda: line in everything_logged(stack)["nginx access log"], "the line", 5)
