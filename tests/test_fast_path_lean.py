@@ -227,6 +227,39 @@ async def test_a_wrong_guess_costs_a_step_and_never_the_answer(
     assert lean_steps == [[SESSION, RECORD, USER, HOLDER], [USER]]
 
 
+async def test_a_session_refused_a_key_goes_to_the_usual_path_for_it_next_time(
+    world, entry_point, lean_answers, lean_steps
+) -> None:
+    await teach(entry_point, world)
+    bobs = await sync_to_async(signed_in)(world.users["bob"])
+    of_bob = Case("bob", "alice's file", lambda world: bobs, status=404)
+    missing = Case("bob", "/media/" + "B" * 22, lambda world: bobs, status=404)
+    lean_steps.clear()
+    first = [(await fetch(entry_point, case, world))[0] for case in (of_bob, missing)]
+    first_steps = list(lean_steps)
+    lean_steps.clear()
+
+    again = [(await fetch(entry_point, case, world))[0] for case in (of_bob, missing)]
+    by_django = [
+        (await fetch(get_asgi_application(), case, world))[0] for case in (of_bob, missing)
+    ]
+
+    # Both read on the lean path the first time, alike; then neither.
+    assert first_steps == [[SESSION, RECORD], [USER, HOLDER], [SESSION, RECORD, USER], [HOLDER]]
+    assert lean_steps == [] and lean_answers == []
+    for case, answers in zip(
+        (of_bob, missing), zip(first, again, by_django, strict=True), strict=True
+    ):
+        assert [answer.status_code for answer in answers] == [404] * 3
+        seen = [(comparable(answer, case), answer.content) for answer in answers]
+        assert seen == [seen[-1]] * 3
+    # Per session: another session of bob's reads on the lean path again.
+    others = await sync_to_async(signed_in)(world.users["bob"])
+    by_other, _ = await fetch(entry_point, Case("bob", "alice's file", lambda world: others), world)
+    assert by_other.status_code == 404
+    assert lean_steps == [[SESSION, RECORD], [USER, HOLDER]]
+
+
 async def test_a_receiver_of_file_served_gets_the_request(world, entry_point, lean_answers) -> None:
     received: list[dict[str, Any]] = []
 
@@ -403,6 +436,11 @@ def test_guesses_keep_the_latest_and_no_more() -> None:
     assert guesses.session_users["session-6"] == "another user"
     # Changed last, so kept longest.
     assert list(guesses.session_users)[-1] == "session-6"
+    for number in range(guesses.MAX_ENTRIES + 5):
+        guesses.remember_declined("session", f"key-{number}")
+    assert len(guesses.declined) == guesses.MAX_ENTRIES
+    assert ("session", "key-4") not in guesses.declined
+    assert ("session", "key-5") in guesses.declined
 
 
 def test_the_headers_kept_for_files_on_disk_are_bounded() -> None:

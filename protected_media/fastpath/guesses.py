@@ -6,7 +6,8 @@ user a session names, the row holding the file a record names. Where an
 earlier request of the same session showed those, the first step reads them
 beside its own statements (``read_step``), and the rows read then decide as
 on any request: a guess that no longer holds costs the step it would have
-saved, never the answer.
+saved, never the answer. A request its session was declined before goes
+straight to the usual path, which decides it as it decides every request.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ class JudgedFile(NamedTuple):
 
 
 class Guesses:
-    """What earlier requests showed: the user each session named, and what
-    the record of each file key a session asked for showed (``JudgedFile``).
-    A session key is remembered only once its row named a user; a file key,
-    for that session alone, once its record (or its absence) was read. So a
-    session's first request for a key takes the same steps whether or not a
-    file by that key exists, and whoever else asked for it: the steps tell a
-    client only what it asked for before."""
+    """What earlier requests showed: the user each session named, what the
+    record of each file key a session asked for showed (``JudgedFile``), and
+    the keys each session was declined (the rows granted nothing the lean
+    path answers: another user's file, a key that names no file, a grant of
+    the site's policy). A session key is remembered only once its row named
+    a user; a file key, for that session alone, once its record (or its
+    absence) was read. So a session's first request for a key takes the same
+    steps whether or not a file by that key exists, and whoever else asked
+    for it: the steps tell a client only what it asked for before."""
 
     # Entries each keeps at most; the oldest goes first.
     MAX_ENTRIES = 10_000
@@ -41,12 +44,18 @@ class Guesses:
     def __init__(self) -> None:
         self.session_users: dict[str, Any] = {}
         self.judged_files: dict[tuple[str, str], JudgedFile] = {}
+        # (session key, file key): the usual path decides these from then on,
+        # without the lean path's reads before it.
+        self.declined: dict[tuple[str, str], bool] = {}
 
     def remember_user(self, session_key: str, user_id: Any) -> None:
         self._remember(self.session_users, session_key, user_id)
 
     def remember_file(self, session_key: str, key: str, judged: JudgedFile) -> None:
         self._remember(self.judged_files, (session_key, key), judged)
+
+    def remember_declined(self, session_key: str, key: str) -> None:
+        self._remember(self.declined, (session_key, key), True)
 
     def _remember(self, guesses: dict[Any, Any], key: Any, value: Any) -> None:
         if guesses.get(key) == value:

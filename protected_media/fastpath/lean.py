@@ -118,6 +118,10 @@ class Lean:
             key, kind, store = request
             if self._lessons.get(kind, 0) >= MAX_LESSONS:
                 return None
+            # Refused before (or granted by the site's policy): the lean
+            # path's reads would only come before the usual path's again.
+            if (store.session_key, key) in self._guesses.declined:
+                return None
             if kind not in self._middleware_headers and len(self._lessons) >= MAX_KINDS:
                 return None
             granting = _granting()

@@ -80,11 +80,15 @@ def grantee(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses)
     file (``guesses``, which it adds to), the first step reads those too, so
     that one step (one round trip, on PostgreSQL) answers; the rows it finds
     decide whether the guess was right, and a wrong one only costs the steps
-    it would have taken."""
+    it would have taken. A request the rows decline is remembered as
+    declined for the session (``Guesses.declined``)."""
     try:
-        return (yield from _granted(key, store, plan, guesses))
+        granted = yield from _granted(key, store, plan, guesses)
     except _Declined:
         return None
+    if granted is None and store.session_key is not None:
+        guesses.remember_declined(store.session_key, key)
+    return granted
 
 
 def _granted(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses) -> Steps[Grantee]:
