@@ -25,7 +25,7 @@ from django.db import connection
 from protected_media import audit
 from protected_media.asgi import ProtectedMediaASGI
 from protected_media.fastpath import lean_plan, postgres_reads, sqlite_reads, stored_grant
-from protected_media.fastpath.compiled import Rows, Statement, run_steps
+from protected_media.fastpath.compiled import CompiledLookup, Rows, Statement, run_steps
 from protected_media.fastpath.guesses import Guesses
 from protected_media.signals import file_served
 from tests import loop_connections
@@ -179,6 +179,26 @@ async def test_a_session_read_before_takes_one_step(
 
     assert response.status_code == 200 and len(lean_answers) == 1
     assert lean_steps == [[SESSION, RECORD, USER, HOLDER]]
+
+
+async def test_a_session_asking_again_makes_only_its_session_statement_afresh(
+    world, entry_point, lean_answers, lean_steps, monkeypatch
+) -> None:
+    _, again = await taught_session(entry_point, world)
+    made: list[str] = []
+    statement = CompiledLookup.statement
+
+    def making(lookup: CompiledLookup[Any], *values: Any) -> Statement | None:
+        made.append(lookup.model.__name__)
+        return statement(lookup, *values)
+
+    monkeypatch.setattr(CompiledLookup, "statement", making)
+    answers = [(await fetch(entry_point, again, world))[0] for _ in range(3)]
+
+    assert [answer.status_code for answer in answers] == [200] * 3 and len(lean_answers) == 3
+    # The session's statement holds the moment (its expiry against now).
+    assert made == ["Session"] * 3
+    assert lean_steps[-3:] == [[SESSION, RECORD, USER, HOLDER]] * 3
 
 
 async def test_the_first_request_for_a_key_takes_the_same_steps_whoever_asked_before(

@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any, NamedTuple
 
-from .compiled import Rows, Statement
+from .compiled import CompiledLookup, Rows, Statement
+
+# Statements made, by their lookup and its values.
+MadeStatements = dict[tuple[CompiledLookup[Any], tuple[Any, ...]], Statement]
 
 
 class JudgedFile(NamedTuple):
@@ -47,6 +50,9 @@ class Guesses:
         # (session key, file key): the usual path decides these from then on,
         # without the lean path's reads before it.
         self.declined: dict[tuple[str, str], bool] = {}
+        # (session key, file key): the statements its last request made, to
+        # make them no more (each is a few microseconds of adapting values).
+        self.statements: dict[tuple[str, str], MadeStatements] = {}
 
     def remember_user(self, session_key: str, user_id: Any) -> None:
         self._remember(self.session_users, session_key, user_id)
@@ -57,6 +63,9 @@ class Guesses:
     def remember_declined(self, session_key: str, key: str) -> None:
         self._remember(self.declined, (session_key, key), True)
 
+    def remember_statements(self, session_key: str, key: str, made: MadeStatements) -> None:
+        self._remember(self.statements, (session_key, key), made)
+
     def _remember(self, guesses: dict[Any, Any], key: Any, value: Any) -> None:
         if guesses.get(key) == value:
             return
@@ -64,6 +73,44 @@ class Guesses:
         if len(guesses) >= self.MAX_ENTRIES:
             del guesses[next(iter(guesses))]
         guesses[key] = value
+
+
+class Statements:
+    """One request's statements, each made once (a guessed one is the same
+    statement when the guess holds), starting from those ``earlier`` kept."""
+
+    def __init__(self, earlier: MadeStatements | None) -> None:
+        self._made: MadeStatements = dict(earlier) if earlier else {}
+        self._not_kept: set[tuple[CompiledLookup[Any], tuple[Any, ...]]] = set()
+        # Whether this request made a statement to keep that ``earlier`` lacked.
+        self.made_new = False
+
+    def of(self, lookup: CompiledLookup[Any], *values: Any, kept: bool = True) -> Statement:
+        """``lookup``'s statement for ``values``, which ``kept`` leaves out
+        where they hold the moment of the request; where the lookup runs
+        through the ORM, the lean path declines (``grantee`` catches
+        ``Declined``)."""
+        statement = self._made.get((lookup, values))
+        if statement is None:
+            made = lookup.statement(*values)
+            if made is None:
+                raise Declined
+            statement = self._made[lookup, values] = made
+            if kept:
+                self.made_new = True
+            else:
+                self._not_kept.add((lookup, values))
+        return statement
+
+    def kept(self) -> MadeStatements:
+        """The statements made, but for those of this moment alone."""
+        return {
+            made: statement for made, statement in self._made.items() if made not in self._not_kept
+        }
+
+
+class Declined(Exception):
+    """A lookup the lean path cannot run as the usual path would."""
 
 
 # A statement as run: its SQL and parameters.

@@ -43,7 +43,7 @@ from ..views import X_ACCEL_REDIRECT
 from . import session_data
 from .auth import session_lookup, user_lookup
 from .compiled import CompiledLookup, Rows, Statement, Steps
-from .guesses import Guesses, JudgedFile, StatementId, read_step
+from .guesses import Declined, Guesses, JudgedFile, StatementId, Statements, read_step
 from .lean_plan import MODEL_BACKEND, Plan
 
 
@@ -81,25 +81,35 @@ def grantee(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses)
     that one step (one round trip, on PostgreSQL) answers; the rows it finds
     decide whether the guess was right, and a wrong one only costs the steps
     it would have taken. A request the rows decline is remembered as
-    declined for the session (``Guesses.declined``)."""
-    try:
-        granted = yield from _granted(key, store, plan, guesses)
-    except _Declined:
+    declined for the session (``Guesses.declined``); a grant's statements,
+    to be made no more (``Guesses.statements``)."""
+    if store.session_key is None:
         return None
-    if granted is None and store.session_key is not None:
+    made = Statements(guesses.statements.get((store.session_key, key)))
+    try:
+        granted = yield from _granted(key, store, plan, guesses, made)
+    except Declined:
+        return None
+    if granted is None:
         guesses.remember_declined(store.session_key, key)
+    elif made.made_new:
+        # The session's next request for the file makes the same statements.
+        guesses.remember_statements(store.session_key, key, made.kept())
     return granted
 
 
-def _granted(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses) -> Steps[Grantee]:
+def _granted(
+    key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses, made: Statements
+) -> Steps[Grantee]:
     user_model = plan.user_model
     pk = user_model._meta.pk
     session_key = store.session_key
     if session_key is None:
         return None
     read: dict[StatementId, Rows] = {}
-    made = _Statements()
-    session_statement = made.of(session_lookup(plan.session_model), session_key, timezone.now())
+    session_statement = made.of(
+        session_lookup(plan.session_model), session_key, timezone.now(), kept=False
+    )
     record_statement = made.of(RECORD_LOOKUP, key)
     guessed = [
         *_user_statements(made, guesses.session_users.get(session_key), user_model),
@@ -164,33 +174,13 @@ def _granted(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses
     return Grantee(user_id, reason, found["content_type"], found["original_name"], found["name"])
 
 
-class _Statements:
-    """One request's statements, each made once (a guessed one is the same
-    statement when the guess holds)."""
-
-    def __init__(self) -> None:
-        self._made: dict[tuple[CompiledLookup[Any], tuple[Any, ...]], Statement] = {}
-
-    def of(self, lookup: CompiledLookup[Any], *values: Any) -> Statement:
-        """``lookup``'s statement for ``values``; where the lookup runs
-        through the ORM, the lean path declines (``grantee`` catches
-        ``_Declined``)."""
-        statement = self._made.get((lookup, values))
-        if statement is None:
-            made = lookup.statement(*values)
-            if made is None:
-                raise _Declined
-            statement = self._made[lookup, values] = made
-        return statement
-
-
-def _user_statements(made: _Statements, user_id: Any, user_model: type[Any]) -> list[Statement]:
+def _user_statements(made: Statements, user_id: Any, user_model: type[Any]) -> list[Statement]:
     """The lookup of the user ``user_id``; none where no user is known."""
     return [] if user_id is None else [made.of(user_lookup(user_model), user_id)]
 
 
 def _file_statements(
-    made: _Statements, judged: JudgedFile | None, user_model: type[Any]
+    made: Statements, judged: JudgedFile | None, user_model: type[Any]
 ) -> list[Statement]:
     """The original's lookup (for a thumbnail), then the holder's, for a
     file judged as ``judged``; none where no file is known."""
@@ -203,7 +193,7 @@ def _file_statements(
 
 
 def _holder_statements(
-    made: _Statements, source: str, name: str, user_model: type[Any]
+    made: Statements, source: str, name: str, user_model: type[Any]
 ) -> list[Statement]:
     """The lookup of the rows holding the file ``name`` of ``source``; none
     where the source names no protected field."""
@@ -220,10 +210,6 @@ def _first(statement: Statement, rows: Rows) -> dict[str, Any] | None:
 STORED_NAME_SHAPE = "files/" + "A" * 22 + ".bin"
 # The stored values of ``decision.stand_in_record()`` that the lean path reads.
 _STAND_IN_RECORD = {"name": STAND_IN_NAME, "source": STAND_IN_SOURCE, "original_id": None}
-
-
-class _Declined(Exception):
-    """A lookup the lean path cannot run as the usual path would."""
 
 
 class _StoredPassword:
