@@ -7,6 +7,7 @@ case (``load_on_loop``), and hand anything else to the threads untouched.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from importlib.util import find_spec
@@ -112,7 +113,14 @@ def give_up_for_good() -> None:
 
 
 def session_alias() -> str:
-    return router.db_for_read(DatabaseSessionStore.get_model_class())
+    """The database Django's database session store reads."""
+    return router.db_for_read(_session_model())
+
+
+@functools.cache
+def _session_model() -> type[Any]:
+    # The store's own method imports the model on every call: once per request.
+    return DatabaseSessionStore.get_model_class()
 
 
 def reads_for_database() -> Reads | None:

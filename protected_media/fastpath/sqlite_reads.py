@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
-from django.db import DatabaseError, connections, router
+from django.db import DatabaseError, connections
 from django.dispatch import Signal
 from django.http import HttpRequest
 
 from ..conf import conf
 from . import probe
 from .compiled import LoopReader, NeedsThreads, Rows, Statement, Steps, reading_on_loop, run_steps
-from .loop_reads import Proof, common_case, give_up_for_good, load_on_loop
+from .loop_reads import Proof, common_case, give_up_for_good, load_on_loop, session_alias
 
 if TYPE_CHECKING:
     from ..decision import Found
@@ -126,7 +126,7 @@ class SqliteReads:
         # Django's database store exactly: a subclass may load or decode otherwise.
         if not self._proof.result or self._broken or type(session) is not DatabaseSessionStore:
             return None
-        alias = router.db_for_read(DatabaseSessionStore.get_model_class())
+        alias = session_alias()
         # A fresh store: the one on the request stays unread if the threads
         # take over, so that they read the session themselves.
         store = DatabaseSessionStore(session.session_key)
@@ -161,7 +161,7 @@ class SqliteReads:
         busy_ms = conf.fast_path_sqlite_busy_ms
         if busy_ms is None or not self._proof.result or self._broken:
             return None
-        alias = router.db_for_read(DatabaseSessionStore.get_model_class())
+        alias = session_alias()
         try:
             connection = self._stored.opened(alias, busy_ms)
             if connection is None:
@@ -189,7 +189,7 @@ class SqliteReads:
         """Run the fast path's lookups through a connection like the loop's,
         against the ORM (blocking, in a thread). A busy or failing database
         leaves the question open for the next request."""
-        alias = router.db_for_read(DatabaseSessionStore.get_model_class())
+        alias = session_alias()
         path = database_file(alias)
         if path is None:
             return False
