@@ -88,13 +88,13 @@ class Statements:
     def of(self, lookup: CompiledLookup[Any], *values: Any, kept: bool = True) -> Statement:
         """``lookup``'s statement for ``values``, which ``kept`` leaves out
         where they hold the moment of the request; where the lookup runs
-        through the ORM, the lean path declines (``grantee`` catches
-        ``Declined``)."""
+        through the ORM, ``UncompiledLookup`` (``grantee`` leaves the request
+        to the usual path)."""
         statement = self._made.get((lookup, values))
         if statement is None:
             made = lookup.statement(*values)
             if made is None:
-                raise Declined
+                raise UncompiledLookup
             statement = self._made[lookup, values] = made
             if kept:
                 self.made_new = True
@@ -109,7 +109,7 @@ class Statements:
         }
 
 
-class Declined(Exception):
+class UncompiledLookup(Exception):
     """A lookup the lean path cannot run as the usual path would."""
 
 

@@ -43,7 +43,7 @@ from ..views import X_ACCEL_REDIRECT
 from . import session_data
 from .auth import session_lookup, user_lookup
 from .compiled import CompiledLookup, Rows, Statement, Steps
-from .guesses import Declined, Guesses, JudgedFile, StatementId, Statements, read_step
+from .guesses import Guesses, JudgedFile, StatementId, Statements, UncompiledLookup, read_step
 from .lean_plan import MODEL_BACKEND, Plan
 
 
@@ -83,29 +83,32 @@ def grantee(key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses)
     it would have taken. A request the rows decline is remembered as
     declined for the session (``Guesses.declined``); a grant's statements,
     to be made no more (``Guesses.statements``)."""
-    if store.session_key is None:
+    session_key = store.session_key
+    if session_key is None:
         return None
-    made = Statements(guesses.statements.get((store.session_key, key)))
+    made = Statements(guesses.statements.get((session_key, key)))
     try:
-        granted = yield from _granted(key, store, plan, guesses, made)
-    except Declined:
+        granted = yield from _granted(key, session_key, store, plan, guesses, made)
+    except UncompiledLookup:
         return None
     if granted is None:
-        guesses.remember_declined(store.session_key, key)
+        guesses.remember_declined(session_key, key)
     elif made.made_new:
         # The session's next request for the file makes the same statements.
-        guesses.remember_statements(store.session_key, key, made.kept())
+        guesses.remember_statements(session_key, key, made.kept())
     return granted
 
 
 def _granted(
-    key: str, store: DatabaseSessionStore, plan: Plan, guesses: Guesses, made: Statements
+    key: str,
+    session_key: str,
+    store: DatabaseSessionStore,
+    plan: Plan,
+    guesses: Guesses,
+    made: Statements,
 ) -> Steps[Grantee]:
     user_model = plan.user_model
     pk = user_model._meta.pk
-    session_key = store.session_key
-    if session_key is None:
-        return None
     read: dict[StatementId, Rows] = {}
     session_statement = made.of(
         session_lookup(plan.session_model), session_key, timezone.now(), kept=False
