@@ -81,32 +81,27 @@ class Statements:
 
     def __init__(self, earlier: MadeStatements | None) -> None:
         self._made: MadeStatements = dict(earlier) if earlier else {}
-        self._not_kept: set[tuple[CompiledLookup[Any], tuple[Any, ...]]] = set()
         # Whether this request made a statement to keep that ``earlier`` lacked.
         self.made_new = False
 
     def of(self, lookup: CompiledLookup[Any], *values: Any, kept: bool = True) -> Statement:
-        """``lookup``'s statement for ``values``, which ``kept`` leaves out
-        where they hold the moment of the request; where the lookup runs
-        through the ORM, ``UncompiledLookup`` (``grantee`` leaves the request
-        to the usual path)."""
-        statement = self._made.get((lookup, values))
+        """``lookup``'s statement for ``values``, made afresh and not kept
+        where ``kept`` says the values hold the moment of the request; where
+        the lookup runs through the ORM, ``UncompiledLookup`` (``grantee``
+        leaves the request to the usual path)."""
+        statement = self._made.get((lookup, values)) if kept else None
         if statement is None:
-            made = lookup.statement(*values)
-            if made is None:
+            statement = lookup.statement(*values)
+            if statement is None:
                 raise UncompiledLookup
-            statement = self._made[lookup, values] = made
             if kept:
+                self._made[lookup, values] = statement
                 self.made_new = True
-            else:
-                self._not_kept.add((lookup, values))
         return statement
 
     def kept(self) -> MadeStatements:
-        """The statements made, but for those of this moment alone."""
-        return {
-            made: statement for made, statement in self._made.items() if made not in self._not_kept
-        }
+        """The statements made to keep, earlier ones among them."""
+        return self._made
 
 
 class UncompiledLookup(Exception):

@@ -9,9 +9,10 @@ reads the rows the check needs as stored values (the session, the user,
 the record and, for a thumbnail, its original, and the row holding the
 file), through the SQL the ORM compiles for the usual path (``compiled``),
 in steps (``stored_grant``): in one read transaction on SQLite, one
-statement a step on PostgreSQL (``joined``). When they show the default policy granting the file to
-its owner (or to staff, where ``PROTECTED_MEDIA_ALLOW_STAFF`` says so), it
-answers at once: the audit line, the decision counters, the handoff to nginx.
+statement a step on PostgreSQL (``joined``). When they show the default
+policy granting the file to its owner (or to staff, where
+``PROTECTED_MEDIA_ALLOW_STAFF`` says so), it answers at once: the audit
+line, the decision counters, the handoff to nginx.
 
 It answers that case alone, and only where nothing listens to
 ``file_served`` (a receiver is sent Django's request and user). Anything else

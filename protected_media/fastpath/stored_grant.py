@@ -6,8 +6,8 @@ a thumbnail's original, the row holding the file) are read as stored values
 in steps (``compiled.Steps``, which the database's reads run), through the
 SQL the ORM compiles for the usual path (``compiled``), and only for the
 grants the default policy makes without another query: to the file's
-owner, and to staff where ``PROTECTED_MEDIA_ALLOW_STAFF`` says so. For anything else the answer is
-None, and the usual path decides.
+owner, and to staff where ``PROTECTED_MEDIA_ALLOW_STAFF`` says so. For
+anything else the answer is None, and the usual path decides.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
 from tests.stack.conftest import MAX_UPLOAD, start_stack
-from tests.stack.harness import Stack
+from tests.stack.harness import Stack, wait_for
 
 from .conftest import VIEWPORT, create_user
 from .test_demo_in_chromium import PDF, assert_media_response, picture, stored, wait_until_shown
@@ -383,13 +383,8 @@ def assert_all_uploaded(page: Page, names: list[str], timeout: float = 120_000) 
     # box taken while the old copy is detached is None, so take it again.
     region = page.get_by_role("region", name="Your files")
     expect(region).to_be_visible()
-    files = region.bounding_box()
-    for _ in range(50):
-        if files is not None:
-            break
-        page.wait_for_timeout(100)
-        files = region.bounding_box()
-    assert files is not None and files["y"] < 900, files
+    files = wait_for(region.bounding_box, "the files' box", 5)
+    assert files["y"] < 900, files
     fold.click()
     rows = page.get_by_role("list", name="Uploaded files").get_by_role("listitem")
     expect(rows.filter(has_text="Uploaded.")).to_have_count(len(names))
