@@ -1,6 +1,7 @@
 """What the tests see of the entry point's own connections on the event loop
 (``fastpath.sqlite_reads`` and ``fastpath.postgres_reads``): every statement
-they run, through the drivers' own hooks."""
+they run, through the drivers' own hooks, and on PostgreSQL the lean path's,
+which go through libpq by name (``fastpath.prepared``)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def traced(record: Callable[[str], None]) -> Iterator[None]:
     if postgres is not None:
         postgres.connect(on_postgres)
     try:
-        yield
+        with _prepared_traced(record):
+            yield
     finally:
         sqlite_reads.connection_opened.disconnect(on_sqlite)
         if postgres is not None:
@@ -48,3 +50,23 @@ def _postgres_signal() -> Any:
     except ImportError:  # no psycopg: no PostgreSQL either
         return None
     return postgres_reads.connection_opened
+
+
+@contextlib.contextmanager
+def _prepared_traced(record: Callable[[str], None]) -> Iterator[None]:
+    try:
+        from protected_media.fastpath import prepared
+    except ImportError:
+        yield
+        return
+    fetch = prepared.fetch
+
+    async def traced_fetch(connection: Any, sql: str, params: list[Any]) -> Any:
+        record(sql)
+        return await fetch(connection, sql, params)
+
+    prepared.fetch = traced_fetch  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        prepared.fetch = fetch  # type: ignore[assignment]

@@ -25,7 +25,7 @@ from django.db import connection
 from protected_media import audit
 from protected_media.asgi import ProtectedMediaASGI
 from protected_media.fastpath import lean_plan, postgres_reads, sqlite_reads, stored_grant
-from protected_media.fastpath.compiled import CompiledLookup, Rows, Statement, run_steps
+from protected_media.fastpath.compiled import CompiledLookup, Rows, Statement, arun_steps, run_steps
 from protected_media.fastpath.guesses import Guesses
 from protected_media.signals import file_served
 from tests import loop_connections
@@ -100,8 +100,15 @@ def lean_steps(monkeypatch) -> list[list[str]]:
 
         return run_steps(steps, alias, recorded)
 
+    async def arecording(steps: Any, alias: str, run: Any) -> Any:
+        async def recorded(statements: list[Statement]) -> list[Rows]:
+            seen.append([table(statement.sql) for statement in statements])
+            return await run(statements)
+
+        return await arun_steps(steps, alias, recorded)
+
     monkeypatch.setattr(sqlite_reads, "run_steps", recording)
-    monkeypatch.setattr(postgres_reads, "run_steps", recording)
+    monkeypatch.setattr(postgres_reads, "arun_steps", arecording)
     return seen
 
 

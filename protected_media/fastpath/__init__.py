@@ -12,7 +12,8 @@
   - ``sqlite_reads``: on SQLite, through a read-only connection with a busy
     timeout;
   - ``postgres_reads``: on PostgreSQL, through psycopg's async pool, whose
-    statements ``bridge`` awaits under the same blocking code;
+    statements ``bridge`` awaits under the same blocking code, and the lean
+    path's through libpq by name (``prepared``);
 - ``lean`` and ``stored_grant``: a file granted to its owner, answered from
   one read transaction of stored values without building Django's request;
 - ``media_routes``: the URLconf without the patterns that cannot match a

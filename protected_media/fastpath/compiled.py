@@ -25,7 +25,7 @@ import contextvars
 import logging
 import re
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -146,6 +146,21 @@ def run_steps(
                 steps.close()
                 return None
             statements = steps.send(run(statements))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def arun_steps(
+    steps: Steps[T], alias: str, run: Callable[[list[Statement]], Awaitable[list[Rows]]]
+) -> T | None:
+    """``run_steps`` for a database whose statements are awaited."""
+    try:
+        statements = next(steps)
+        while True:
+            if any(statement.alias != alias for statement in statements):
+                steps.close()
+                return None
+            statements = steps.send(await run(statements))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 

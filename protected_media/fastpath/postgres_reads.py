@@ -12,7 +12,9 @@ per connection. They go one at a time, not in pipeline mode: sending the
 record's lookup with the session's saves one round trip of four, but
 leaving the pipeline waits for a sync of its own, and psycopg's pipeline
 exchanges cost more CPU than the round trip they save (measured in
-docs/performance.md).
+docs/performance.md). The lean path's steps (``aread_stored``) are plain
+generators, driven here without a greenlet, and each step's one statement
+goes through libpq by name (``prepared``).
 
 The pool's connections are made with Django's own connection parameters and
 adapters (``DatabaseWrapper.get_connection_params``), in autocommit, and
@@ -41,8 +43,8 @@ from django.http import HttpRequest
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..conf import conf
-from . import bridge, probe
-from .compiled import LoopReader, NeedsThreads, Rows, Statement, Steps, reading_on_loop, run_steps
+from . import bridge, prepared, probe
+from .compiled import LoopReader, NeedsThreads, Rows, Statement, Steps, arun_steps, reading_on_loop
 from .joined import joined, split
 from .loop_reads import Proof, common_case, give_up_for_good, load_on_loop, session_alias
 
@@ -150,11 +152,10 @@ class PostgresReads:
             # end a transaction that autocommit never opens.
             connection = await pool.getconn(timeout=POOL_WAIT)
             try:
-
-                def run(statements: list[Statement]) -> list[Rows]:
-                    return bridge.await_(_fetch_joined(connection, statements))
-
-                return await bridge.run(run_steps, steps, session_alias(), run)
+                # The steps are plain generators: no greenlet needed to await them.
+                return await arun_steps(
+                    steps, session_alias(), lambda statements: _fetch_joined(connection, statements)
+                )
             finally:
                 await pool.putconn(connection)
         except (psycopg.Error, PoolTimeout):
@@ -228,8 +229,7 @@ async def _fetch_joined(
         sql, params = statements[0].sql, statements[0].params
     else:
         sql, params = joined(statements)
-    cursor = await connection.execute(sql, params, binary=True)
-    rows = await cursor.fetchall()
+    rows = await prepared.fetch(connection, sql, params)
     return [rows] if len(statements) == 1 else split(statements, rows)
 
 
