@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime
+import functools
 import json
 import math
 import os
@@ -76,7 +77,7 @@ from typing import Any
 
 import httpx
 
-from bench.cpu import cpu_spent, descendants, named, per_gib
+from bench.cpu import GROUPS, cpu_spent, descendants, everywhere, named, per_gib, per_request
 from bench.floor_case import FLOOR_BODY, FLOOR_CASE, FloorServer
 from bench.store_cases import (
     LARGE,
@@ -470,9 +471,15 @@ def measure(
     groups = {"nginx": named(descendants(stack.process.pid), "nginx"), "app": pids}
     if target.store_pid is not None:
         groups["store"] = descendants(target.store_pid)
+    found_again = {}
+    if target.case in (POSTGRES_CASE, POSTGRES_THREADS_CASE):
+        # The server's processes on this machine, sharing its cores with the
+        # rest (none where POSTGRES_URL names another machine).
+        groups["database"] = everywhere("postgres")
+        found_again["database"] = functools.partial(everywhere, "postgres")
     with (
         RssSampler(pids, max_seconds=2 * seconds + WRK_TIMEOUT_MARGIN + 60) as rss,
-        cpu_spent(groups) as cpu,
+        cpu_spent(groups, found_again) as cpu,
     ):
         figures = run_wrk(wrk, url, None if target.direct_url else cookie, concurrency, seconds)
     # nginx logs the requests wrk abandoned at the end once they are torn down.
@@ -661,13 +668,17 @@ def _table(header: list[str], rows: list[list[str]], left: int) -> str:
     return "\n".join([render(header), line, *(render(row) for row in rows)])
 
 
-def figures_table(results: list[Result]) -> str:
+def _ranked(results: list[Result]) -> list[Result]:
     order = {case: index for index, case in enumerate(CASES)}
     sizes = {size: index for index, size in enumerate(SIZES)}
-    ranked = sorted(
+    return sorted(
         results,
         key=lambda r: (r.concurrency, sizes.get(r.size or "", len(sizes)), order[r.case]),
     )
+
+
+def figures_table(results: list[Result]) -> str:
+    ranked = _ranked(results)
     rows = [
         [
             r.case,
@@ -697,6 +708,16 @@ def figures_table(results: list[Result]) -> str:
         "app RSS MiB before->peak->after",
     ]
     return _table(header, rows, left=3)
+
+
+def cpu_table(results: list[Result]) -> str:
+    """The CPU each request cost each group of processes."""
+    rows = []
+    for r in _ranked(results):
+        spent = per_request(r.cpu_s, r.requests)
+        cells = [f"{spent[name]:.0f}" if name in spent else "-" for name in GROUPS]
+        rows.append([r.case, r.size or "-", str(r.concurrency), *cells])
+    return _table(["case", "size", "conc", *(f"{name} µs" for name in GROUPS)], rows, left=3)
 
 
 def ratios_table(ratios: list[dict[str, Any]]) -> str:
@@ -1162,6 +1183,9 @@ def run(args: argparse.Namespace) -> int:
     )
     print()
     print(figures_table(results))
+    print()
+    print("CPU PER REQUEST (each group's CPU time in the case ÷ its requests)")
+    print(cpu_table(results))
     print()
     print("RATIOS (measured side by side in this run)")
     if table := ratios_table(ratios):

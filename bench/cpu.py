@@ -10,14 +10,14 @@ the object-storage ratios so that a ratio can be read against that bound.
 from __future__ import annotations
 
 import resource
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.stack.harness import cpu_seconds
 
 # Process groups, in the order they are printed.
-GROUPS = ("nginx", "app", "store", "wrk")
+GROUPS = ("app", "nginx", "database", "store", "wrk")
 
 
 def descendants(root: int) -> list[int]:
@@ -37,6 +37,13 @@ def descendants(root: int) -> list[int]:
         found.append(pid)
         pending.extend(children.get(pid, ()))
     return found
+
+
+def everywhere(name: str) -> list[int]:
+    """Every process on this machine whose command is ``name`` (a database
+    server's, which the benchmark did not start)."""
+    running = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    return named(running, name)
 
 
 def named(pids: list[int], name: str) -> list[int]:
@@ -59,15 +66,22 @@ def _children_cpu() -> float:
 
 
 @contextmanager
-def cpu_spent(groups: Mapping[str, list[int]]) -> Iterator[dict[str, float]]:
+def cpu_spent(
+    groups: Mapping[str, list[int]], found_again: Mapping[str, Callable[[], list[int]]] = {}
+) -> Iterator[dict[str, float]]:
     """CPU seconds each group of processes, and wrk, spent inside the block
-    (filled in when it ends)."""
+    (filled in when it ends). A group in ``found_again`` is looked up again at
+    the end, and a process that joined it meanwhile (a database server's
+    backend for a new connection) counts all it spent."""
     spent: dict[str, float] = {}
     before = {name: cpu_seconds(pids) for name, pids in groups.items()}
     before_children = _children_cpu()
     yield spent
     for name, pids in groups.items():
-        spent[name] = cpu_seconds(pids) - before[name]
+        joined = (
+            [pid for pid in found_again[name]() if pid not in pids] if name in found_again else []
+        )
+        spent[name] = cpu_seconds(pids) + cpu_seconds(joined) - before[name]
     spent["wrk"] = _children_cpu() - before_children
 
 
@@ -75,6 +89,13 @@ def per_gib(spent: Mapping[str, float], bytes_read: float) -> dict[str, float]:
     """CPU seconds per GiB delivered, by group."""
     gib = bytes_read / (1 << 30)
     return {name: seconds / gib for name, seconds in spent.items()} if gib else {}
+
+
+def per_request(spent: Mapping[str, float], requests: int) -> dict[str, float]:
+    """CPU microseconds per request, by group, in the order they are printed."""
+    if not requests:
+        return {}
+    return {name: spent[name] / requests * 1e6 for name in GROUPS if name in spent}
 
 
 def total(spent: Mapping[str, float]) -> float:

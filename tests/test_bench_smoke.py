@@ -91,6 +91,11 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
         assert floor["cpu_s"]["app"] > 0
         assert floor["cpu_s"]["nginx"] == 0
         assert floor["nginx_statuses"] == {}
+    # The database server beside the worker on this machine counts too, and
+    # each case's CPU per request is printed by process.
+    assert "CPU PER REQUEST" in done.stdout
+    for case in ("gateway-pg", "gateway-pg-threads"):
+        assert seen[(case, "4KiB", max(concurrencies))]["cpu_s"]["database"] > 0
     (store_row,) = [row for row in report["ratios"] if row["s3_rss_before_mib"] is not None]
     assert (store_row["size"], store_row["concurrency"]) == ("1MiB", max(concurrencies))
     assert store_row["s3_gateway_over_direct_mibps"] > 0
