@@ -12,6 +12,7 @@ the LEFT JOIN filled with NULLs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,16 +22,24 @@ from .compiled import Rows, Statement
 def joined(statements: Sequence[Statement]) -> tuple[str, list[Any]]:
     """One statement (Django's format placeholders) and its parameters for
     ``statements``, whose answer ``split`` takes apart."""
-    last = len(statements) - 1
-    parts = ["SELECT * FROM (SELECT 1) AS pm_one"]
     params: list[Any] = []
-    for index, statement in enumerate(statements):
+    for statement in statements:
+        params.extend(statement.params)
+    return _joined_sql(tuple(statement.sql for statement in statements)), params
+
+
+# The lean path's steps are a few combinations of a few compiled lookups:
+# the same string each time, whose hash Python keeps.
+@functools.lru_cache(maxsize=64)
+def _joined_sql(sqls: tuple[str, ...]) -> str:
+    last = len(sqls) - 1
+    parts = ["SELECT * FROM (SELECT 1) AS pm_one"]
+    for index, sql in enumerate(sqls):
         limit = "" if index == last else " LIMIT 1"
         # The ORM's compiled SQL, whose values all go as parameters.
-        subquery = f"SELECT 1 AS pm_here, pm_{index}.* FROM ({statement.sql}) AS pm_{index}"  # noqa: S608
+        subquery = f"SELECT 1 AS pm_here, pm_{index}.* FROM ({sql}) AS pm_{index}"  # noqa: S608
         parts.append(f"LEFT JOIN ({subquery}{limit}) AS pm_step_{index} ON TRUE")
-        params.extend(statement.params)
-    return " ".join(parts), params
+    return " ".join(parts)
 
 
 def split(statements: Sequence[Statement], rows: Rows) -> list[Rows]:
