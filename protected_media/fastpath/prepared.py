@@ -18,6 +18,7 @@ statement goes unnamed, as psycopg's cursor would send it then.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import weakref
 from typing import Any
@@ -30,6 +31,8 @@ from psycopg.adapt import PyFormat, Transformer
 # forgot: the lean path's are a few (its steps, joined), each with the
 # parameter types it is sent with. Any more go unnamed.
 MAX_PREPARED = 64
+# SQL strings converted once per connection at most (the same few, in fact).
+MAX_QUERIES = 256
 
 Rows = list[tuple[Any, ...]]
 
@@ -42,17 +45,32 @@ class _Prepared:
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self.transformer = Transformer.from_context(connection)
+        self.encoding = connection.info.encoding
+        # Each SQL as PostgreSQL takes it, with numbered placeholders.
+        self.queries: dict[str, bytes] = {}
         self.names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
         # Names are never used twice: one the server still knows cannot be
         # prepared again.
         self.named = 0
         self.unnamed = connection.prepare_threshold is None
 
+    def query(self, sql: str) -> bytes:
+        query = self.queries.get(sql)
+        if query is None:
+            numbers = itertools.count(1)
+
+            def placeholder(token: re.Match[str]) -> str:
+                return "%" if token[0] == "%%" else f"${next(numbers)}"
+
+            query = _FORMAT_TOKEN.sub(placeholder, sql).encode(self.encoding)
+            if len(self.queries) < MAX_QUERIES:
+                self.queries[sql] = query
+        return query
+
 
 _by_connection: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], _Prepared] = (
     weakref.WeakKeyDictionary()
 )
-_queries: dict[str, bytes] = {}
 
 
 async def fetch(connection: psycopg.AsyncConnection[Any], sql: str, params: list[Any]) -> Rows:
@@ -65,7 +83,7 @@ async def fetch(connection: psycopg.AsyncConnection[Any], sql: str, params: list
         prepared = _by_connection[connection] = _Prepared(connection)
     pgconn = connection.pgconn
     transformer = prepared.transformer
-    query = _postgres_query(sql, connection.info.encoding)
+    query = prepared.query(sql)
     values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params))
     types = tuple(transformer.types or ())
     formats = transformer.formats
@@ -89,20 +107,6 @@ async def fetch(connection: psycopg.AsyncConnection[Any], sql: str, params: list
         raise
     transformer.set_pgresult(result, format=pq.Format.BINARY)
     return transformer.load_rows(0, result.ntuples, tuple)
-
-
-def _postgres_query(sql: str, encoding: str) -> bytes:
-    query = _queries.get(sql)
-    if query is None:
-        numbers = iter(range(1, 1 + sql.count("%s")))
-
-        def placeholder(token: re.Match[str]) -> str:
-            return "%" if token[0] == "%%" else f"${next(numbers)}"
-
-        query = _FORMAT_TOKEN.sub(placeholder, sql).encode(encoding)
-        # Bounded by the SQL the ORM compiles for the lean path's lookups.
-        _queries[sql] = query
-    return query
 
 
 async def _result(
