@@ -2,8 +2,8 @@
 
 For each statement, psycopg's cursor makes a cursor, drives libpq through
 generators, arms a timer for each wait and reads the query's placeholders
-again: about as much CPU as the round trip itself, on the loop every request
-shares (docs/performance.md). The lean path sends one statement a step, and
+again: about a quarter of the worker's CPU for a request the lean path
+answers, on the loop every request shares (docs/performance.md). The lean path sends one statement a step, and
 its SQL is one of the few the ORM compiled (``compiled``, ``joined``). So
 here each statement is prepared once per connection and then sent by name
 through psycopg's libpq wrapper (``psycopg.pq``), and the rows are loaded by
