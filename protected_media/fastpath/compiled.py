@@ -141,13 +141,12 @@ def run_steps(
     statements run by ``run``; None where a statement reads another database."""
     try:
         statements = next(steps)
-        while True:
-            if any(statement.alias != alias for statement in statements):
-                steps.close()
-                return None
+        while _all_in(alias, statements):
             statements = steps.send(run(statements))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+    steps.close()
+    return None
 
 
 async def arun_steps(
@@ -156,13 +155,16 @@ async def arun_steps(
     """``run_steps`` for a database whose statements are awaited."""
     try:
         statements = next(steps)
-        while True:
-            if any(statement.alias != alias for statement in statements):
-                steps.close()
-                return None
+        while _all_in(alias, statements):
             statements = steps.send(await run(statements))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+    steps.close()
+    return None
+
+
+def _all_in(alias: str, statements: list[Statement]) -> bool:
+    return all(statement.alias == alias for statement in statements)
 
 
 class CompiledLookup(Generic[M]):

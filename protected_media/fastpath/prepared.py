@@ -3,12 +3,13 @@
 For each statement, psycopg's cursor makes a cursor, drives libpq through
 generators, arms a timer for each wait and reads the query's placeholders
 again: about a quarter of the worker's CPU for a request the lean path
-answers, on the loop every request shares (docs/performance.md). The lean path sends one statement a step, and
-its SQL is one of the few the ORM compiled (``compiled``, ``joined``). So
-here each statement is prepared once per connection and then sent by name
-through psycopg's libpq wrapper (``psycopg.pq``), and the rows are loaded by
-psycopg's ``Transformer`` with the connection's own adapters: the values
-psycopg's cursor would give, for less work.
+answers, on the loop every request shares (docs/performance.md). The lean
+path sends one statement a step, and its SQL is one of the few the ORM
+compiled (``compiled``, ``joined``). So here each statement is prepared once
+per connection and then sent by name through psycopg's libpq wrapper
+(``psycopg.pq``), and the rows are loaded by psycopg's ``Transformer`` with
+the connection's own adapters: the values psycopg's cursor would give, for
+less work.
 
 Where the database's OPTIONS turn prepared statements off
 (``"prepare_threshold": None``, for a pooler that cannot keep them), each
