@@ -6,6 +6,7 @@ cannot keep prepared statements gets none."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import decimal
 import uuid
@@ -113,6 +114,28 @@ async def test_a_failing_statement_raises_psycopgs_error_and_leaves_the_connecti
 
     assert loop_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert await prepared.fetch(loop_connection, "SELECT 1 / %s::int", [1]) == [(1,)]
+
+
+async def test_a_statement_cancelled_midway_costs_its_connection_and_nothing_else() -> None:
+    # As a request whose client went away: the pool closes the connection
+    # it gets back busy, and the next statement runs on another.
+    from psycopg_pool import AsyncConnectionPool
+
+    parameters = postgres_reads.connection_parameters(connection.alias)
+    async with AsyncConnectionPool(kwargs=parameters, min_size=1, max_size=1) as pool:
+        busy = await pool.getconn()
+        waiting = asyncio.ensure_future(prepared.fetch(busy, "SELECT pg_sleep(%s)", [5]))
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert busy.info.transaction_status == psycopg.pq.TransactionStatus.ACTIVE
+        await pool.putconn(busy)
+
+        async with pool.connection(timeout=5) as fresh:
+            assert fresh is not busy
+            assert await prepared.fetch(fresh, "SELECT %s::int", [7]) == [(7,)]
+        assert busy.closed
 
 
 async def test_a_connection_that_keeps_no_prepared_statements_gets_none(
