@@ -67,7 +67,8 @@ def _children_cpu() -> float:
 
 @contextmanager
 def cpu_spent(
-    groups: Mapping[str, list[int]], found_again: Mapping[str, Callable[[], list[int]]] = {}
+    groups: Mapping[str, list[int]],
+    found_again: Mapping[str, Callable[[], list[int]]] | None = None,
 ) -> Iterator[dict[str, float]]:
     """CPU seconds each group of processes, and wrk, spent inside the block
     (filled in when it ends). A group in ``found_again`` is looked up again at
@@ -78,9 +79,8 @@ def cpu_spent(
     before_children = _children_cpu()
     yield spent
     for name, pids in groups.items():
-        joined = (
-            [pid for pid in found_again[name]() if pid not in pids] if name in found_again else []
-        )
+        again = (found_again or {}).get(name)
+        joined = [pid for pid in again() if pid not in pids] if again else []
         spent[name] = cpu_seconds(pids) + cpu_seconds(joined) - before[name]
     spent["wrk"] = _children_cpu() - before_children
 
