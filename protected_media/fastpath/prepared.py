@@ -77,8 +77,9 @@ _by_connection: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], _Prepare
 async def fetch(connection: psycopg.AsyncConnection[Any], sql: str, params: list[Any]) -> Rows:
     """The rows of ``sql`` (Django's placeholders) with ``params``, in binary,
     from ``connection`` (in autocommit, and idle: the caller holds it alone).
-    Raises ``psycopg.Error`` for the database's failures, and leaves the
-    connection as it found it."""
+    Raises ``psycopg.Error`` for the database's failures, which leave the
+    connection idle; cancelled midway, it leaves it busy, for the pool to
+    close."""
     prepared = _by_connection.get(connection)
     if prepared is None:
         prepared = _by_connection[connection] = _Prepared(connection)
