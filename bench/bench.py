@@ -12,11 +12,11 @@ through Django's full handler and middleware), one streaming files from Python
 uvicorn workers, one with the entry point's reads in its threads, two on a
 fresh PostgreSQL database each (reads on the event loop, and in threads), and
 one keeping its files in an S3 bucket of a SeaweedFS started for the run
-(``bench.store_cases``); and uvicorn alone serving Django's bare floor
-(``bench.floor_case``). Only what the chosen cases need is started. On each
+(``bench.store_cases``); and uvicorn alone serving Django's bare floor and
+uvicorn's own (``bench.floor_case``). Only what the chosen cases need is started. On each
 stack it signs a user in and uploads files of 4 KiB, 1 MiB and 64 MiB through
 the API, and puts byte-identical copies under the static folder. Then wrk
-drives, through nginx (but for s3-direct and floor) and at each concurrency:
+drives, through nginx (but for s3-direct and the floors) and at each concurrency:
 
 - static:      ``/static/bench/<file>``: nginx alone, no Python;
 - gateway:     ``/media/<key>`` as the owner: nginx -> uvicorn -> the entry
@@ -34,6 +34,8 @@ drives, through nginx (but for s3-direct and floor) and at each concurrency:
 - floor:       a trivial async Django view with no middleware and no
                database, served by uvicorn alone (wrk talks to it; no nginx):
                what a request through Django costs at the least;
+- asgi-floor:  a bare ASGI application answering ``ok``, served the same way:
+               what uvicorn itself costs a request, which no check can remove;
 - s3-gateway:  the gateway case on the S3 stack: X-Accel-Redirect to the
                internal store location, nginx fetches the object from the store;
 - s3-direct:   a presigned GET of the same object straight at the store (wrk
@@ -45,7 +47,7 @@ and after.
 
 Every URL is fetched once and compared byte for byte before it is timed, and
 nginx's access log is read after each case (but for the two wrk sends
-straight to a server: s3-direct and floor), so a case answering anything but
+straight to a server: s3-direct and the floors), so a case answering anything but
 the file cannot pass for a fast one. Prints every figure and the ratios between
 cases measured side by side; writes ``results.json`` and ``results.png`` to the
 output folder (``var/bench/``). Exits non-zero when any request failed.
@@ -78,7 +80,7 @@ from typing import Any
 import httpx
 
 from bench.cpu import GROUPS, cpu_spent, descendants, everywhere, named, per_gib, per_request
-from bench.floor_case import FLOOR_BODY, FLOOR_CASE, FloorServer
+from bench.floor_case import ASGI_FLOOR_CASE, FLOOR_APPS, FLOOR_BODY, FLOOR_CASE, FloorServer
 from bench.store_cases import (
     LARGE,
     STORE_CASES,
@@ -109,7 +111,7 @@ POSTGRES_THREADS_CASE = "gateway-pg-threads"
 # The cases timed on 4 KiB files only: each compares one setting with the
 # gateway case's, where the check is most of a request's cost.
 FOUR_KIB_CASES = (SCALING_CASE, THREADS_CASE, POSTGRES_CASE, POSTGRES_THREADS_CASE)
-CASES = (*FILE_CASES, *STORE_CASES, *FOUR_KIB_CASES, "health", FLOOR_CASE)
+CASES = (*FILE_CASES, *STORE_CASES, *FOUR_KIB_CASES, "health", FLOOR_CASE, ASGI_FLOOR_CASE)
 HANDOFF_CASES = ("gateway", "django-view", *FOUR_KIB_CASES, STORE_GATEWAY)
 # The S3 stack's SeaweedFS keeps its objects in a temporary folder of the
 # run, removed with the stacks' folders.
@@ -291,11 +293,11 @@ class Target:
 
     case: str
     size: str | None
-    # The floor case has no stack: uvicorn alone serves it.
+    # The floor cases have no stack: uvicorn alone serves each.
     stack: Stack | FloorServer
     path: str
     body: bytes
-    # A URL wrk fetches instead of the stack's nginx (s3-direct, floor); the
+    # A URL wrk fetches instead of the stack's nginx (s3-direct, the floors); the
     # stack's app is still the one whose memory is sampled.
     direct_url: str | None = None
     # The store's process, whose CPU the case's figures count (S3 cases).
@@ -462,7 +464,7 @@ def measure(
 ) -> dict[str, Any]:
     stack = target.stack
     access_log = stack.data_dir / "nginx" / "access.log"
-    # A direct case passes no nginx (and the floor has none).
+    # A direct case passes no nginx (and the floors have none).
     log_offset = 0 if target.direct_url else access_log.stat().st_size
     stack_log_offset = stack.log_path.stat().st_size
     pids = stack.app_pids()
@@ -850,6 +852,7 @@ def draw(results: list[Result], path: Path, title: str) -> None:
         POSTGRES_THREADS_CASE: "#b0d9b1",
         "health": "#8172b2",
         FLOOR_CASE: "#64b5cd",
+        ASGI_FLOOR_CASE: "#a1c9f4",
     }
     concurrencies = sorted({r.concurrency for r in results})
     sizes = [size for size in SIZES if any(r.size == size for r in results)]
@@ -864,7 +867,11 @@ def draw(results: list[Result], path: Path, title: str) -> None:
     rows = math.ceil(panels / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(12, 4.2 * rows), squeeze=False)
     flat = list(axes.flat)
-    references = [case for case in ("health", FLOOR_CASE) if any(r.case == case for r in results)]
+    references = [
+        case
+        for case in ("health", FLOOR_CASE, ASGI_FLOOR_CASE)
+        if any(r.case == case for r in results)
+    ]
     groups = [*sizes, " / ".join(references) or "health"]
     width = 0.8 / max(len(drawn), 1)
     middle = (len(drawn) - 1) / 2
@@ -994,7 +1001,7 @@ def run(args: argparse.Namespace) -> int:
     stacks: list[Stack] = []
     results: list[Result] = []
     seaweed: Seaweed | None = None
-    floor: FloorServer | None = None
+    floors: dict[str, FloorServer] = {}
     cases = set(args.cases)
     four_kib = "4KiB" in args.sizes
     if four_kib and cases & {POSTGRES_CASE, POSTGRES_THREADS_CASE}:
@@ -1037,12 +1044,13 @@ def run(args: argparse.Namespace) -> int:
             s3 = start_stack("s3", args.workers, folders, store.gateway_environment())
         started = (handoff, django_view, fallback, scaled, threads, postgres, postgres_threads, s3)
         stacks = [stack for stack in started if stack]
-        if FLOOR_CASE in cases:
-            floor_dir = Path(tempfile.mkdtemp(prefix=f"gateway-bench-{FLOOR_CASE}-"))
-            folders.append(floor_dir)
-            floor = FloorServer(floor_dir)
-            log(f"starting uvicorn alone with Django's bare floor on {floor.url}")
-            floor.start()
+        for case in FLOOR_APPS:
+            if case in cases:
+                floor_dir = Path(tempfile.mkdtemp(prefix=f"gateway-bench-{case}-"))
+                folders.append(floor_dir)
+                floors[case] = FloorServer(floor_dir, case)
+                log(f"starting uvicorn alone with {FLOOR_APPS[case]} on {floors[case].url}")
+                floors[case].start()
         # Side by side, on two cores: the stacks' migrations, collectstatic
         # and sign-ins overlap; the cases are timed one at a time.
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(len(stacks), 1)) as pool:
@@ -1093,10 +1101,10 @@ def run(args: argparse.Namespace) -> int:
                 targets.append(Target(case, "4KiB", stack, media[id(stack)]["4KiB"], files["4KiB"]))
         if handoff and "health" in cases:
             targets.append(Target("health", None, handoff, "/healthz", HEALTH_BODY))
-        if floor:
-            # No session: the floor reads no cookie, and wrk sends none to a direct URL.
+        for case, floor in floors.items():
+            # No session: a floor reads no cookie, and wrk sends none to a direct URL.
             cookies[id(floor)] = ""
-            targets.append(Target(FLOOR_CASE, None, floor, "/", FLOOR_BODY, f"{floor.url}/"))
+            targets.append(Target(case, None, floor, "/", FLOOR_BODY, f"{floor.url}/"))
         for target in targets:
             verify(target, cookies[id(target.stack)])
         log(f"every URL answers 200 with the expected bytes; {len(targets)} cases per concurrency")
@@ -1125,12 +1133,12 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(PAUSE_BETWEEN_CASES)
     except (BenchError, StoreCaseError) as error:
         log(f"FAILED: {error}")
-        servers: list[Stack | FloorServer] = [*stacks, *([floor] if floor else [])]
+        servers: list[Stack | FloorServer] = [*stacks, *floors.values()]
         for server in servers:
             log(f"last lines of the {server.data_dir.name} log:\n{server.log()[-3000:]}")
         return 1
     finally:
-        if floor is not None:
+        for floor in floors.values():
             floor.stop()
         for stack in stacks:
             stack.stop()

@@ -1,6 +1,7 @@
-"""The benchmark's ``floor`` case: Django's bare floor (``bench.floor``)
-served by uvicorn alone, one worker, no nginx in front; wrk talks to it
-directly, as it talks to the store in the s3-direct case.
+"""The benchmark's ``floor`` case, Django's bare floor (``bench.floor``), and
+its ``asgi-floor`` case, uvicorn's own (``bench.asgi_floor``): each served by
+uvicorn alone, one worker, no nginx in front; wrk talks to it directly, as it
+talks to the store in the s3-direct case.
 
 uvicorn runs with the run command's choices that change what a request
 costs (gateway/stack.py): the same event loop and HTTP parser (the run
@@ -25,19 +26,25 @@ import httpx
 from tests.stack.harness import BASE_DIR, START_TIMEOUT, free_port, stop_process
 
 FLOOR_CASE = "floor"
-FLOOR_APP = "bench.floor:application"
-# What bench.floor's view answers (that module is not imported here: it
-# configures Django's settings when imported).
+ASGI_FLOOR_CASE = "asgi-floor"
+# Each case's application (bench.floor is not imported here: it configures
+# Django's settings when imported).
+FLOOR_APPS = {
+    FLOOR_CASE: "bench.floor:application",
+    ASGI_FLOOR_CASE: "bench.asgi_floor:application",
+}
+# What both answer.
 FLOOR_BODY = b"ok\n"
 
 
 class FloorServer:
-    """uvicorn serving ``bench.floor`` on a free loopback port, its output in
-    ``data_dir``. Offers what the benchmark reads of a stack's app: its URL,
-    its processes, its log."""
+    """uvicorn serving one of ``FLOOR_APPS`` on a free loopback port, its
+    output in ``data_dir``. Offers what the benchmark reads of a stack's app:
+    its URL, its processes, its log."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, case: str = FLOOR_CASE) -> None:
         self.data_dir = data_dir
+        self.app = FLOOR_APPS[case]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "floor.log"
@@ -49,7 +56,7 @@ class FloorServer:
             sys.executable,
             "-m",
             "uvicorn",
-            FLOOR_APP,
+            self.app,
             "--host",
             "127.0.0.1",
             "--port",
@@ -86,14 +93,14 @@ class FloorServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.stop()
-                raise RuntimeError(f"uvicorn serving {FLOOR_APP} exited:\n{self.log()}")
+                raise RuntimeError(f"uvicorn serving {self.app} exited:\n{self.log()}")
             try:
                 httpx.get(f"{self.url}/", timeout=1)
                 return self
             except httpx.TransportError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"{FLOOR_APP} did not answer in {START_TIMEOUT:.0f}s:\n{self.log()}")
+        raise RuntimeError(f"{self.app} did not answer in {START_TIMEOUT:.0f}s:\n{self.log()}")
 
     def stop(self) -> None:
         if self.process is not None:
