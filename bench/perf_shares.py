@@ -37,7 +37,10 @@ _INSTALLED = re.compile(r"^.*/(?:site-packages|lib/python3\.\d+)/|^.*/(?=protect
 GROUPS = (
     ("uvicorn's protocol and its proxy-headers middleware", ("/uvicorn/",)),
     ("the event loop (asyncio's runner and uvloop)", ("/asyncio/", "uvloop")),
-    ("SQLite's statements and rows", ("fastpath/sqlite_reads.py",)),
+    (
+        "the database: statements, rows, the pool",
+        ("fastpath/sqlite_reads.py", "fastpath/prepared.py", "/psycopg/", "/psycopg_pool/"),
+    ),
     ("the audit line (logging)", ("/logging/", "protected_media/audit.py")),
     ("the metrics (prometheus-client)", ("/prometheus_client/",)),
     ("the check (protected_media)", ("/protected_media/",)),

@@ -50,7 +50,7 @@ def test_each_sample_belongs_to_its_innermost_python_function() -> None:
         ("LazyObject.__getattribute__", False),
     ]
     assert [group_of(sample) for sample in taken] == [
-        "SQLite's statements and rows",
+        "the database: statements, rows, the pool",
         "uvicorn's protocol and its proxy-headers middleware",
         NO_PYTHON,
         "Django's helpers",
@@ -61,5 +61,5 @@ def test_the_report_gives_each_group_its_share_and_the_kernels() -> None:
     printed = report(list(samples(SCRIPT.splitlines())), top=2)
     assert "4 samples" in printed
     assert " 25.0%          25.0%  uvicorn's protocol" in printed
-    assert " 25.0%           0.0%  SQLite's statements and rows" in printed
+    assert " 25.0%           0.0%  the database: statements, rows, the pool" in printed
     assert "RequestResponseCycle.send  (uvicorn/protocols/http/httptools_impl.py) kernel" in printed
