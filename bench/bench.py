@@ -13,10 +13,11 @@ uvicorn workers, one with the entry point's reads in its threads, two on a
 fresh PostgreSQL database each (reads on the event loop, and in threads), and
 one keeping its files in an S3 bucket of a SeaweedFS started for the run
 (``bench.store_cases``); and uvicorn alone serving Django's bare floor and
-uvicorn's own (``bench.floor_case``). Only what the chosen cases need is started. On each
-stack it signs a user in and uploads files of 4 KiB, 1 MiB and 64 MiB through
-the API, and puts byte-identical copies under the static folder. Then wrk
-drives, through nginx (but for s3-direct and the floors) and at each concurrency:
+uvicorn's own (``bench.floor_case``). Only what the chosen cases need is
+started. On each stack it signs a user in and uploads files of 4 KiB, 1 MiB
+and 64 MiB through the API, and puts byte-identical copies under the static
+folder. Then wrk drives, through nginx (but for s3-direct and the floors) and
+at each concurrency:
 
 - static:      ``/static/bench/<file>``: nginx alone, no Python;
 - gateway:     ``/media/<key>`` as the owner: nginx -> uvicorn -> the entry
@@ -46,9 +47,9 @@ connections (100; 0: not), with the S3 stack's app memory before, at its peak
 and after.
 
 Every URL is fetched once and compared byte for byte before it is timed, and
-nginx's access log is read after each case (but for the two wrk sends
-straight to a server: s3-direct and the floors), so a case answering anything but
-the file cannot pass for a fast one. Prints every figure and the ratios between
+nginx's access log is read after each case (but for those wrk sends straight
+to a server: s3-direct and the floors), so a case answering anything but the
+file cannot pass for a fast one. Prints every figure and the ratios between
 cases measured side by side; writes ``results.json`` and ``results.png`` to the
 output folder (``var/bench/``). Exits non-zero when any request failed.
 """
@@ -297,8 +298,8 @@ class Target:
     stack: Stack | FloorServer
     path: str
     body: bytes
-    # A URL wrk fetches instead of the stack's nginx (s3-direct, the floors); the
-    # stack's app is still the one whose memory is sampled.
+    # A URL wrk fetches instead of the stack's nginx (s3-direct, the floors);
+    # the stack's app is still the one whose memory is sampled.
     direct_url: str | None = None
     # The store's process, whose CPU the case's figures count (S3 cases).
     store_pid: int | None = None

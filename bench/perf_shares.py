@@ -23,6 +23,7 @@ Python is counted under the callee.
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -61,7 +62,7 @@ def samples(lines: Iterable[str]) -> Iterator[Sample]:
     """The samples of ``perf script``'s output: a header line, then one
     frame a line, innermost first, then a blank line."""
     frames: list[str] = []
-    for line in [*lines, ""]:
+    for line in itertools.chain(lines, [""]):
         if line.strip():
             if line[0].isspace():
                 frames.append(line)
