@@ -116,6 +116,19 @@ async def test_a_failing_statement_raises_psycopgs_error_and_leaves_the_connecti
     assert await prepared.fetch(loop_connection, "SELECT 1 / %s::int", [1]) == [(1,)]
 
 
+async def running_on_the_server(parameters: dict[str, Any], backend_pid: int) -> None:
+    """Until the server says the backend runs a statement (not after a guessed delay)."""
+    async with await psycopg.AsyncConnection.connect(**parameters) as watcher:
+        for _ in range(500):
+            cursor = await watcher.execute(
+                "SELECT state FROM pg_stat_activity WHERE pid = %s", [backend_pid]
+            )
+            if await cursor.fetchone() == ("active",):
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"backend {backend_pid} never ran its statement")
+
+
 async def test_a_statement_cancelled_midway_costs_its_connection_and_nothing_else() -> None:
     # As a request whose client went away: the pool closes the connection
     # it gets back busy, and the next statement runs on another.
@@ -125,7 +138,7 @@ async def test_a_statement_cancelled_midway_costs_its_connection_and_nothing_els
     async with AsyncConnectionPool(kwargs=parameters, min_size=1, max_size=1) as pool:
         busy = await pool.getconn()
         waiting = asyncio.ensure_future(prepared.fetch(busy, "SELECT pg_sleep(%s)", [5]))
-        await asyncio.sleep(0.2)
+        await running_on_the_server(parameters, busy.info.backend_pid)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
