@@ -6,9 +6,11 @@ its record and thumbnails, all or nothing) and reading its record back.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import posixpath
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -214,6 +216,25 @@ def delete_files(names: list[str]) -> None:
             # must still raise its own error. The file has no record now, so
             # protected_media_orphans finds it.
             logger.error("protected_media could not delete %s: %s", name, error)
+
+
+@contextlib.contextmanager
+def undone_on_failure(instance: models.Model) -> Iterator[None]:
+    """Every file that ``instance``'s protected fields store inside the block
+    is deleted again, and each field file put back as it was, if the block
+    fails (Ctrl-C included). Put it around the transaction that holds the
+    records: a file outlives its own save's transaction, never the caller's."""
+    pending: list[tuple[Any, tuple[str | None, bool, Any], list[str]]] = []
+    instance.__dict__[PENDING] = pending
+    try:
+        yield
+    except BaseException:
+        for field_file, before, written in pending:
+            delete_files(written)
+            restore(field_file, before)
+        raise
+    finally:
+        del instance.__dict__[PENDING]
 
 
 def restore(field_file: Any, before: tuple[str | None, bool, Any]) -> None:

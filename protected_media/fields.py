@@ -25,11 +25,10 @@ from .field_files import (
     ProtectedFieldFile,
     ProtectedFieldFileMixin,
     ProtectedImageFieldFile,
-    delete_files,
     forget_file,
     inspect_for_field,
     prefetch_records,
-    restore,
+    undone_on_failure,
 )
 from .inspection import IMAGE_FORMATS, UploadRefused
 from .storage import protected_storage
@@ -208,18 +207,8 @@ def _atomic_save_base(save_base: Callable[..., Any]) -> Callable[..., Any]:
         if PENDING in instance.__dict__ or not _has_new_upload(instance):
             return save_base(instance, *args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(instance), instance=instance)
-        pending: list[tuple[Any, tuple[str | None, bool, Any], list[str]]] = []
-        instance.__dict__[PENDING] = pending
-        try:
-            with transaction.atomic(using=using):
-                return save_base(instance, *args, **kwargs)
-        except BaseException:
-            for field_file, before, written in pending:
-                delete_files(written)
-                restore(field_file, before)
-            raise
-        finally:
-            del instance.__dict__[PENDING]
+        with undone_on_failure(instance), transaction.atomic(using=using):
+            return save_base(instance, *args, **kwargs)
 
     setattr(atomic_save_base, PENDING, True)
     return atomic_save_base

@@ -233,6 +233,34 @@ def test_interrupted_half_way_loses_nothing_and_a_rerun_finishes(
     assert not any((media_root / "reports").iterdir())
 
 
+def test_a_row_changed_while_it_is_adopted_is_left_for_a_rerun(
+    media_root, private_root, alice
+) -> None:
+    report = row(alice, old_file(media_root, "reports/q3.txt", b"q3\n"))
+
+    def rename_the_row(sender, record, **kwargs) -> None:
+        # The row names another file by the time the adopter writes it back.
+        Report.objects.filter(pk=report.pk).update(attachment="reports/newer.txt")
+
+    upload_stored.connect(rename_the_row)
+    try:
+        output = adopt("--delete-originals")
+    finally:
+        upload_stored.disconnect(rename_the_row)
+
+    assert "  changed meanwhile  1" in output
+    assert f"  row {report.pk}: reports/q3.txt: changed meanwhile: the row changed" in output
+    # Rolled back: no record, no stored copy, and the old file kept.
+    assert not StoredFile.objects.exists()
+    assert private_files(private_root) == set()
+    assert (media_root / "reports/q3.txt").read_bytes() == b"q3\n"
+
+    assert "  adopted            1" in adopt("--delete-originals")
+    report.refresh_from_db()
+    assert private_files(private_root) == {report.attachment.name}
+    assert not (media_root / "reports/q3.txt").exists()
+
+
 def test_a_public_bucket_is_adopted_into_the_protected_bucket(settings, seaweed, alice) -> None:
     use_store(settings, seaweed)
     legacy = f"legacy-{secrets.token_hex(4)}"

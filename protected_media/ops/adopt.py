@@ -31,7 +31,7 @@ from django.db import DatabaseError, models, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ..field_files import PENDING, delete_files, inspect_for_field
+from ..field_files import inspect_for_field, undone_on_failure
 from ..fields import ProtectedFieldMixin
 from ..inspection import UploadRefused
 from ..records import Adoption, StoredFile
@@ -168,12 +168,10 @@ class Adopter:
         old_name = getattr(instance, attname).name
         using = router.db_for_write(self.model, instance=instance)
         field_file = getattr(instance, self.field.name)
-        # What field_file.save wrote (the file and its thumbnails), kept
-        # even when something after its own transaction fails.
-        pending: list[tuple[Any, Any, list[str]]] = []
-        instance.__dict__[PENDING] = pending
         try:
-            with transaction.atomic(using=using):
+            # Rolled back, the files stored for it go too (Ctrl-C included):
+            # field_file.save's own transaction has ended by then.
+            with undone_on_failure(instance), transaction.atomic(using=using):
                 field_file.save(content.name, content, save=False)
                 # Only if the row still names the old file: a user who
                 # replaced it meanwhile keeps the new one.
@@ -190,15 +188,8 @@ class Adopter:
                     old_name=old_name,
                     new_name=field_file.name,
                 )
-        except BaseException as error:
-            # Rolled back: the files stored for it go too (Ctrl-C included).
-            for _field_file, _before, written in pending:
-                delete_files(written)
-            if isinstance(error, _RowChanged):
-                return outcome(Result.CHANGED, "the row changed while it was adopted: run again")
-            raise
-        finally:
-            del instance.__dict__[PENDING]
+        except _RowChanged:
+            return outcome(Result.CHANGED, "the row changed while it was adopted: run again")
         return outcome(Result.ADOPTED, field_file.name)
 
 
