@@ -1067,15 +1067,25 @@ def test_every_store_error_becomes_the_sites_own_answer() -> None:
     }
 
 
-def test_a_range_past_the_end_is_a_short_416() -> None:
-    location = server_of(render_site(STORE_SITE)).location("@protected_media_range_not_satisfiable")
+def test_a_local_file_gets_the_same_416_as_a_stored_object() -> None:
+    # Not nginx's HTML page (tests/stack/test_stack.py sends the range).
+    location = server_of(render_site(SITE)).location("/_protected/")
+    assert [d.args for d in location.all("error_page")] == [
+        ["404", "@protected_media_not_found"],
+        ["416", "@protected_media_range_not_satisfiable"],
+    ]
+
+
+@pytest.mark.parametrize("site", [SITE, STORE_SITE], ids=["local", "store"])
+def test_a_range_past_the_end_is_a_short_416(site) -> None:
+    location = server_of(render_site(site)).location("@protected_media_range_not_satisfiable")
     # Not the type of the key's extension (an empty `types`), one charset.
     assert location.one("types").block == []
     assert location.one("default_type").args == ["text/plain"]
     assert location.one("charset").args == ["utf-8"]
     added = {d.args[0]: d.args[1:] for d in location.all("add_header")}
     assert added == {
-        "Cache-Control": ["private, no-store", "always"],
+        # no Cache-Control: the gateway's is kept from the redirect
         "X-Content-Type-Options": ["nosniff", "always"],
         # the store's "bytes */<size>", when it sends one
         "Content-Range": ["$upstream_http_content_range", "always"],
