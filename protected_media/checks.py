@@ -20,6 +20,7 @@ from django.urls import NoReverseMatch, Resolver404, get_script_prefix, resolve,
 from django.utils.module_loading import import_string
 
 from .conf import NGINX_BACKEND, STREAMING_BACKEND, SUPPORTED_BACKENDS, conf
+from .header_checks import check_cache_control
 from .limit_checks import (
     check_fast_path_busy,
     check_fast_path_postgres_connections,
@@ -58,6 +59,7 @@ def register() -> None:
         check_urls,
         check_public_prefixes,
         check_access,
+        check_cache_control,
         check_fallback,
         check_development_server,
         check_nginx_settings,

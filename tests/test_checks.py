@@ -668,6 +668,39 @@ def test_w004_not_raised_without_nginx(settings) -> None:
     assert "protected_media.W004" not in {m.id for m in messages()}
 
 
+# -- E031: PROTECTED_MEDIA_CACHE_CONTROL ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "public, max-age=3600",  # a CDN would keep one user's file for the next
+        "max-age=60",  # nothing keeps it out of a shared cache
+        "private, s-maxage=60",
+        "no-store, PUBLIC",
+        "no-cache",
+        "",
+        "private\r\nX-Injected: 1",  # every answer would be a 500
+        "private, no-store, \u00e9",
+        None,
+        60,
+    ],
+)
+def test_e031_cache_control_that_a_shared_cache_may_keep(settings, value) -> None:
+    settings.PROTECTED_MEDIA_CACHE_CONTROL = value
+    [message] = messages(tags=["security"])
+    assert message.id == "protected_media.E031"
+    assert repr(value) in message.msg
+
+
+@pytest.mark.parametrize(
+    "value", ["private, no-store", "private, max-age=60", "no-store", "Private,Max-Age=60"]
+)
+def test_e031_not_raised_for_private_answers(settings, value) -> None:
+    settings.PROTECTED_MEDIA_CACHE_CONTROL = value
+    assert security_ids() == set()
+
+
 # -- E030: what protected_media_nginx needs from the settings -------------------------
 
 
