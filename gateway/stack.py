@@ -19,6 +19,7 @@ import secrets
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,6 +78,20 @@ def find_nginx() -> str:
             "sudo apt-get update && sudo apt-get install -y nginx"
         )
     return found
+
+
+def port_in_use(port: int) -> bool:
+    """Whether loopback ``port`` is taken. nginx could not bind it, and the
+    health check would be answered by whatever holds it: the run command
+    would report itself running at another server's address."""
+    with socket.socket() as probe:
+        # As nginx binds: a port whose last connection is closing is not taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return True
+    return False
 
 
 class Stack:
@@ -307,6 +322,11 @@ def main() -> None:
     data_dir = Path(os.environ.get("GATEWAY_DATA_DIR") or BASE_DIR / "var").resolve()
     port = int(os.environ.get("GATEWAY_PORT", "8000"))
     workers = int(os.environ.get("GATEWAY_WORKERS") or os.cpu_count() or 1)
+    if port_in_use(port):
+        sys.exit(
+            f"[gateway] port {port} on {HOST} is in use: stop what listens there, "
+            "or choose another with GATEWAY_PORT"
+        )
     stack = Stack(data_dir, port, workers)
     log(f"preparing {data_dir}")
     try:

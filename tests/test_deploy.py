@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from protected_media.nginx.render import render_standalone
-from tests.stack.harness import UnixServer, nginx_listening, stop_process
+from tests.stack.harness import UnixServer, free_port, nginx_listening, stop_process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEPLOY = BASE_DIR / "deploy"
@@ -237,12 +237,6 @@ def test_nginx_check_reads_gateway_conf(tmp_path: Path) -> None:
 
 
 # -- the guide's TLS file with the rendered site, served for real ------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class EchoHeaders(BaseHTTPRequestHandler):

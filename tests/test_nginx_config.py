@@ -7,7 +7,6 @@ import io
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from protected_media.nginx.render import (
 )
 from protected_media.nginx.rules import is_writable
 from protected_media.ops.doctor.nginx_config import check_nginx_config
+from tests.stack.harness import free_port
 from tests.test_security_tools import GIXY_SKIPS, gixy
 
 LIMIT = 10 * 1024 * 1024
@@ -651,12 +651,6 @@ def nginx_binary() -> str:
     if found is None:
         pytest.fail("nginx is not installed: run `make nginx` (scripts/ensure-debian-packages)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def render_command(*args: str) -> str:

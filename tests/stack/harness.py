@@ -12,6 +12,7 @@ import socket
 import socketserver
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -43,10 +44,25 @@ NO_RATE_LIMITS = {
 }
 
 
+# Every port free_port has handed out in this process.
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing listens on, and never one this process handed
+    out before. A Stack takes its port when made but binds it only when
+    started, and the kernel offers a port it has just released to the next
+    caller: the benchmark's uvicorn floor once took a stack's port, the stack's
+    health check was answered by the floor, and its sign-in found no form."""
+    with _handed_out_lock:
+        while True:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = int(probe.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
 
 
 @dataclass(frozen=True)

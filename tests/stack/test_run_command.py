@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import CREATE_USERS, USERS
-from .harness import Stack, cookie_header, upload
+from .harness import BASE_DIR, Stack, cookie_header, upload
 
 pytestmark = pytest.mark.stack
 
@@ -69,6 +72,33 @@ def test_supervises_and_stops_on_ctrl_c(tmp_path) -> None:
         assert not healthy(stack)
     finally:
         stack.stop()
+
+
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path) -> None:
+    # Another server holds the port: nginx could not bind it, and that server
+    # would answer the health check in its place.
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        data_dir = tmp_path / "data"
+        env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway.stack"],
+            cwd=BASE_DIR,
+            env={**env, "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"[gateway] port {port} on 127.0.0.1 is in use: stop what listens there, "
+        "or choose another with GATEWAY_PORT\n"
+    )
+    assert "running at" not in done.stdout
+    assert not data_dir.exists()
 
 
 # -- under umask 077, and a child that keeps dying --------------------------------------
