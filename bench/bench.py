@@ -1010,6 +1010,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         handoff = django_view = fallback = scaled = threads = s3 = None
         postgres = postgres_threads = None
+        # The store first: it binds its ports as it starts, while a stack takes
+        # its port now and binds it only when started below, so the store
+        # could otherwise be handed a stack's port.
+        if cases & set(STORE_CASES):
+            store_dir = Path(tempfile.mkdtemp(prefix="gateway-bench-store-"))
+            folders.append(store_dir)
+            seaweed = Seaweed(store_dir / STORE_FOLDER)
+            store = seaweed.start()
+            log(f"SeaweedFS serving bucket {store.bucket!r} at {store.endpoint_url}")
         if cases & {"static", "gateway", "health"}:
             handoff = start_stack("handoff", args.workers, folders)
         if "django-view" in cases:
@@ -1037,11 +1046,6 @@ def run(args: argparse.Namespace) -> int:
                 postgres=True,
             )
         if cases & set(STORE_CASES):
-            store_dir = Path(tempfile.mkdtemp(prefix="gateway-bench-store-"))
-            folders.append(store_dir)
-            seaweed = Seaweed(store_dir / STORE_FOLDER)
-            store = seaweed.start()
-            log(f"SeaweedFS serving bucket {store.bucket!r} at {store.endpoint_url}")
             s3 = start_stack("s3", args.workers, folders, store.gateway_environment())
         started = (handoff, django_view, fallback, scaled, threads, postgres, postgres_threads, s3)
         stacks = [stack for stack in started if stack]
