@@ -12,7 +12,6 @@ import io
 import os
 import pty
 import re
-import socket
 import time
 from itertools import takewhile
 
@@ -28,6 +27,7 @@ from protected_media.ops.orphans import DiskEntry, Kind, Record
 from protected_media.storage import protected_storage
 
 from .conftest import png_bytes
+from .stack.harness import free_port
 from .store import object_names, read_object, use_store
 from .test_orphans import DAY, SOURCE, fileless_record, read_terminal
 
@@ -170,12 +170,6 @@ def test_the_progress_lines_go_to_the_terminal(store) -> None:
     assert len(finals) == 3
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("setting", "value", "said"),
     [
@@ -190,7 +184,7 @@ def test_a_store_that_fails_is_a_command_error_and_costs_nothing(
 ) -> None:
     stray = put_stray(store)
     record = fileless_record(f"files/{new_key()}.txt")
-    setattr(settings, setting, value.format(port=closed_port()))
+    setattr(settings, setting, value.format(port=free_port()))
     with pytest.raises(CommandError) as refused:
         orphans("--delete", "--grace", "0")
     message = str(refused.value)
