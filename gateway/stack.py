@@ -94,6 +94,13 @@ def port_in_use(port: int) -> bool:
     return False
 
 
+def port_taken_message(port: int) -> str:
+    return (
+        f"[gateway] port {port} on {HOST} is in use: stop what listens there, "
+        "or choose another with GATEWAY_PORT"
+    )
+
+
 class Stack:
     def __init__(self, data_dir: Path, port: int, workers: int) -> None:
         self.data_dir = data_dir
@@ -322,11 +329,10 @@ def main() -> None:
     data_dir = Path(os.environ.get("GATEWAY_DATA_DIR") or BASE_DIR / "var").resolve()
     port = int(os.environ.get("GATEWAY_PORT", "8000"))
     workers = int(os.environ.get("GATEWAY_WORKERS") or os.cpu_count() or 1)
+    # Before anything is written; and again below, since preparing takes
+    # seconds in which another server may take the port.
     if port_in_use(port):
-        sys.exit(
-            f"[gateway] port {port} on {HOST} is in use: stop what listens there, "
-            "or choose another with GATEWAY_PORT"
-        )
+        sys.exit(port_taken_message(port))
     stack = Stack(data_dir, port, workers)
     log(f"preparing {data_dir}")
     try:
@@ -339,6 +345,9 @@ def main() -> None:
         # The store runs in a session of its own: Ctrl-C does not reach it.
         stack.stop()
         raise
+    if port_in_use(port):
+        stack.stop()
+        sys.exit(port_taken_message(port))
     signal.signal(signal.SIGINT, stack.request_stop)
     signal.signal(signal.SIGTERM, stack.request_stop)
     stack.start("uvicorn")

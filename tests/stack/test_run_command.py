@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import CREATE_USERS, USERS
-from .harness import BASE_DIR, Stack, cookie_header, upload
+from .harness import BASE_DIR, Stack, cookie_header, free_port, upload
 
 pytestmark = pytest.mark.stack
 
@@ -74,31 +74,58 @@ def test_supervises_and_stops_on_ctrl_c(tmp_path) -> None:
         stack.stop()
 
 
+def run_command(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.stack"],
+        cwd=BASE_DIR,
+        env={**env, "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def port_taken(port: int) -> str:
+    return (
+        f"[gateway] port {port} on 127.0.0.1 is in use: stop what listens there, "
+        "or choose another with GATEWAY_PORT\n"
+    )
+
+
 def test_a_taken_port_is_refused_before_anything_starts(tmp_path) -> None:
     # Another server holds the port: nginx could not bind it, and that server
     # would answer the health check in its place.
+    data_dir = tmp_path / "data"
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        data_dir = tmp_path / "data"
-        env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
-        done = subprocess.run(
-            [sys.executable, "-m", "gateway.stack"],
-            cwd=BASE_DIR,
-            env={**env, "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert done.returncode == 1
-    assert done.stderr == (
-        f"[gateway] port {port} on 127.0.0.1 is in use: stop what listens there, "
-        "or choose another with GATEWAY_PORT\n"
-    )
-    assert "running at" not in done.stdout
+        command = run_command(data_dir, port)
+        out, err = command.communicate(timeout=60)
+    assert (command.returncode, out, err) == (1, "", port_taken(port))
     assert not data_dir.exists()
+
+
+def test_a_port_taken_while_preparing_is_refused_before_the_servers_start(tmp_path) -> None:
+    port = free_port()
+    command = run_command(tmp_path / "data", port)
+    try:
+        assert command.stdout is not None
+        assert command.stdout.readline().startswith("[gateway] preparing ")
+        # The migrations take seconds: the port is taken meanwhile.
+        with socket.socket() as other:
+            other.bind(("127.0.0.1", port))
+            other.listen()
+            out, err = command.communicate(timeout=120)
+    finally:
+        command.kill()
+    assert command.returncode == 1
+    assert err.endswith(port_taken(port))
+    assert "running at" not in out
+    # Neither server was started: nginx would have failed to bind, loudly.
+    assert not (tmp_path / "data" / "run" / "uvicorn.sock").exists()
+    assert "nginx: [emerg]" not in err
 
 
 # -- under umask 077, and a child that keeps dying --------------------------------------
