@@ -115,6 +115,8 @@ def test_a_port_taken_while_preparing_is_refused_before_the_servers_start(tmp_pa
         assert command.stdout.readline().startswith("[gateway] preparing ")
         # The migrations take seconds: the port is taken meanwhile.
         with socket.socket() as other:
+            # As a server binds: a closing connection on the port is no bar.
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             other.bind(("127.0.0.1", port))
             other.listen()
             out, err = command.communicate(timeout=120)
